@@ -1,0 +1,683 @@
+//! Contacts: people a tenant does business with.
+//!
+//! Input arrives as [`ContactInput`] (everything optional, nothing checked) or
+//! [`ContactPatch`] (merge-patch: absent keeps, `null` clears), and becomes a
+//! [`ContactDraft`] only through [`ContactDraft::new`] / [`ContactDraft::patched`], which
+//! enforce every rule. Storage turns a draft into a [`Contact`] with id, timestamps and
+//! version.
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::field_errors::FieldErrors;
+use crate::list::{Cursor, Limit, Page, Sort, SortField, SortValue};
+use crate::ids::{CompanyId, ContactId, TenantId, UserId};
+use crate::text::{TextError, optional_single_line};
+
+/// Longest first or last name, in characters.
+pub const NAME_MAX: usize = 100;
+/// Longest job title.
+pub const TITLE_MAX: usize = 200;
+/// Longest e-mail address (RFC 5321 path limit).
+pub const EMAIL_MAX: usize = 254;
+/// Longest phone number as typed.
+pub const PHONE_MAX: usize = 32;
+/// Most tags on one contact.
+pub const TAGS_MAX: usize = 50;
+/// Longest tag.
+pub const TAG_MAX: usize = 50;
+/// Largest `customFields` object, serialised as compact JSON.
+pub const CUSTOM_FIELDS_MAX_BYTES: usize = 16 * 1024;
+/// Most keys in `customFields`.
+pub const CUSTOM_FIELDS_MAX_KEYS: usize = 100;
+
+/// An e-mail address, trimmed and lower-cased (so uniqueness is case-insensitive by
+/// construction, as HubSpot and Pipedrive treat addresses).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+/// Why an e-mail address was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum EmailError {
+    /// Longer than 254 characters.
+    #[error("must be at most {EMAIL_MAX} characters")]
+    TooLong,
+    /// Not of the form local@domain.tld.
+    #[error("must be a valid e-mail address")]
+    Invalid,
+}
+
+impl Email {
+    /// Parses an address: one `@`, a local part of 1-64 characters, a domain of dot-separated
+    /// labels (letters, digits, hyphens; Unicode letters allowed), no spaces or controls.
+    ///
+    /// # Errors
+    /// [`EmailError`] saying what is wrong.
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        // Lower-case first and check what will be stored, so a stored address re-parses.
+        let normalised = raw.trim().to_lowercase();
+        if normalised.chars().count() > EMAIL_MAX {
+            return Err(EmailError::TooLong);
+        }
+        let (local, domain) = normalised.split_once('@').ok_or(EmailError::Invalid)?;
+        let local_ok = !local.is_empty()
+            && local.chars().count() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !"@<>()[],;:\\\"".contains(c));
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|label| {
+                !label.is_empty()
+                    && label.chars().count() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if local_ok && domain_ok {
+            Ok(Self(normalised))
+        } else {
+            Err(EmailError::Invalid)
+        }
+    }
+
+    /// The normalised address.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A phone number as people type it: digits with `+`, spaces, dashes, dots, slashes,
+/// parentheses and an `x`/`ext` extension. Kept as typed; not reformatted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phone(String);
+
+/// Why a phone number was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum PhoneError {
+    /// Longer than allowed.
+    #[error("must be at most {PHONE_MAX} characters")]
+    TooLong,
+    /// Letters or symbols that are not part of a phone number, or too few digits.
+    #[error("must be a phone number: digits, spaces and + - ( ) . / x")]
+    Invalid,
+}
+
+impl Phone {
+    /// Parses a phone number.
+    ///
+    /// # Errors
+    /// [`PhoneError`] saying what is wrong.
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        let trimmed = raw.trim();
+        if trimmed.chars().count() > PHONE_MAX {
+            return Err(PhoneError::TooLong);
+        }
+        let allowed = trimmed
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().x/ext".contains(c));
+        let digits = trimmed.chars().filter(char::is_ascii_digit).count();
+        if allowed && digits >= 3 {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(PhoneError::Invalid)
+        }
+    }
+
+    /// The number as typed (trimmed).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Labels on a contact: trimmed, de-duplicated case-insensitively (first spelling wins),
+/// at most 50 of at most 50 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Tags(Vec<String>);
+
+/// Why a tag list was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum TagsError {
+    /// More than 50 tags.
+    #[error("must hold at most {TAGS_MAX} tags")]
+    TooMany,
+    /// One tag breaks the text rules.
+    #[error("tag {index}: {error}")]
+    Tag {
+        /// Position in the list sent.
+        index: usize,
+        /// What is wrong with it.
+        error: TextError,
+    },
+}
+
+impl Tags {
+    /// Parses a list of tags.
+    ///
+    /// # Errors
+    /// [`TagsError`] for the first problem found.
+    pub fn parse(raw: &[String]) -> Result<Self, TagsError> {
+        if raw.len() > TAGS_MAX {
+            return Err(TagsError::TooMany);
+        }
+        let mut tags: Vec<String> = Vec::with_capacity(raw.len());
+        for (index, tag) in raw.iter().enumerate() {
+            let tag = crate::text::single_line(tag, TAG_MAX)
+                .map_err(|error| TagsError::Tag { index, error })?;
+            if !tags.iter().any(|t| t.to_lowercase() == tag.to_lowercase()) {
+                tags.push(tag);
+            }
+        }
+        Ok(Self(tags))
+    }
+
+    /// The tags, in the order sent.
+    #[must_use]
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// Free-form integration data: a JSON object of bounded size.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CustomFields(Map<String, Value>);
+
+/// Why `customFields` was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum CustomFieldsError {
+    /// Not a JSON object.
+    #[error("must be a JSON object")]
+    NotAnObject,
+    /// Too many keys.
+    #[error("must have at most {CUSTOM_FIELDS_MAX_KEYS} keys")]
+    TooManyKeys,
+    /// A key that is empty or longer than 100 characters.
+    #[error("keys must be 1 to 100 characters")]
+    BadKey,
+    /// Too large once serialised.
+    #[error("must be at most {CUSTOM_FIELDS_MAX_BYTES} bytes of JSON")]
+    TooLarge,
+    /// Holds a NUL character, which PostgreSQL's jsonb cannot store.
+    #[error("must not contain NUL characters")]
+    NulCharacter,
+}
+
+impl CustomFields {
+    /// Parses a JSON value into custom fields.
+    ///
+    /// # Errors
+    /// [`CustomFieldsError`] for the first rule broken.
+    pub fn parse(value: Value) -> Result<Self, CustomFieldsError> {
+        let Value::Object(map) = value else {
+            return Err(CustomFieldsError::NotAnObject);
+        };
+        if map.len() > CUSTOM_FIELDS_MAX_KEYS {
+            return Err(CustomFieldsError::TooManyKeys);
+        }
+        if map.keys().any(|k| k.is_empty() || k.chars().count() > 100) {
+            return Err(CustomFieldsError::BadKey);
+        }
+        let serialised = Value::Object(map.clone()).to_string();
+        if serialised.len() > CUSTOM_FIELDS_MAX_BYTES {
+            return Err(CustomFieldsError::TooLarge);
+        }
+        // serde_json escapes NUL as \u0000, which jsonb refuses.
+        if serialised.contains("\\u0000") {
+            return Err(CustomFieldsError::NulCharacter);
+        }
+        Ok(Self(map))
+    }
+
+    /// The object.
+    #[must_use]
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    /// The object as a JSON value.
+    #[must_use]
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.0.clone())
+    }
+}
+
+/// Contact fields as received, nothing checked yet: the input of create and replace.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContactInput {
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Job title.
+    pub title: Option<String>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+    /// Custom fields (must be an object).
+    pub custom_fields: Option<Value>,
+    /// Owning member.
+    pub owner_id: Option<UserId>,
+    /// Company (checked against companies once they exist).
+    pub company_id: Option<CompanyId>,
+}
+
+/// A merge-patch of a contact: `None` keeps a field, `Some(None)` clears it,
+/// `Some(Some(v))` sets it.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[allow(clippy::option_option)] // the three states are the point of a merge-patch
+pub struct ContactPatch {
+    /// Given name.
+    pub first_name: Option<Option<String>>,
+    /// Family name.
+    pub last_name: Option<Option<String>>,
+    /// E-mail address.
+    pub email: Option<Option<String>>,
+    /// Phone number.
+    pub phone: Option<Option<String>>,
+    /// Job title.
+    pub title: Option<Option<String>>,
+    /// Tags (`null` clears to none).
+    pub tags: Option<Option<Vec<String>>>,
+    /// Custom fields (`null` clears to `{}`; an object replaces the whole object).
+    pub custom_fields: Option<Option<Value>>,
+    /// Owning member.
+    pub owner_id: Option<Option<UserId>>,
+    /// Company.
+    pub company_id: Option<Option<CompanyId>>,
+}
+
+impl ContactPatch {
+    /// True when the patch changes nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The writable state of a contact, fully validated.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ContactDraft {
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// E-mail address, unique per tenant.
+    pub email: Option<Email>,
+    /// Phone number.
+    pub phone: Option<Phone>,
+    /// Job title.
+    pub title: Option<String>,
+    /// Tags.
+    pub tags: Tags,
+    /// Custom fields.
+    pub custom_fields: CustomFields,
+    /// Owning member of the tenant.
+    pub owner_id: Option<UserId>,
+    /// Company.
+    pub company_id: Option<CompanyId>,
+}
+
+impl ContactDraft {
+    /// Validates raw input. A contact needs at least one of first name, last name or
+    /// e-mail, or nobody could ever find it again.
+    ///
+    /// # Errors
+    /// Every problem found, by field (camelCase, as the API names them).
+    pub fn new(input: ContactInput) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let first_name = errors
+            .check("firstName", optional_single_line(input.first_name.as_deref(), NAME_MAX))
+            .flatten();
+        let last_name = errors
+            .check("lastName", optional_single_line(input.last_name.as_deref(), NAME_MAX))
+            .flatten();
+        let title = errors
+            .check("title", optional_single_line(input.title.as_deref(), TITLE_MAX))
+            .flatten();
+        let email = match input.email.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => errors.check("email", Email::parse(raw)),
+        };
+        let phone = match input.phone.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => errors.check("phone", Phone::parse(raw)),
+        };
+        let tags = errors
+            .check("tags", Tags::parse(input.tags.as_deref().unwrap_or_default()))
+            .unwrap_or_default();
+        let custom_fields = match input.custom_fields {
+            None | Some(Value::Null) => CustomFields::default(),
+            Some(value) => errors
+                .check("customFields", CustomFields::parse(value))
+                .unwrap_or_default(),
+        };
+        let had_identity =
+            input.first_name.is_some() || input.last_name.is_some() || input.email.is_some();
+        if errors.is_empty() && first_name.is_none() && last_name.is_none() && email.is_none() {
+            let field = if had_identity { "firstName" } else { "email" };
+            errors.add(field, "a contact needs a first name, a last name or an e-mail address");
+        }
+        errors.into_result(Self {
+            first_name,
+            last_name,
+            email,
+            phone,
+            title,
+            tags,
+            custom_fields,
+            owner_id: input.owner_id,
+            company_id: input.company_id,
+        })
+    }
+
+    /// The draft as raw input again, so a patch can be applied and re-validated as a whole.
+    #[must_use]
+    pub fn to_input(&self) -> ContactInput {
+        ContactInput {
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            email: self.email.as_ref().map(|e| e.as_str().to_owned()),
+            phone: self.phone.as_ref().map(|p| p.as_str().to_owned()),
+            title: self.title.clone(),
+            tags: Some(self.tags.as_slice().to_vec()),
+            custom_fields: Some(self.custom_fields.to_value()),
+            owner_id: self.owner_id,
+            company_id: self.company_id,
+        }
+    }
+
+    /// Applies a merge-patch and validates the result as a whole.
+    ///
+    /// # Errors
+    /// As [`ContactDraft::new`], for the patched contact.
+    pub fn patched(&self, patch: ContactPatch) -> Result<Self, FieldErrors> {
+        let mut input = self.to_input();
+        if let Some(v) = patch.first_name {
+            input.first_name = v;
+        }
+        if let Some(v) = patch.last_name {
+            input.last_name = v;
+        }
+        if let Some(v) = patch.email {
+            input.email = v;
+        }
+        if let Some(v) = patch.phone {
+            input.phone = v;
+        }
+        if let Some(v) = patch.title {
+            input.title = v;
+        }
+        if let Some(v) = patch.tags {
+            input.tags = v;
+        }
+        if let Some(v) = patch.custom_fields {
+            input.custom_fields = v;
+        }
+        if let Some(v) = patch.owner_id {
+            input.owner_id = v;
+        }
+        if let Some(v) = patch.company_id {
+            input.company_id = v;
+        }
+        Self::new(input)
+    }
+}
+
+/// A stored contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// Its id.
+    pub id: ContactId,
+    /// The tenant it belongs to.
+    pub tenant_id: TenantId,
+    /// Its fields.
+    pub fields: ContactDraft,
+    /// When it was created (microsecond precision, as stored).
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+    /// Starts at 1, grows by one with every change: the basis of the ETag.
+    pub version: i64,
+}
+
+impl Contact {
+    /// The entity tag of this version (a strong validator, quoted as HTTP wants it).
+    #[must_use]
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+}
+
+/// The fields a contact list can be sorted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactSortField {
+    /// Creation time.
+    CreatedAt,
+    /// Last change.
+    UpdatedAt,
+    /// Family name (absent sorts as empty).
+    LastName,
+    /// E-mail address (absent sorts as empty).
+    Email,
+}
+
+impl SortField for ContactSortField {
+    const FIELDS: &'static [(Self, &'static str)] = &[
+        (Self::CreatedAt, "createdAt"),
+        (Self::UpdatedAt, "updatedAt"),
+        (Self::LastName, "lastName"),
+        (Self::Email, "email"),
+    ];
+}
+
+impl ContactSortField {
+    /// The value of this field in `contact`, as a cursor records it.
+    #[must_use]
+    pub fn value_of(self, contact: &Contact) -> SortValue {
+        match self {
+            Self::CreatedAt => SortValue::Timestamp(contact.created_at),
+            Self::UpdatedAt => SortValue::Timestamp(contact.updated_at),
+            Self::LastName => {
+                SortValue::Text(contact.fields.last_name.clone().unwrap_or_default())
+            }
+            Self::Email => SortValue::Text(
+                contact.fields.email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+/// The default order of a contact list: newest first, as Stripe lists.
+pub const DEFAULT_CONTACT_SORT: Sort<ContactSortField> =
+    Sort { field: ContactSortField::CreatedAt, descending: true };
+
+/// Everything a contact list can be narrowed by; all filters combine with AND.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactQuery {
+    /// Page size.
+    pub limit: Limit,
+    /// Order.
+    pub sort: Sort<ContactSortField>,
+    /// Continue after this row.
+    pub cursor: Option<Cursor<ContactSortField>>,
+    /// Case-insensitive substring of first name, last name, e-mail or phone.
+    pub q: Option<String>,
+    /// Exact e-mail (normalised like stored addresses).
+    pub email: Option<Email>,
+    /// Contacts of this company.
+    pub company_id: Option<CompanyId>,
+    /// Contacts owned by this member.
+    pub owner_id: Option<UserId>,
+    /// Contacts carrying this tag (exact, case-sensitive).
+    pub tag: Option<String>,
+    /// Created strictly after.
+    pub created_after: Option<OffsetDateTime>,
+    /// Changed strictly after.
+    pub updated_after: Option<OffsetDateTime>,
+}
+
+impl Default for ContactQuery {
+    fn default() -> Self {
+        Self {
+            limit: Limit::default(),
+            sort: DEFAULT_CONTACT_SORT,
+            cursor: None,
+            q: None,
+            email: None,
+            company_id: None,
+            owner_id: None,
+            tag: None,
+            created_after: None,
+            updated_after: None,
+        }
+    }
+}
+
+/// A page of contacts.
+pub type ContactPage = Page<Contact, ContactSortField>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn input(first: &str, email: &str) -> ContactInput {
+        ContactInput {
+            first_name: Some(first.into()),
+            email: Some(email.into()),
+            ..ContactInput::default()
+        }
+    }
+
+    #[test]
+    fn email_is_trimmed_and_lower_cased() {
+        let email = Email::parse("  Ada.Lovelace@Example.COM ").expect("valid");
+        assert_eq!(email.as_str(), "ada.lovelace@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for raw in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@exa_mple.com", "ada@@example.com", "ada@-example.com", "'; DROP TABLE contacts;--@x.com"] {
+            assert!(Email::parse(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn overlong_email_is_refused_as_too_long() {
+        let raw = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(Email::parse(&raw), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn phone_accepts_common_formats_and_refuses_text() {
+        for ok in ["+44 20 7946 0000", "(555) 123-4567", "555.123.4567 x12"] {
+            assert!(Phone::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["call me", "12", "+1 555 <script>"] {
+            assert!(Phone::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_are_deduplicated_case_insensitively() {
+        let tags = Tags::parse(&["VIP".into(), " vip ".into(), "lead".into()]).expect("valid");
+        assert_eq!(tags.as_slice(), ["VIP".to_owned(), "lead".to_owned()]);
+    }
+
+    #[test]
+    fn too_many_tags_are_refused() {
+        let many: Vec<String> = (0..51).map(|i| format!("t{i}")).collect();
+        assert_eq!(Tags::parse(&many), Err(TagsError::TooMany));
+    }
+
+    #[test]
+    fn custom_fields_must_be_a_small_object() {
+        assert!(CustomFields::parse(json!({"a": 1})).is_ok());
+        assert_eq!(CustomFields::parse(json!([1])), Err(CustomFieldsError::NotAnObject));
+        let big = json!({"blob": "x".repeat(CUSTOM_FIELDS_MAX_BYTES)});
+        assert_eq!(CustomFields::parse(big), Err(CustomFieldsError::TooLarge));
+        assert_eq!(CustomFields::parse(json!({"a": "x\u{0}y"})), Err(CustomFieldsError::NulCharacter));
+    }
+
+    #[test]
+    fn a_contact_needs_a_name_or_an_email() {
+        let errors = ContactDraft::new(ContactInput {
+            title: Some("CTO".into()),
+            ..ContactInput::default()
+        })
+        .expect_err("nothing to identify the contact");
+        assert!(errors.fields().contains_key("email"));
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        let errors = ContactDraft::new(ContactInput {
+            first_name: Some("x".repeat(10_000)),
+            email: Some("nope".into()),
+            phone: Some("phone".into()),
+            ..ContactInput::default()
+        })
+        .expect_err("three bad fields");
+        let fields: Vec<&str> = errors.fields().keys().map(String::as_str).collect();
+        assert_eq!(fields, ["email", "firstName", "phone"]);
+    }
+
+    #[test]
+    fn patch_keeps_absent_fields_and_clears_nulls() {
+        let draft = ContactDraft::new(ContactInput {
+            title: Some("CTO".into()),
+            ..input("Ada", "ada@example.com")
+        })
+        .expect("valid");
+        let patched = draft
+            .patched(ContactPatch {
+                title: Some(None),
+                last_name: Some(Some("Lovelace".into())),
+                ..ContactPatch::default()
+            })
+            .expect("valid patch");
+        assert_eq!(patched.first_name.as_deref(), Some("Ada"));
+        assert_eq!(patched.last_name.as_deref(), Some("Lovelace"));
+        assert_eq!(patched.title, None);
+    }
+
+    #[test]
+    fn a_patch_cannot_leave_a_contact_without_identity() {
+        let draft = ContactDraft::new(input("Ada", "ada@example.com")).expect("valid");
+        let result = draft.patched(ContactPatch {
+            first_name: Some(None),
+            email: Some(None),
+            ..ContactPatch::default()
+        });
+        assert!(result.is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn email_parse_never_panics_and_normalises_idempotently(raw in "\\PC{0,80}") {
+            if let Ok(email) = Email::parse(&raw) {
+                let again = Email::parse(email.as_str()).expect("normalised emails re-parse");
+                prop_assert_eq!(again, email);
+            }
+        }
+
+        #[test]
+        fn draft_from_arbitrary_text_never_panics(first in "\\PC{0,200}", phone in "\\PC{0,40}") {
+            let _ = ContactDraft::new(ContactInput {
+                first_name: Some(first),
+                phone: Some(phone),
+                ..ContactInput::default()
+            });
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The pure core of the CRM: entities, value objects and business rules.
+//!
+//! Nothing in this crate performs I/O or knows about a runtime, a database or HTTP, so
+//! other services can reuse the rules and every rule can be tested in microseconds.
+//! Values are parsed once at the boundary (`Email::parse`, `ContactDraft::new`) and are
+//! valid from then on.
+
+pub mod api_key;
+pub mod contact;
+pub mod field_errors;
+pub mod ids;
+pub mod list;
+pub mod principal;
+pub mod text;
+
+pub use field_errors::FieldErrors;

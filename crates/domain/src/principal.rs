@@ -1,0 +1,229 @@
+//! Who is calling, inside which tenant, and what they may do.
+//!
+//! A [`Principal`] is produced once per request by authentication and handed to every use
+//! case, which asks it for a [`Permission`] before touching data.
+
+use std::fmt;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+use crate::ids::{ApiKeyId, TenantId};
+
+/// A member's role in a tenant. Ordered from most to least powerful.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including the tenant itself.
+    Owner,
+    /// CRM data plus API keys, webhooks and members.
+    Admin,
+    /// Reads and writes CRM data.
+    Member,
+    /// Reads CRM data.
+    Viewer,
+}
+
+impl Role {
+    /// The stored and serialised name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+            Self::Member => "member",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    /// Whether the role by itself allows `permission`.
+    #[must_use]
+    pub const fn allows(self, permission: Permission) -> bool {
+        match permission {
+            Permission::ContactsRead => true,
+            Permission::ContactsWrite => !matches!(self, Self::Viewer),
+        }
+    }
+}
+
+/// A role name that is not one of ours.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("unknown role `{0}`")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "owner" => Ok(Self::Owner),
+            "admin" => Ok(Self::Admin),
+            "member" => Ok(Self::Member),
+            "viewer" => Ok(Self::Viewer),
+            other => Err(UnknownRole(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing a use case needs to be allowed to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// List and read contacts.
+    ContactsRead,
+    /// Create, change and delete contacts.
+    ContactsWrite,
+}
+
+impl Permission {
+    /// The API key scope that grants this permission.
+    #[must_use]
+    pub const fn scope(self) -> &'static str {
+        match self {
+            Self::ContactsRead => "contacts:read",
+            Self::ContactsWrite => "contacts:write",
+        }
+    }
+}
+
+/// The scopes of an API key: `*`, or a list such as `contacts:read`. A `:write` scope
+/// implies the matching `:read`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    /// Every scope: what a session or an owner key has.
+    #[must_use]
+    pub fn all() -> Self {
+        Self(vec!["*".to_owned()])
+    }
+
+    /// Wraps stored scope names.
+    #[must_use]
+    pub fn from_names(names: Vec<String>) -> Self {
+        Self(names)
+    }
+
+    /// The scope names.
+    #[must_use]
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether these scopes include `permission`.
+    #[must_use]
+    pub fn grant(&self, permission: Permission) -> bool {
+        let wanted = permission.scope();
+        let (resource, action) = wanted.split_once(':').unwrap_or((wanted, ""));
+        self.0.iter().any(|scope| {
+            scope == "*"
+                || scope == wanted
+                || (action == "read"
+                    && scope.strip_suffix(":write").is_some_and(|r| r == resource))
+        })
+    }
+}
+
+/// How the caller authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// An API key of the tenant.
+    ApiKey {
+        /// The key's id.
+        id: ApiKeyId,
+        /// Its human name.
+        name: String,
+        /// Its public, greppable prefix (`crm_sk_…`).
+        prefix: String,
+    },
+}
+
+/// The authenticated caller: the tenant it acts in, its role there and its scopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The tenant every data access of this request is scoped to.
+    pub tenant_id: TenantId,
+    /// The tenant's display name.
+    pub tenant_name: String,
+    /// How the caller authenticated.
+    pub actor: Actor,
+    /// The caller's role in the tenant.
+    pub role: Role,
+    /// Further narrowing for API keys (`*` for sessions).
+    pub scopes: Scopes,
+}
+
+/// The caller may not do what it asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("this credential is not allowed to {}", .0.scope())]
+pub struct Forbidden(pub Permission);
+
+impl Principal {
+    /// Checks role and scopes together.
+    ///
+    /// # Errors
+    /// [`Forbidden`] naming the missing permission.
+    pub fn require(&self, permission: Permission) -> Result<(), Forbidden> {
+        if self.role.allows(permission) && self.scopes.grant(permission) {
+            Ok(())
+        } else {
+            Err(Forbidden(permission))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_principal(role: Role, scopes: &[&str]) -> Principal {
+        Principal {
+            tenant_id: TenantId::new(),
+            tenant_name: "Acme".into(),
+            actor: Actor::ApiKey {
+                id: ApiKeyId::new(),
+                name: "ci".into(),
+                prefix: "crm_sk_abc".into(),
+            },
+            role,
+            scopes: Scopes::from_names(scopes.iter().map(|s| (*s).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn viewers_read_but_do_not_write() {
+        let viewer = key_principal(Role::Viewer, &["*"]);
+        assert!(viewer.require(Permission::ContactsRead).is_ok());
+        assert_eq!(
+            viewer.require(Permission::ContactsWrite),
+            Err(Forbidden(Permission::ContactsWrite))
+        );
+    }
+
+    #[test]
+    fn scopes_narrow_a_powerful_role() {
+        let reader = key_principal(Role::Owner, &["contacts:read"]);
+        assert!(reader.require(Permission::ContactsRead).is_ok());
+        assert!(reader.require(Permission::ContactsWrite).is_err());
+    }
+
+    #[test]
+    fn write_scope_implies_read_of_the_same_resource_only() {
+        let writer = Scopes::from_names(vec!["contacts:write".into()]);
+        assert!(writer.grant(Permission::ContactsRead));
+        let other = Scopes::from_names(vec!["companies:write".into()]);
+        assert!(!other.grant(Permission::ContactsRead));
+    }
+
+    #[test]
+    fn roles_round_trip_through_their_names() {
+        for role in [Role::Owner, Role::Admin, Role::Member, Role::Viewer] {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+}

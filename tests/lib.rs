@@ -1,0 +1,1 @@
+//! Shared nothing: all black-box tests live in `api/`.
