@@ -1,1 +1,9 @@
+//! Use cases: what the CRM does, written once over the ports.
+//!
+//! Each use case takes a unit of work already scoped to the caller's tenant (opened by
+//! [`auth::authenticate`]), checks the caller's permission, applies the domain rules,
+//! writes through the unit of work and commits. The HTTP layer and the CLI only translate.
 
+pub mod auth;
+pub mod contacts;
+pub mod tenants;

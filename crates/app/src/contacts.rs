@@ -1,0 +1,180 @@
+//! Contact use cases: list, get, create, replace, patch, delete.
+
+use domain::FieldErrors;
+use domain::contact::{Contact, ContactDraft, ContactInput, ContactPage, ContactPatch, ContactQuery};
+use domain::ids::ContactId;
+use domain::principal::{Forbidden, Permission, Principal};
+use ports::{ContactWriteError, RepoError, UnitOfWork};
+use thiserror::Error;
+
+/// Every way a contact use case can fail. The API maps each variant to one status.
+#[derive(Debug, Error)]
+pub enum ContactError {
+    /// The caller's role or scopes do not allow this.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// The input breaks the contact rules.
+    #[error("invalid contact: {0}")]
+    Invalid(FieldErrors),
+    /// No such contact in the caller's tenant (also what another tenant's id looks like).
+    #[error("contact not found")]
+    NotFound,
+    /// `If-Match` named another version.
+    #[error("the contact has changed: its current ETag is {current_etag}")]
+    PreconditionFailed {
+        /// The ETag the client should have sent.
+        current_etag: String,
+    },
+    /// Another contact of the tenant has this e-mail address.
+    #[error("a contact with this e-mail address already exists")]
+    DuplicateEmail,
+    /// Storage failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+impl From<ContactWriteError> for ContactError {
+    fn from(error: ContactWriteError) -> Self {
+        match error {
+            ContactWriteError::DuplicateEmail => Self::DuplicateEmail,
+            ContactWriteError::UnknownOwner => {
+                let mut fields = FieldErrors::new();
+                fields.add("ownerId", "must be a member of this tenant");
+                Self::Invalid(fields)
+            }
+            ContactWriteError::NotFound => Self::NotFound,
+            ContactWriteError::Repo(repo) => Self::Repo(repo),
+        }
+    }
+}
+
+/// An `If-Match` precondition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: the resource must exist.
+    Any,
+    /// A list of entity tags, one of which must be current (strong comparison).
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    fn check(&self, contact: &Contact) -> Result<(), ContactError> {
+        let current = contact.etag();
+        let matches = match self {
+            Self::Any => true,
+            Self::Tags(tags) => tags.iter().any(|tag| *tag == current),
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err(ContactError::PreconditionFailed { current_etag: current })
+        }
+    }
+}
+
+/// Lists contacts of the caller's tenant.
+///
+/// # Errors
+/// [`ContactError::Forbidden`] without `contacts:read`; storage errors.
+pub async fn list_contacts<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    query: ContactQuery,
+) -> Result<ContactPage, ContactError> {
+    principal.require(Permission::ContactsRead)?;
+    let page = uow.list_contacts(&query).await?;
+    uow.commit().await?;
+    Ok(page)
+}
+
+/// Fetches one contact.
+///
+/// # Errors
+/// [`ContactError::NotFound`] when it is not in the caller's tenant.
+pub async fn get_contact<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    id: ContactId,
+) -> Result<Contact, ContactError> {
+    principal.require(Permission::ContactsRead)?;
+    let contact = uow.get_contact(id, false).await?.ok_or(ContactError::NotFound)?;
+    uow.commit().await?;
+    Ok(contact)
+}
+
+/// Creates a contact.
+///
+/// # Errors
+/// [`ContactError::Invalid`], [`ContactError::DuplicateEmail`], permission and storage.
+pub async fn create_contact<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    input: ContactInput,
+) -> Result<Contact, ContactError> {
+    principal.require(Permission::ContactsWrite)?;
+    let draft = ContactDraft::new(input).map_err(ContactError::Invalid)?;
+    let contact = uow.insert_contact(ContactId::new(), &draft).await?;
+    uow.commit().await?;
+    Ok(contact)
+}
+
+/// What a change does to the stored fields.
+#[derive(Debug)]
+pub enum ContactChange {
+    /// `PUT`: the input is the whole new state; absent fields are cleared.
+    Replace(ContactInput),
+    /// `PATCH`: merge-patch over the current state.
+    Patch(ContactPatch),
+}
+
+/// Replaces or patches a contact, honouring `If-Match`. A change that changes nothing
+/// keeps the version (and so the ETag), as a no-op should.
+///
+/// # Errors
+/// [`ContactError::NotFound`], [`ContactError::PreconditionFailed`],
+/// [`ContactError::Invalid`], [`ContactError::DuplicateEmail`], permission and storage.
+pub async fn update_contact<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    id: ContactId,
+    if_match: Option<&IfMatch>,
+    change: ContactChange,
+) -> Result<Contact, ContactError> {
+    principal.require(Permission::ContactsWrite)?;
+    let current = uow.get_contact(id, true).await?.ok_or(ContactError::NotFound)?;
+    if let Some(precondition) = if_match {
+        precondition.check(&current)?;
+    }
+    let draft = match change {
+        ContactChange::Replace(input) => ContactDraft::new(input),
+        ContactChange::Patch(patch) => current.fields.patched(patch),
+    }
+    .map_err(ContactError::Invalid)?;
+    if draft == current.fields {
+        uow.commit().await?;
+        return Ok(current);
+    }
+    let updated = uow.update_contact(id, &draft).await?;
+    uow.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes a contact, honouring `If-Match`.
+///
+/// # Errors
+/// [`ContactError::NotFound`], [`ContactError::PreconditionFailed`], permission, storage.
+pub async fn delete_contact<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    id: ContactId,
+    if_match: Option<&IfMatch>,
+) -> Result<(), ContactError> {
+    principal.require(Permission::ContactsWrite)?;
+    let current = uow.get_contact(id, true).await?.ok_or(ContactError::NotFound)?;
+    if let Some(precondition) = if_match {
+        precondition.check(&current)?;
+    }
+    uow.delete_contact(id).await?;
+    uow.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! Use cases against the in-memory adapter: the adapter swap in action, fast.
+
+use adapters_memory::MemoryStore;
+use app::auth::{AuthError, Credential, authenticate};
+use app::contacts::{
+    ContactChange, ContactError, IfMatch, create_contact, delete_contact, get_contact,
+    list_contacts, update_contact,
+};
+use app::tenants::{generate_api_key, provision_tenant};
+use domain::contact::{ContactInput, ContactPatch, ContactQuery};
+use domain::ids::{ContactId, TenantId};
+use domain::list::Limit;
+use domain::principal::Role;
+
+struct Tenant {
+    id: TenantId,
+    credential: Credential,
+}
+
+async fn tenant(store: &MemoryStore, name: &str) -> Tenant {
+    let made = provision_tenant(store, name, None).await.expect("provisioned");
+    Tenant { id: made.tenant.tenant_id, credential: Credential::ApiKey(made.api_key) }
+}
+
+fn ada() -> ContactInput {
+    ContactInput {
+        first_name: Some("Ada".into()),
+        last_name: Some("Lovelace".into()),
+        email: Some("Ada@Example.com".into()),
+        ..ContactInput::default()
+    }
+}
+
+#[tokio::test]
+async fn a_created_contact_can_be_read_back_normalised() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let (principal, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let created = create_contact(uow, &principal, ada()).await.expect("created");
+    assert_eq!(created.version, 1);
+    assert_eq!(created.fields.email.as_ref().map(|e| e.as_str()), Some("ada@example.com"));
+
+    let (principal, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let fetched = get_contact(uow, &principal, created.id).await.expect("found");
+    assert_eq!(fetched, created);
+}
+
+#[tokio::test]
+async fn duplicate_emails_conflict_within_a_tenant_but_not_across_tenants() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let globex = tenant(&store, "Globex").await;
+    for t in [&acme, &globex] {
+        let (p, uow) = authenticate(&store, &t.credential).await.expect("auth");
+        create_contact(uow, &p, ada()).await.expect("first per tenant is fine");
+    }
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let mut again = ada();
+    again.email = Some("ADA@example.COM".into());
+    let error = create_contact(uow, &p, again).await.expect_err("duplicate");
+    assert!(matches!(error, ContactError::DuplicateEmail));
+    assert_eq!(store.contact_count(acme.id).expect("count"), 1);
+}
+
+#[tokio::test]
+async fn another_tenants_contact_is_not_found() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let globex = tenant(&store, "Globex").await;
+    let (p, uow) = authenticate(&store, &globex.credential).await.expect("auth");
+    let theirs = create_contact(uow, &p, ada()).await.expect("created");
+
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    assert!(matches!(get_contact(uow, &p, theirs.id).await, Err(ContactError::NotFound)));
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let patch = ContactChange::Patch(ContactPatch {
+        title: Some(Some("pwned".into())),
+        ..ContactPatch::default()
+    });
+    assert!(matches!(
+        update_contact(uow, &p, theirs.id, None, patch).await,
+        Err(ContactError::NotFound)
+    ));
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    assert!(matches!(
+        delete_contact(uow, &p, theirs.id, None).await,
+        Err(ContactError::NotFound)
+    ));
+    assert_eq!(store.contact_count(globex.id).expect("count"), 1);
+}
+
+#[tokio::test]
+async fn stale_if_match_is_refused_and_changes_nothing() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let created = create_contact(uow, &p, ada()).await.expect("created");
+
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let patch = ContactPatch { title: Some(Some("Countess".into())), ..ContactPatch::default() };
+    let updated = update_contact(
+        uow,
+        &p,
+        created.id,
+        Some(&IfMatch::Tags(vec![created.etag()])),
+        ContactChange::Patch(patch.clone()),
+    )
+    .await
+    .expect("matching etag");
+    assert_eq!(updated.version, 2);
+
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let stale = update_contact(
+        uow,
+        &p,
+        created.id,
+        Some(&IfMatch::Tags(vec![created.etag()])),
+        ContactChange::Replace(ada()),
+    )
+    .await;
+    assert!(matches!(stale, Err(ContactError::PreconditionFailed { current_etag }) if current_etag == "\"2\""));
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let now = get_contact(uow, &p, created.id).await.expect("still there");
+    assert_eq!(now.fields.title.as_deref(), Some("Countess"));
+}
+
+#[tokio::test]
+async fn a_patch_that_changes_nothing_keeps_the_version() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let created = create_contact(uow, &p, ada()).await.expect("created");
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let same = update_contact(
+        uow,
+        &p,
+        created.id,
+        None,
+        ContactChange::Patch(ContactPatch {
+            first_name: Some(Some(" Ada ".into())),
+            ..ContactPatch::default()
+        }),
+    )
+    .await
+    .expect("no-op");
+    assert_eq!(same.version, 1);
+}
+
+#[tokio::test]
+async fn viewers_and_read_only_keys_cannot_write() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    for (role, scopes) in [(Role::Viewer, &["*"][..]), (Role::Owner, &["contacts:read"][..])] {
+        let key = generate_api_key().expect("key");
+        store.add_api_key(acme.id, key.hash(), role, scopes).expect("added");
+        let (p, uow) = authenticate(&store, &Credential::ApiKey(key)).await.expect("auth");
+        let error = create_contact(uow, &p, ada()).await.expect_err("forbidden");
+        assert!(matches!(error, ContactError::Forbidden(_)));
+    }
+    assert_eq!(store.contact_count(acme.id).expect("count"), 0);
+}
+
+#[tokio::test]
+async fn unknown_and_revoked_keys_do_not_authenticate() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let stranger = Credential::ApiKey(generate_api_key().expect("key"));
+    assert!(matches!(authenticate(&store, &stranger).await, Err(AuthError::Unauthenticated)));
+
+    let key = generate_api_key().expect("key");
+    store.add_api_key(acme.id, key.hash(), Role::Owner, &["*"]).expect("added");
+    store.revoke_api_key(&key.hash()).expect("revoked");
+    let revoked = Credential::ApiKey(key);
+    assert!(matches!(authenticate(&store, &revoked).await, Err(AuthError::Unauthenticated)));
+}
+
+#[tokio::test]
+async fn invalid_input_reports_fields_and_writes_nothing() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let error = create_contact(
+        uow,
+        &p,
+        ContactInput { email: Some("not-an-email".into()), ..ContactInput::default() },
+    )
+    .await
+    .expect_err("invalid");
+    let ContactError::Invalid(fields) = error else { panic!("expected Invalid, got {error:?}") };
+    assert!(fields.fields().contains_key("email"));
+    assert_eq!(store.contact_count(acme.id).expect("count"), 0);
+}
+
+#[tokio::test]
+async fn a_dropped_unit_of_work_changes_nothing() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let (_, mut uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let draft = domain::contact::ContactDraft::new(ada()).expect("valid");
+    ports::ContactRepository::insert_contact(&mut uow, ContactId::new(), &draft)
+        .await
+        .expect("staged");
+    drop(uow);
+    assert_eq!(store.contact_count(acme.id).expect("count"), 0);
+}
+
+#[tokio::test]
+async fn pages_walk_every_contact_exactly_once() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let mut created = Vec::new();
+    for i in 0..23 {
+        let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+        let input = ContactInput {
+            last_name: Some(format!("Person {}", i % 5)),
+            email: Some(format!("p{i}@example.com")),
+            ..ContactInput::default()
+        };
+        created.push(create_contact(uow, &p, input).await.expect("created").id);
+    }
+    for sort in ["createdAt", "-createdAt", "lastName", "-email", "updatedAt"] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+            let query = ContactQuery {
+                limit: Limit::new(Some(4)).expect("limit"),
+                sort: domain::list::Sort::parse(sort).expect("sort"),
+                cursor: cursor.take(),
+                ..ContactQuery::default()
+            };
+            let page = list_contacts(uow, &p, query).await.expect("page");
+            seen.extend(page.items.iter().map(|c| c.id));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let mut expected = created.clone();
+        expected.sort();
+        seen.sort();
+        assert_eq!(seen, expected, "sort {sort}");
+    }
+}
