@@ -1,1 +1,18 @@
+//! PostgreSQL implementation of the ports, through SeaORM, with row-level security doing
+//! the tenant isolation.
+//!
+//! Every unit of work is one transaction whose `app.tenant_id` is set transaction-locally
+//! before any tenant data is touched, so a pooled connection never carries a tenant from
+//! one request to the next. Authentication by API key opens that transaction and sets the
+//! tenant in the same statement (`crm_authenticate_api_key`), so it costs no round trip
+//! of its own.
 
+mod contacts;
+mod errors;
+pub mod migrate;
+mod provisioning;
+mod store;
+
+pub use migrate::{MigrateError, migrate};
+pub use provisioning::PgProvisioning;
+pub use store::{ConnectError, PgStore, PgUnitOfWork, PoolOptions, RoleCheckError};

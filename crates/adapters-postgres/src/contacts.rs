@@ -1,0 +1,276 @@
+//! Contacts in PostgreSQL: rows, their conversion into domain contacts, and the SQL.
+
+use domain::contact::{
+    Contact, ContactDraft, ContactPage, ContactQuery, ContactSortField, CustomFields, Email,
+    Phone, Tags,
+};
+use domain::ids::{CompanyId, ContactId, TenantId, UserId};
+use domain::list::{Cursor, Page, SortValue};
+use ports::{ContactRepository, ContactWriteError, RepoError};
+use sea_orm::{DbErr, FromQueryResult, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::errors::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, repo_error, violated_constraint};
+use crate::store::{PgUnitOfWork, statement};
+
+const COLUMNS: &str = "tenant_id, id, first_name, last_name, email, phone, title, tags, \
+                       custom_fields, owner_id, company_id, created_at, updated_at, version";
+
+/// A `contacts` row as stored.
+#[derive(Debug, FromQueryResult)]
+pub(crate) struct ContactRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    title: Option<String>,
+    tags: Vec<String>,
+    custom_fields: serde_json::Value,
+    owner_id: Option<Uuid>,
+    company_id: Option<Uuid>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    version: i64,
+}
+
+impl TryFrom<ContactRow> for Contact {
+    type Error = RepoError;
+
+    /// Stored rows passed the same rules on the way in; a row that no longer parses is a
+    /// broken invariant, reported as unexpected rather than served.
+    fn try_from(row: ContactRow) -> Result<Self, RepoError> {
+        let broken = |what: &str| RepoError::Unexpected(format!("stored contact {}: bad {what}", row.id));
+        let email = row.email.as_deref().map(Email::parse).transpose().map_err(|_| broken("email"))?;
+        let phone = row.phone.as_deref().map(Phone::parse).transpose().map_err(|_| broken("phone"))?;
+        let tags = Tags::parse(&row.tags).map_err(|_| broken("tags"))?;
+        let custom_fields =
+            CustomFields::parse(row.custom_fields.clone()).map_err(|_| broken("customFields"))?;
+        Ok(Contact {
+            id: ContactId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            fields: ContactDraft {
+                first_name: row.first_name,
+                last_name: row.last_name,
+                email,
+                phone,
+                title: row.title,
+                tags,
+                custom_fields,
+                owner_id: row.owner_id.map(UserId::from_uuid),
+                company_id: row.company_id.map(CompanyId::from_uuid),
+            },
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            version: row.version,
+        })
+    }
+}
+
+/// The SQL expression each sort orders by; must match `ContactSortField::value_of`.
+fn sort_expression(field: ContactSortField) -> &'static str {
+    match field {
+        ContactSortField::CreatedAt => "created_at",
+        ContactSortField::UpdatedAt => "updated_at",
+        ContactSortField::LastName => "coalesce(last_name, '')",
+        ContactSortField::Email => "coalesce(email, '')",
+    }
+}
+
+/// Escapes LIKE wildcards so `q` is matched literally.
+fn like_literal(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Values of the draft's columns, in the order INSERT and UPDATE use them.
+fn draft_values(draft: &ContactDraft) -> Vec<Value> {
+    vec![
+        draft.first_name.clone().into(),
+        draft.last_name.clone().into(),
+        draft.email.as_ref().map(|e| e.as_str().to_owned()).into(),
+        draft.phone.as_ref().map(|p| p.as_str().to_owned()).into(),
+        draft.title.clone().into(),
+        draft.tags.as_slice().to_vec().into(),
+        draft.custom_fields.to_value().into(),
+        draft.owner_id.map(|id| id.as_uuid()).into(),
+        draft.company_id.map(|id| id.as_uuid()).into(),
+    ]
+}
+
+fn write_error(error: DbErr) -> ContactWriteError {
+    match violated_constraint(&error) {
+        Some(("contacts_tenant_email_key", code)) if code == UNIQUE_VIOLATION => {
+            ContactWriteError::DuplicateEmail
+        }
+        Some(("contacts_owner_fkey", code)) if code == FOREIGN_KEY_VIOLATION => {
+            ContactWriteError::UnknownOwner
+        }
+        _ => ContactWriteError::Repo(repo_error(error)),
+    }
+}
+
+impl PgUnitOfWork {
+    async fn one_contact(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Option<Contact>, DbErr> {
+        ContactRow::find_by_statement(statement(sql, values))
+            .one(&self.txn)
+            .await?
+            .map(Contact::try_from)
+            .transpose()
+            .map_err(|e| DbErr::Custom(e.to_string()))
+    }
+}
+
+impl ContactRepository for PgUnitOfWork {
+    async fn list_contacts(&mut self, query: &ContactQuery) -> Result<ContactPage, RepoError> {
+        // tenant_id is repeated explicitly (RLS enforces it anyway) so the planner can use
+        // the (tenant_id, sort, id) indexes directly.
+        let mut sql = format!("SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1");
+        let mut values: Vec<Value> = vec![self.tenant_id.as_uuid().into()];
+        let mut bind = |sql: &mut String, clause: &str, value: Value| {
+            values.push(value);
+            sql.push_str(&clause.replace("{}", &format!("${}", values.len())));
+        };
+        if let Some(q) = &query.q {
+            bind(&mut sql, " AND search_text LIKE '%' || lower({}) || '%'", like_literal(q).into());
+        }
+        if let Some(email) = &query.email {
+            bind(&mut sql, " AND email = {}", email.as_str().to_owned().into());
+        }
+        if let Some(company) = query.company_id {
+            bind(&mut sql, " AND company_id = {}", company.as_uuid().into());
+        }
+        if let Some(owner) = query.owner_id {
+            bind(&mut sql, " AND owner_id = {}", owner.as_uuid().into());
+        }
+        if let Some(tag) = &query.tag {
+            bind(&mut sql, " AND tags @> ARRAY[{}::text]", tag.clone().into());
+        }
+        if let Some(after) = query.created_after {
+            bind(&mut sql, " AND created_at > {}", after.into());
+        }
+        if let Some(after) = query.updated_after {
+            bind(&mut sql, " AND updated_at > {}", after.into());
+        }
+        let expression = sort_expression(query.sort.field);
+        let (comparison, direction) =
+            if query.sort.descending { ("<", "DESC") } else { (">", "ASC") };
+        if let Some(cursor) = &query.cursor {
+            let value: Value = match &cursor.value {
+                SortValue::Timestamp(at) => (*at).into(),
+                SortValue::Text(text) => text.clone().into(),
+            };
+            bind(&mut sql, &format!(" AND ({expression}, id) {comparison} ({{}}"), value);
+            bind(&mut sql, ", {})", cursor.id.into());
+        }
+        let limit = usize::from(query.limit.get());
+        sql.push_str(&format!(
+            " ORDER BY {expression} {direction}, id {direction} LIMIT {}",
+            limit + 1
+        ));
+        let rows = ContactRow::find_by_statement(statement(&sql, values))
+            .all(&self.txn)
+            .await
+            .map_err(repo_error)?;
+        let has_more = rows.len() > limit;
+        let items = rows
+            .into_iter()
+            .take(limit)
+            .map(Contact::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if has_more {
+            items.last().map(|last| Cursor {
+                sort: query.sort,
+                value: query.sort.field.value_of(last),
+                id: last.id.as_uuid(),
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn get_contact(
+        &mut self,
+        id: ContactId,
+        for_update: bool,
+    ) -> Result<Option<Contact>, RepoError> {
+        let lock = if for_update { " FOR UPDATE" } else { "" };
+        self.one_contact(
+            &format!("SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2{lock}"),
+            vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
+        )
+        .await
+        .map_err(repo_error)
+    }
+
+    async fn insert_contact(
+        &mut self,
+        id: ContactId,
+        draft: &ContactDraft,
+    ) -> Result<Contact, ContactWriteError> {
+        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
+        values.extend(draft_values(draft));
+        self.one_contact(
+            &format!(
+                "INSERT INTO contacts (tenant_id, id, first_name, last_name, email, phone, \
+                 title, tags, custom_fields, owner_id, company_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+            ),
+            values,
+        )
+        .await
+        .map_err(write_error)?
+        .ok_or_else(|| RepoError::Unexpected("INSERT returned no row".into()).into())
+    }
+
+    async fn update_contact(
+        &mut self,
+        id: ContactId,
+        draft: &ContactDraft,
+    ) -> Result<Contact, ContactWriteError> {
+        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
+        values.extend(draft_values(draft));
+        self.one_contact(
+            &format!(
+                "UPDATE contacts SET first_name = $3, last_name = $4, email = $5, phone = $6, \
+                 title = $7, tags = $8, custom_fields = $9, owner_id = $10, company_id = $11, \
+                 updated_at = greatest(now(), updated_at), version = version + 1 \
+                 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+            ),
+            values,
+        )
+        .await
+        .map_err(write_error)?
+        .ok_or(ContactWriteError::NotFound)
+    }
+
+    async fn delete_contact(&mut self, id: ContactId) -> Result<(), ContactWriteError> {
+        let result = sea_orm::ConnectionTrait::execute_raw(
+            &self.txn,
+            statement(
+                "DELETE FROM contacts WHERE tenant_id = $1 AND id = $2",
+                vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
+            ),
+        )
+        .await
+        .map_err(write_error)?;
+        if result.rows_affected() == 0 {
+            Err(ContactWriteError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Applies the SQL files of `migrations/` in order, each in its own transaction, once.
+//!
+//! The files are compiled into the binary, so a deployed `crm` needs no source tree.
+//! Concurrent migrators (several `crm serve` starting at once) serialise on a
+//! transaction-level advisory lock; each migration's checksum is recorded so an edited,
+//! already-applied file is reported instead of silently diverging.
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, FromQueryResult,
+    TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::store::statement;
+
+/// Every migration, in order: (version, SQL).
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_roles", include_str!("../../../migrations/0001_roles.sql")),
+    ("0002_tenancy", include_str!("../../../migrations/0002_tenancy.sql")),
+    ("0003_contacts", include_str!("../../../migrations/0003_contacts.sql")),
+    ("0004_authentication", include_str!("../../../migrations/0004_authentication.sql")),
+];
+
+/// Arbitrary, fixed key of the migration advisory lock.
+const LOCK_KEY: i64 = 0x0c72_6d5f_6d69_6772;
+
+/// Why migrating failed. The failing migration was rolled back whole.
+#[derive(Debug, Error)]
+pub enum MigrateError {
+    /// The database could not be reached.
+    #[error("cannot connect to PostgreSQL for migrations: {0}")]
+    Connect(String),
+    /// A migration failed; earlier ones stay applied.
+    #[error("migration {version} failed: {cause}")]
+    Failed {
+        /// The failing migration.
+        version: String,
+        /// PostgreSQL's message.
+        cause: String,
+    },
+    /// An applied migration's file has changed since.
+    #[error("migration {0} was changed after it was applied; add a new migration instead")]
+    Changed(String),
+}
+
+#[derive(Debug, FromQueryResult)]
+struct Applied {
+    checksum: String,
+}
+
+fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Connects to `url` as the migrating (owner/superuser) role and applies what is pending.
+/// Returns the versions applied by this call (empty when up to date).
+///
+/// # Errors
+/// [`MigrateError`] on connection failure, a failing migration or a changed one.
+pub async fn migrate(url: &str) -> Result<Vec<String>, MigrateError> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .map_err(|e| MigrateError::Connect(e.to_string()))?;
+    let result = apply_pending(&db).await;
+    let _ = db.close().await;
+    result
+}
+
+async fn apply_pending(db: &DatabaseConnection) -> Result<Vec<String>, MigrateError> {
+    let failed = |version: &str| {
+        let version = version.to_owned();
+        move |e: sea_orm::DbErr| MigrateError::Failed { version, cause: e.to_string() }
+    };
+    let setup = db.begin().await.map_err(failed("setup"))?;
+    setup
+        .execute_raw(statement("SELECT pg_advisory_xact_lock($1)", vec![LOCK_KEY.into()]))
+        .await
+        .map_err(failed("setup"))?;
+    setup
+        .execute_unprepared(
+            "CREATE TABLE IF NOT EXISTS crm_schema_migrations (\
+               version text PRIMARY KEY, checksum text NOT NULL, \
+               applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(failed("setup"))?;
+    setup.commit().await.map_err(failed("setup"))?;
+
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        let txn = db.begin().await.map_err(failed(version))?;
+        txn.execute_raw(statement("SELECT pg_advisory_xact_lock($1)", vec![LOCK_KEY.into()]))
+            .await
+            .map_err(failed(version))?;
+        let existing = Applied::find_by_statement(statement(
+            "SELECT checksum FROM crm_schema_migrations WHERE version = $1",
+            vec![(*version).to_owned().into()],
+        ))
+        .one(&txn)
+        .await
+        .map_err(failed(version))?;
+        let sum = checksum(sql);
+        match existing {
+            Some(found) if found.checksum == sum => continue,
+            Some(_) => return Err(MigrateError::Changed((*version).to_owned())),
+            None => {}
+        }
+        txn.execute_unprepared(sql).await.map_err(failed(version))?;
+        // The file may have switched role; record the migration as the migrating user.
+        txn.execute_unprepared("RESET ROLE").await.map_err(failed(version))?;
+        txn.execute_raw(statement(
+            "INSERT INTO crm_schema_migrations (version, checksum) VALUES ($1, $2)",
+            vec![(*version).to_owned().into(), sum.into()],
+        ))
+        .await
+        .map_err(failed(version))?;
+        txn.commit().await.map_err(failed(version))?;
+        tracing::info!(version, "migration applied");
+        applied.push((*version).to_owned());
+    }
+    Ok(applied)
+}
