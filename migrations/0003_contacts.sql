@@ -14,7 +14,7 @@ CREATE TABLE contacts (
     title          text CHECK (char_length(title) BETWEEN 1 AND 200),
     tags           text[] NOT NULL DEFAULT '{}' CHECK (cardinality(tags) <= 50),
     custom_fields  jsonb NOT NULL DEFAULT '{}'
-                   CHECK (jsonb_typeof(custom_fields) = 'object' AND pg_column_size(custom_fields) <= 65536),
+                   CHECK (jsonb_typeof(custom_fields) = 'object' AND pg_column_size(custom_fields) <= 262144),
     owner_id       uuid,
     company_id     uuid,
     created_at     timestamptz NOT NULL DEFAULT now(),
@@ -26,9 +26,7 @@ CREATE TABLE contacts (
                        coalesce(email, '') || ' ' || coalesce(phone, ''))) STORED,
     PRIMARY KEY (tenant_id, id),
     CONSTRAINT contacts_owner_fkey FOREIGN KEY (tenant_id, owner_id)
-        REFERENCES memberships (tenant_id, user_id) ON DELETE SET NULL (owner_id),
-    CONSTRAINT contacts_identity CHECK (
-        first_name IS NOT NULL OR last_name IS NOT NULL OR email IS NOT NULL)
+        REFERENCES memberships (tenant_id, user_id) ON DELETE SET NULL (owner_id)
 );
 
 CREATE UNIQUE INDEX contacts_tenant_email_key ON contacts (tenant_id, email)

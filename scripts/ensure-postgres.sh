@@ -130,6 +130,7 @@ tcp_answers() {
     if command -v pg_isready >/dev/null 2>&1; then
         pg_isready -q -h "$host" -p "$port" -t 3
     else
+        # shellcheck disable=SC2016 # $0 and $1 expand in the child shell
         timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port" 2>/dev/null
     fi
 }
@@ -149,12 +150,13 @@ usable_as_superuser() {
     [[ "$out" == "t" ]]
 }
 
-# Run a command as the OS user that owns the private cluster.
+# Run a command as the OS user that owns the private cluster. The lock's file
+# descriptor is closed so that the postmaster does not inherit (and keep) it.
 as_pg_user() {
     if [[ "$(id -u)" -eq 0 ]]; then
-        (cd / && runuser -u "$PG_OS_USER" -- "$@")
+        (cd / && runuser -u "$PG_OS_USER" -- "$@" 9>&-)
     else
-        (cd / && "$@")
+        (cd / && "$@" 9>&-)
     fi
 }
 

@@ -329,3 +329,9 @@ impl UnitOfWork for MemoryUnitOfWork {
         Ok(())
     }
 }
+
+impl ports::HealthCheck for MemoryStore {
+    async fn check(&self) -> Result<(), RepoError> {
+        self.lock().map(|_| ())
+    }
+}

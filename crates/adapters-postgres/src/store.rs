@@ -226,6 +226,12 @@ impl TenantStore for PgStore {
     }
 }
 
+impl ports::HealthCheck for PgStore {
+    async fn check(&self) -> Result<(), RepoError> {
+        self.ping().await
+    }
+}
+
 impl UnitOfWork for PgUnitOfWork {
     async fn commit(self) -> Result<(), RepoError> {
         self.txn.commit().await.map_err(repo_error)

@@ -27,15 +27,25 @@ pub const PHONE_MAX: usize = 32;
 pub const TAGS_MAX: usize = 50;
 /// Longest tag.
 pub const TAG_MAX: usize = 50;
-/// Largest `customFields` object, serialised as compact JSON.
-pub const CUSTOM_FIELDS_MAX_BYTES: usize = 16 * 1024;
 /// Most keys in `customFields`.
-pub const CUSTOM_FIELDS_MAX_KEYS: usize = 100;
+pub const CUSTOM_FIELDS_MAX_KEYS: usize = 50;
+/// Longest `customFields` key.
+pub const CUSTOM_FIELD_KEY_MAX: usize = 50;
+/// Longest `customFields` string value.
+pub const CUSTOM_FIELD_VALUE_MAX: usize = 500;
 
-/// An e-mail address, trimmed and lower-cased (so uniqueness is case-insensitive by
-/// construction, as HubSpot and Pipedrive treat addresses).
+/// An e-mail address, lower-cased (so uniqueness is case-insensitive by construction, as
+/// HubSpot and Pipedrive treat addresses).
+///
+/// Accepted: a dot-atom local part of RFC 5322 `atext` characters, `@`, and a domain of at
+/// least two DNS labels (ASCII letters, digits, inner hyphens, 1-63 characters each), at
+/// most 254 characters in all. Exactly what [`EMAIL_PATTERN`] says, so the published
+/// schema and this parser agree. Surrounding whitespace is an error, not trimmed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Email(String);
+
+/// The JSON-schema pattern equivalent to [`Email::parse`] (length is `maxLength`).
+pub const EMAIL_PATTERN: &str = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
 
 /// Why an e-mail address was refused.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -48,38 +58,34 @@ pub enum EmailError {
     Invalid,
 }
 
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c)
+}
+
+fn is_dns_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
 impl Email {
-    /// Parses an address: one `@`, a local part of 1-64 characters, a domain of dot-separated
-    /// labels (letters, digits, hyphens; Unicode letters allowed), no spaces or controls.
+    /// Parses an address (see the type's documentation for the rules).
     ///
     /// # Errors
     /// [`EmailError`] saying what is wrong.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
-        // Lower-case first and check what will be stored, so a stored address re-parses.
-        let normalised = raw.trim().to_lowercase();
-        if normalised.chars().count() > EMAIL_MAX {
+        if raw.chars().count() > EMAIL_MAX {
             return Err(EmailError::TooLong);
         }
-        let (local, domain) = normalised.split_once('@').ok_or(EmailError::Invalid)?;
-        let local_ok = !local.is_empty()
-            && local.chars().count() <= 64
-            && !local.starts_with('.')
-            && !local.ends_with('.')
-            && !local.contains("..")
-            && local
-                .chars()
-                .all(|c| !c.is_whitespace() && !c.is_control() && !"@<>()[],;:\\\"".contains(c));
+        let (local, domain) = raw.split_once('@').ok_or(EmailError::Invalid)?;
+        let local_ok = local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(is_atext));
         let labels: Vec<&str> = domain.split('.').collect();
-        let domain_ok = labels.len() >= 2
-            && labels.iter().all(|label| {
-                !label.is_empty()
-                    && label.chars().count() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-            });
+        let domain_ok = labels.len() >= 2 && labels.iter().all(|l| is_dns_label(l));
         if local_ok && domain_ok {
-            Ok(Self(normalised))
+            Ok(Self(raw.to_ascii_lowercase()))
         } else {
             Err(EmailError::Invalid)
         }
@@ -92,10 +98,13 @@ impl Email {
     }
 }
 
-/// A phone number as people type it: digits with `+`, spaces, dashes, dots, slashes,
-/// parentheses and an `x`/`ext` extension. Kept as typed; not reformatted.
+/// A phone number as people type it: at least three digits, with `+`, spaces, dashes,
+/// dots, slashes, parentheses and an `x`/`ext` extension. Stored trimmed; not reformatted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Phone(String);
+
+/// The JSON-schema pattern equivalent to [`Phone::parse`] (length is `maxLength`).
+pub const PHONE_PATTERN: &str = "^[ +()./xet-]*([0-9][ +()./xet-]*){3,}$";
 
 /// Why a phone number was refused.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -104,7 +113,7 @@ pub enum PhoneError {
     #[error("must be at most {PHONE_MAX} characters")]
     TooLong,
     /// Letters or symbols that are not part of a phone number, or too few digits.
-    #[error("must be a phone number: digits, spaces and + - ( ) . / x")]
+    #[error("must be a phone number: at least 3 digits, with spaces and + - ( ) . / x ext")]
     Invalid,
 }
 
@@ -114,16 +123,13 @@ impl Phone {
     /// # Errors
     /// [`PhoneError`] saying what is wrong.
     pub fn parse(raw: &str) -> Result<Self, PhoneError> {
-        let trimmed = raw.trim();
-        if trimmed.chars().count() > PHONE_MAX {
+        if raw.chars().count() > PHONE_MAX {
             return Err(PhoneError::TooLong);
         }
-        let allowed = trimmed
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-().x/ext".contains(c));
-        let digits = trimmed.chars().filter(char::is_ascii_digit).count();
+        let allowed = raw.chars().all(|c| c.is_ascii_digit() || " +-()./xet".contains(c));
+        let digits = raw.chars().filter(char::is_ascii_digit).count();
         if allowed && digits >= 3 {
-            Ok(Self(trimmed.to_owned()))
+            Ok(Self(raw.trim().to_owned()))
         } else {
             Err(PhoneError::Invalid)
         }
@@ -184,7 +190,9 @@ impl Tags {
     }
 }
 
-/// Free-form integration data: a JSON object of bounded size.
+/// Integration data: a flat JSON object of scalar values (string, number, boolean or
+/// null), like HubSpot's custom properties. Flat and bounded so it stays small, indexable
+/// and exactly describable in the published schema.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct CustomFields(Map<String, Value>);
 
@@ -197,13 +205,16 @@ pub enum CustomFieldsError {
     /// Too many keys.
     #[error("must have at most {CUSTOM_FIELDS_MAX_KEYS} keys")]
     TooManyKeys,
-    /// A key that is empty or longer than 100 characters.
-    #[error("keys must be 1 to 100 characters")]
+    /// A key that is empty or too long.
+    #[error("keys must be 1 to {CUSTOM_FIELD_KEY_MAX} characters")]
     BadKey,
-    /// Too large once serialised.
-    #[error("must be at most {CUSTOM_FIELDS_MAX_BYTES} bytes of JSON")]
-    TooLarge,
-    /// Holds a NUL character, which PostgreSQL's jsonb cannot store.
+    /// A value that is an object or an array.
+    #[error("values must be strings, numbers, booleans or null")]
+    NotAScalar,
+    /// A string value that is too long.
+    #[error("string values must be at most {CUSTOM_FIELD_VALUE_MAX} characters")]
+    ValueTooLong,
+    /// A NUL character, which PostgreSQL cannot store in text.
     #[error("must not contain NUL characters")]
     NulCharacter,
 }
@@ -220,16 +231,23 @@ impl CustomFields {
         if map.len() > CUSTOM_FIELDS_MAX_KEYS {
             return Err(CustomFieldsError::TooManyKeys);
         }
-        if map.keys().any(|k| k.is_empty() || k.chars().count() > 100) {
-            return Err(CustomFieldsError::BadKey);
-        }
-        let serialised = Value::Object(map.clone()).to_string();
-        if serialised.len() > CUSTOM_FIELDS_MAX_BYTES {
-            return Err(CustomFieldsError::TooLarge);
-        }
-        // serde_json escapes NUL as \u0000, which jsonb refuses.
-        if serialised.contains("\\u0000") {
-            return Err(CustomFieldsError::NulCharacter);
+        for (key, value) in &map {
+            if key.is_empty() || key.chars().count() > CUSTOM_FIELD_KEY_MAX {
+                return Err(CustomFieldsError::BadKey);
+            }
+            if key.contains('\0') {
+                return Err(CustomFieldsError::NulCharacter);
+            }
+            match value {
+                Value::Object(_) | Value::Array(_) => return Err(CustomFieldsError::NotAScalar),
+                Value::String(text) if text.chars().count() > CUSTOM_FIELD_VALUE_MAX => {
+                    return Err(CustomFieldsError::ValueTooLong);
+                }
+                Value::String(text) if text.contains('\0') => {
+                    return Err(CustomFieldsError::NulCharacter);
+                }
+                _ => {}
+            }
         }
         Ok(Self(map))
     }
@@ -327,8 +345,8 @@ pub struct ContactDraft {
 }
 
 impl ContactDraft {
-    /// Validates raw input. A contact needs at least one of first name, last name or
-    /// e-mail, or nobody could ever find it again.
+    /// Validates raw input. Every field is optional, as in HubSpot and Stripe: an
+    /// integration may know only a phone number at first.
     ///
     /// # Errors
     /// Every problem found, by field (camelCase, as the API names them).
@@ -343,14 +361,8 @@ impl ContactDraft {
         let title = errors
             .check("title", optional_single_line(input.title.as_deref(), TITLE_MAX))
             .flatten();
-        let email = match input.email.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(raw) => errors.check("email", Email::parse(raw)),
-        };
-        let phone = match input.phone.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(raw) => errors.check("phone", Phone::parse(raw)),
-        };
+        let email = input.email.as_deref().and_then(|raw| errors.check("email", Email::parse(raw)));
+        let phone = input.phone.as_deref().and_then(|raw| errors.check("phone", Phone::parse(raw)));
         let tags = errors
             .check("tags", Tags::parse(input.tags.as_deref().unwrap_or_default()))
             .unwrap_or_default();
@@ -360,12 +372,6 @@ impl ContactDraft {
                 .check("customFields", CustomFields::parse(value))
                 .unwrap_or_default(),
         };
-        let had_identity =
-            input.first_name.is_some() || input.last_name.is_some() || input.email.is_some();
-        if errors.is_empty() && first_name.is_none() && last_name.is_none() && email.is_none() {
-            let field = if had_identity { "firstName" } else { "email" };
-            errors.add(field, "a contact needs a first name, a last name or an e-mail address");
-        }
         errors.into_result(Self {
             first_name,
             last_name,
@@ -560,14 +566,14 @@ mod tests {
     }
 
     #[test]
-    fn email_is_trimmed_and_lower_cased() {
-        let email = Email::parse("  Ada.Lovelace@Example.COM ").expect("valid");
+    fn email_is_lower_cased() {
+        let email = Email::parse("Ada.Lovelace@Example.COM").expect("valid");
         assert_eq!(email.as_str(), "ada.lovelace@example.com");
     }
 
     #[test]
     fn malformed_emails_are_refused() {
-        for raw in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@exa_mple.com", "ada@@example.com", "ada@-example.com", "'; DROP TABLE contacts;--@x.com"] {
+        for raw in ["", " ada@example.com", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@exa_mple.com", "ada@@example.com", "ada@-example.com", ".ada@example.com", "a..b@example.com", "'; DROP TABLE contacts;--@x.com"] {
             assert!(Email::parse(raw).is_err(), "{raw}");
         }
     }
@@ -604,19 +610,16 @@ mod tests {
     fn custom_fields_must_be_a_small_object() {
         assert!(CustomFields::parse(json!({"a": 1})).is_ok());
         assert_eq!(CustomFields::parse(json!([1])), Err(CustomFieldsError::NotAnObject));
-        let big = json!({"blob": "x".repeat(CUSTOM_FIELDS_MAX_BYTES)});
-        assert_eq!(CustomFields::parse(big), Err(CustomFieldsError::TooLarge));
+        let big = json!({"blob": "x".repeat(CUSTOM_FIELD_VALUE_MAX + 1)});
+        assert_eq!(CustomFields::parse(big), Err(CustomFieldsError::ValueTooLong));
+        assert_eq!(CustomFields::parse(json!({"nested": {"a": 1}})), Err(CustomFieldsError::NotAScalar));
+        assert_eq!(CustomFields::parse(json!({"": 1})), Err(CustomFieldsError::BadKey));
         assert_eq!(CustomFields::parse(json!({"a": "x\u{0}y"})), Err(CustomFieldsError::NulCharacter));
     }
 
     #[test]
-    fn a_contact_needs_a_name_or_an_email() {
-        let errors = ContactDraft::new(ContactInput {
-            title: Some("CTO".into()),
-            ..ContactInput::default()
-        })
-        .expect_err("nothing to identify the contact");
-        assert!(errors.fields().contains_key("email"));
+    fn an_empty_contact_is_allowed() {
+        assert_eq!(ContactDraft::new(ContactInput::default()), Ok(ContactDraft::default()));
     }
 
     #[test]
@@ -651,20 +654,9 @@ mod tests {
         assert_eq!(patched.title, None);
     }
 
-    #[test]
-    fn a_patch_cannot_leave_a_contact_without_identity() {
-        let draft = ContactDraft::new(input("Ada", "ada@example.com")).expect("valid");
-        let result = draft.patched(ContactPatch {
-            first_name: Some(None),
-            email: Some(None),
-            ..ContactPatch::default()
-        });
-        assert!(result.is_err());
-    }
-
     proptest! {
         #[test]
-        fn email_parse_never_panics_and_normalises_idempotently(raw in "\\PC{0,80}") {
+        fn email_parse_never_panics_and_normalises_idempotently(raw in "\\PC{0,80}|[a-zA-Z0-9.+_-]{1,20}@[a-zA-Z0-9.-]{1,20}") {
             if let Ok(email) = Email::parse(&raw) {
                 let again = Email::parse(email.as_str()).expect("normalised emails re-parse");
                 prop_assert_eq!(again, email);

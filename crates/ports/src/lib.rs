@@ -173,3 +173,12 @@ pub trait TenantProvisioning: Send + Sync {
         tenant: NewTenant,
     ) -> impl Future<Output = Result<ProvisionedTenant, RepoError>> + Send;
 }
+
+/// Whether the store can serve requests now (readiness probes).
+pub trait HealthCheck: Send + Sync {
+    /// Succeeds when the store answers.
+    ///
+    /// # Errors
+    /// [`RepoError`] describing why it cannot serve.
+    fn check(&self) -> impl Future<Output = Result<(), RepoError>> + Send;
+}

@@ -1,0 +1,50 @@
+//! The authentication extractor: `Authorization: Bearer <token>` to a principal and a unit
+//! of work scoped to its tenant, before the handler runs.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use app::auth::{Credential, authenticate};
+use domain::principal::Principal;
+use futures_util::future::LocalBoxFuture;
+use ports::TenantStore;
+
+use crate::ApiState;
+use crate::error::{ApiError, unauthenticated};
+use crate::middleware::TenantTag;
+
+/// An authenticated request: who is calling, and the open unit of work for their tenant.
+/// Put it first among a handler's arguments so a bad credential is refused before the
+/// body is read.
+#[derive(Debug)]
+pub struct Authenticated<S: TenantStore> {
+    /// The caller.
+    pub principal: Principal,
+    /// The tenant-scoped unit of work the handler passes to its use case.
+    pub uow: S::Uow,
+}
+
+/// The bearer token of a request, if the header is well-formed.
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl<S: TenantStore> FromRequest for Authenticated<S> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let credential = bearer_token(req).and_then(|t| Credential::from_bearer(t).ok());
+        let state = req.app_data::<web::Data<ApiState<S>>>().cloned();
+        let req = req.clone();
+        Box::pin(async move {
+            let credential = credential.ok_or_else(unauthenticated)?;
+            let state = state.ok_or_else(|| ApiError::internal(&"ApiState is not registered"))?;
+            let (principal, uow) = authenticate(&state.store, &credential).await?;
+            req.extensions_mut().insert(TenantTag(principal.tenant_id));
+            Ok(Self { principal, uow })
+        })
+    }
+}

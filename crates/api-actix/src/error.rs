@@ -1,0 +1,320 @@
+//! Errors as HTTP responses: one [`ApiError`] type rendered in the error envelope, the
+//! exhaustive mapping of each use-case error, and the handlers that put actix's own
+//! errors (bad JSON, wrong content type, oversized body, bad path or query, unknown
+//! route, wrong method) into the same envelope.
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use app::auth::AuthError;
+use app::contacts::ContactError;
+use domain::FieldErrors;
+use ports::RepoError;
+use serde_json::json;
+
+use crate::envelope::{Failure, Metadata};
+use crate::request_id;
+
+/// The error codes of SPEC §3, each with its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: the body is not JSON.
+    InvalidJson,
+    /// 400: the input breaks a rule.
+    ValidationFailed,
+    /// 401: no valid credential.
+    Unauthenticated,
+    /// 403: valid credential, not allowed.
+    Forbidden,
+    /// 404: no such resource (in this tenant).
+    NotFound,
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed,
+    /// 409: conflicts with existing state.
+    Conflict,
+    /// 412: `If-Match` failed.
+    PreconditionFailed,
+    /// 413: body over 1 MiB.
+    PayloadTooLarge,
+    /// 415: not JSON.
+    UnsupportedMediaType,
+    /// 500: a bug; details only in the log.
+    Internal,
+    /// 503: a dependency is down; retry.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The wire code.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "INVALID_JSON",
+            Self::ValidationFailed => "VALIDATION_FAILED",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict => "CONFLICT",
+            Self::PreconditionFailed => "PRECONDITION_FAILED",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::Internal => "INTERNAL",
+            Self::Unavailable => "UNAVAILABLE",
+        }
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidJson | Self::ValidationFailed => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The code a bare status stands for (the safety net for responses we did not build).
+    #[must_use]
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => Self::Unauthenticated,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            409 => Self::Conflict,
+            412 => Self::PreconditionFailed,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            503 => Self::Unavailable,
+            400..=499 => Self::ValidationFailed,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// An error response: status and code, a safe message, optional details.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    details: Option<serde_json::Value>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl ApiError {
+    /// An error with a message for the client.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), details: None }
+    }
+
+    /// Adds structured details.
+    #[must_use]
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// `VALIDATION_FAILED` with field messages.
+    #[must_use]
+    pub fn validation(fields: &FieldErrors) -> Self {
+        Self::new(ErrorCode::ValidationFailed, "request validation failed")
+            .with_details(json!({ "fields": fields.fields() }))
+    }
+
+    /// `VALIDATION_FAILED` for one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let mut fields = FieldErrors::new();
+        fields.add(field, message);
+        Self::validation(&fields)
+    }
+
+    /// A 500 whose cause goes to the log (with the request id), never to the client.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(request_id = %request_id::current(), cause = %cause, "internal error");
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+
+    /// The code.
+    #[must_use]
+    pub const fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(error: RepoError) -> Self {
+        match error {
+            RepoError::Unavailable(cause) => {
+                tracing::warn!(request_id = %request_id::current(), %cause, "storage unavailable");
+                Self::new(ErrorCode::Unavailable, "service temporarily unavailable, retry shortly")
+            }
+            RepoError::Unexpected(cause) => Self::internal(&cause),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated => unauthenticated(),
+            AuthError::Repo(repo) => repo.into(),
+        }
+    }
+}
+
+impl From<ContactError> for ApiError {
+    fn from(error: ContactError) -> Self {
+        match error {
+            ContactError::Forbidden(forbidden) => Self::new(ErrorCode::Forbidden, forbidden.to_string())
+                .with_details(json!({ "requiredScope": forbidden.0.scope() })),
+            ContactError::Invalid(fields) => Self::validation(&fields),
+            ContactError::NotFound => Self::new(ErrorCode::NotFound, "contact not found"),
+            ContactError::PreconditionFailed { current_etag } => Self::new(
+                ErrorCode::PreconditionFailed,
+                "the contact has changed since the ETag you sent; fetch it again",
+            )
+            .with_details(json!({ "currentEtag": current_etag })),
+            ContactError::DuplicateEmail => Self::new(
+                ErrorCode::Conflict,
+                "a contact with this e-mail address already exists",
+            )
+            .with_details(json!({ "fields": { "email": ["is already used by another contact"] } })),
+            ContactError::Repo(repo) => repo.into(),
+        }
+    }
+}
+
+/// The 401 every authentication failure gets, deliberately the same for missing,
+/// malformed, unknown, revoked and expired credentials.
+#[must_use]
+pub fn unauthenticated() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthenticated,
+        "missing or invalid credentials: send Authorization: Bearer <API key>",
+    )
+}
+
+/// Renders the error envelope for `code` (also used by the middleware's safety net).
+#[must_use]
+pub fn envelope_response(
+    code: ErrorCode,
+    message: String,
+    details: Option<serde_json::Value>,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(code.status());
+    if code == ErrorCode::Unauthenticated {
+        builder.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"crm\"")));
+    }
+    if code == ErrorCode::Unavailable {
+        builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+    }
+    builder.json(Failure {
+        success: false,
+        error: message,
+        code: code.as_str().to_owned(),
+        details,
+        metadata: Metadata::now(),
+    })
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        envelope_response(self.code, self.message.clone(), self.details.clone())
+    }
+}
+
+/// JSON bodies: 1 MiB, `application/json` or any `+json` type, errors in the envelope.
+#[must_use]
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(crate::MAX_BODY_BYTES)
+        .content_type_required(true)
+        .content_type(|mime| mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+        .error_handler(|error, _req| json_error(&error).into())
+}
+
+fn json_error(error: &JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "request body is larger than 1 MiB")
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as application/json",
+        ),
+        JsonPayloadError::Deserialize(serde_error) if serde_error.is_data() => {
+            // Well-formed JSON of the wrong shape: say which field, as a validation error.
+            ApiError::new(ErrorCode::ValidationFailed, "request body has the wrong shape")
+                .with_details(json!({ "fields": { "body": [serde_error.to_string()] } }))
+        }
+        JsonPayloadError::Deserialize(serde_error) => ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("request body is not valid JSON: {serde_error}"),
+        ),
+        JsonPayloadError::Payload(_) => {
+            ApiError::new(ErrorCode::InvalidJson, "request body could not be read")
+        }
+        _ => ApiError::new(ErrorCode::InvalidJson, "request body is not valid JSON"),
+    }
+}
+
+/// Path segments that do not parse (a non-UUID id): 400 naming the parameter.
+#[must_use]
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_error: PathError, _req| {
+        ApiError::invalid_field("id", "must be a UUID").into()
+    })
+}
+
+/// Query strings that do not parse: 400 with serde's explanation.
+#[must_use]
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error: QueryPayloadError, _req| {
+        let message = match &error {
+            QueryPayloadError::Deserialize(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        ApiError::new(ErrorCode::ValidationFailed, "invalid query parameters")
+            .with_details(json!({ "query": [message] }))
+            .into()
+    })
+}
+
+/// Fallback for unknown routes.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::new(ErrorCode::NotFound, format!("no route for {}", truncated_path(&req)))
+        .error_response()
+}
+
+/// Fallback for known paths with an unsupported method.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not supported on {}", req.method(), truncated_path(&req)),
+    )
+    .error_response()
+}
+
+/// The request path, cut to 200 characters so an error message stays small.
+fn truncated_path(req: &HttpRequest) -> String {
+    req.path().chars().take(200).collect()
+}

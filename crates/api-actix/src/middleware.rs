@@ -1,0 +1,132 @@
+//! The request-context middleware, applied once around the whole app:
+//!
+//! 1. picks the request id (the caller's sane `X-Request-Id`, else a new UUID), makes it
+//!    current for everything the request runs, and echoes it in the response;
+//! 2. puts any error response that is not already in the envelope (actix's own 404/405,
+//!    a middleware error) into the envelope, so clients see one shape, always;
+//! 3. writes one structured log line per request: id, tenant, method, route, status,
+//!    latency.
+
+use std::future::{Ready, ready};
+use std::rc::Rc;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{Error, HttpMessage, ResponseError};
+use futures_util::future::LocalBoxFuture;
+
+use crate::error::{ErrorCode, envelope_response};
+use crate::request_id;
+
+/// The tenant a request was authenticated for, recorded by authentication for the log.
+#[derive(Clone, Copy, Debug)]
+pub struct TenantTag(pub domain::ids::TenantId);
+
+/// The middleware factory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestContext;
+
+impl<S, B> Transform<S, ServiceRequest> for RequestContext
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = Error;
+    type Transform = RequestContextService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequestContextService { service: Rc::new(service) }))
+    }
+}
+
+/// The middleware around one service.
+#[derive(Debug)]
+pub struct RequestContextService<S> {
+    service: Rc<S>,
+}
+
+impl<S, B> Service<ServiceRequest> for RequestContextService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let started = Instant::now();
+        let id = request_id::accept_or_generate(
+            req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()),
+        );
+        let service = Rc::clone(&self.service);
+        let http_request = req.request().clone();
+        let method = req.method().clone();
+        Box::pin(request_id::scope(id.clone(), async move {
+            let response = match service.call(req).await {
+                Ok(response) => response.map_into_boxed_body(),
+                Err(error) => {
+                    ServiceResponse::new(http_request, error.as_response_error().error_response())
+                }
+            };
+            let mut response = into_envelope_if_bare(response);
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(request_id::HEADER), value);
+            }
+            let route = response
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "<unmatched>".to_owned());
+            let tenant = response
+                .request()
+                .extensions()
+                .get::<TenantTag>()
+                .map(|t| t.0.to_string())
+                .unwrap_or_default();
+            let status = response.status().as_u16();
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(
+                target: "crm::access",
+                request_id = %id,
+                tenant_id = %tenant,
+                method = %method,
+                route = %route,
+                status,
+                latency_ms,
+                "request"
+            );
+            Ok(response)
+        }))
+    }
+}
+
+/// Error responses that are not JSON were not built by us: wrap them in the envelope.
+fn into_envelope_if_bare(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = ErrorCode::for_status(status);
+    let message = match code {
+        ErrorCode::NotFound => "not found".to_owned(),
+        ErrorCode::MethodNotAllowed => "method not allowed on this path".to_owned(),
+        ErrorCode::Internal => "internal error".to_owned(),
+        _ => status.canonical_reason().unwrap_or("request failed").to_lowercase(),
+    };
+    let (request, _) = response.into_parts();
+    ServiceResponse::new(request, envelope_response(code, message, None))
+}

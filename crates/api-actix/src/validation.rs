@@ -1,0 +1,43 @@
+//! garde reports to the API's field map, with field paths in the API's camelCase.
+
+use domain::FieldErrors;
+
+/// `first_name` -> `firstName`, `tags[3]` stays `tags[3]`.
+fn camel_case(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut upper = false;
+    for c in path.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Every garde error, keyed by camelCase path.
+pub(crate) fn field_errors(report: &garde::Report) -> FieldErrors {
+    let mut fields = FieldErrors::new();
+    for (path, error) in report.iter() {
+        let path = camel_case(&path.to_string());
+        let field = if path.is_empty() { "body".to_owned() } else { path };
+        fields.add(field, error.message().to_string());
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::camel_case;
+
+    #[test]
+    fn snake_case_paths_become_camel_case() {
+        assert_eq!(camel_case("first_name"), "firstName");
+        assert_eq!(camel_case("custom_fields.some_key"), "customFields.someKey");
+        assert_eq!(camel_case("tags[3]"), "tags[3]");
+    }
+}

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Black-box contract check of the real `crm` binary against a real PostgreSQL:
+#   1. `crm migrate` applies to a fresh database, and a second run changes nothing;
+#   2. `crm tenant create` prints {"tenantId","apiKey"};
+#   3. `crm serve` (as the application role) answers /healthz, and an
+#      unauthenticated request gets the 401 error envelope;
+#   4. schemathesis, every check, against the served /openapi.json.
+# Exits non-zero on any finding.
+#
+# Environment:
+#   PG_ADMIN_URL            superuser URL (default: output of scripts/ensure-postgres.sh)
+#   CRM_BIN                 binary to test (default: target/debug/crm, built if missing)
+#   API_CHECK_MAX_EXAMPLES  schemathesis test cases per operation (default 50)
+#   API_CHECK_TIMEOUT       wall-clock bound of the schemathesis run, s (default 600)
+#   API_CHECK_SEED          schemathesis seed, to reproduce a run (default: random)
+#   API_CHECK_WORKERS       schemathesis workers (default 2)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+SCHEMATHESIS_VERSION=4.32.5
+CRM_BIN="${CRM_BIN:-target/debug/crm}"
+MAX_EXAMPLES="${API_CHECK_MAX_EXAMPLES:-50}"
+ST_TIMEOUT="${API_CHECK_TIMEOUT:-600}"
+ST_WORKERS="${API_CHECK_WORKERS:-2}"
+OUT_DIR="target/api-check"
+VENV="target/venv"
+
+passed=0
+failed=0
+log() { printf 'api-check: %s\n' "$*" >&2; }
+pass() {
+    passed=$((passed + 1))
+    log "ok: $*"
+}
+fail() {
+    failed=$((failed + 1))
+    log "FAILED: $*"
+}
+die() {
+    log "error: $*"
+    exit 1
+}
+
+mkdir -p "$OUT_DIR"
+
+# --- tools -------------------------------------------------------------------
+if ! command -v curl >/dev/null 2>&1; then
+    log "installing curl"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates >&2
+fi
+command -v python3 >/dev/null 2>&1 || die "python3 is required"
+
+ensure_schemathesis() {
+    if [[ -x "$VENV/bin/schemathesis" ]] &&
+        [[ "$("$VENV/bin/schemathesis" --version 2>/dev/null)" == *"$SCHEMATHESIS_VERSION"* ]]; then
+        return
+    fi
+    log "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+    if [[ ! -x "$VENV/bin/pip" ]]; then
+        rm -rf "$VENV"
+        if ! python3 -m venv "$VENV" >&2; then
+            log "python3 -m venv failed; installing python3-venv"
+            rm -rf "$VENV"
+            apt-get update -qq >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >&2
+            python3 -m venv "$VENV" >&2
+        fi
+    fi
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
+}
+ensure_schemathesis
+
+if [[ ! -x "$CRM_BIN" ]]; then
+    log "$CRM_BIN missing; building it"
+    cargo build -p server >&2
+fi
+[[ -x "$CRM_BIN" ]] || die "$CRM_BIN still missing after cargo build -p server"
+
+ADMIN_URL="${PG_ADMIN_URL:-$(scripts/ensure-postgres.sh)}"
+PGBIN="$(scripts/ensure-postgres.sh --bin-dir)"
+psql_admin() { "$PGBIN/psql" -X -w -q -v ON_ERROR_STOP=1 -d "$ADMIN_URL" "$@"; }
+
+# --- fresh database, removed on exit ----------------------------------------
+DB="crm_test_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+MIGRATION_URL="$(scripts/ensure-postgres.sh --rewrite "$ADMIN_URL" "$DB")"
+APP_URL="$(scripts/ensure-postgres.sh --rewrite "$ADMIN_URL" "$DB" crm_app)"
+SERVER_PID=""
+
+cleanup() {
+    local rc=$?
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    psql_admin -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >&2 || log "could not drop $DB"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "database $DB"
+psql_admin -c "CREATE DATABASE \"$DB\""
+
+# --- migrations: apply, then re-apply without change -------------------------
+dump_db() {
+    # \restrict lines carry a random key in recent pg_dump releases.
+    "$PGBIN/pg_dump" -w --no-comments -d "$MIGRATION_URL" | grep -v -E '^\\(un)?restrict '
+}
+
+unset DATABASE_URL MIGRATION_DATABASE_URL BIND_ADDR
+MIGRATION_DATABASE_URL="$MIGRATION_URL" "$CRM_BIN" migrate >"$OUT_DIR/migrate-1.log" 2>&1 ||
+    {
+        cat "$OUT_DIR/migrate-1.log" >&2
+        die "crm migrate failed on a fresh database"
+    }
+dump_db >"$OUT_DIR/after-migrate-1.sql"
+if MIGRATION_DATABASE_URL="$MIGRATION_URL" "$CRM_BIN" migrate >"$OUT_DIR/migrate-2.log" 2>&1; then
+    dump_db >"$OUT_DIR/after-migrate-2.sql"
+    if diff -u "$OUT_DIR/after-migrate-1.sql" "$OUT_DIR/after-migrate-2.sql" >"$OUT_DIR/migrate.diff"; then
+        pass "crm migrate is idempotent (second run changed nothing)"
+    else
+        head -n 40 "$OUT_DIR/migrate.diff" >&2
+        fail "second crm migrate changed the database (see $OUT_DIR/migrate.diff)"
+    fi
+else
+    cat "$OUT_DIR/migrate-2.log" >&2
+    fail "second crm migrate failed"
+fi
+
+# --- tenant ------------------------------------------------------------------
+tenant_json="$(MIGRATION_DATABASE_URL="$MIGRATION_URL" "$CRM_BIN" tenant create --name "Schemathesis")" ||
+    die "crm tenant create failed"
+API_KEY="$(printf '%s' "$tenant_json" | python3 -c '
+import json, sys
+doc = json.loads(sys.stdin.read().strip().splitlines()[-1])
+assert doc["tenantId"], "no tenantId"
+assert doc["apiKey"].startswith("crm_sk_"), "apiKey lacks crm_sk_ prefix"
+print(doc["apiKey"])
+')" || die "crm tenant create printed no usable JSON: $tenant_json"
+pass "crm tenant create printed tenantId and a crm_sk_ apiKey"
+
+# --- serve -------------------------------------------------------------------
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+BASE="http://127.0.0.1:$PORT"
+log "starting $CRM_BIN serve on $BASE (log: $OUT_DIR/server.log)"
+DATABASE_URL="$APP_URL" BIND_ADDR="127.0.0.1:$PORT" LOG_FORMAT=json RUST_LOG="${RUST_LOG:-info}" \
+    "$CRM_BIN" serve >"$OUT_DIR/server.log" 2>&1 &
+SERVER_PID=$!
+
+server_died() {
+    tail -n 40 "$OUT_DIR/server.log" >&2 || true
+    die "crm serve exited"
+}
+deadline=$((SECONDS + 30))
+until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/healthz" || true)" == 200 ]]; do
+    kill -0 "$SERVER_PID" 2>/dev/null || server_died
+    if ((SECONDS >= deadline)); then
+        tail -n 40 "$OUT_DIR/server.log" >&2 || true
+        die "GET /healthz did not answer 200 within 30 s"
+    fi
+    sleep 0.2
+done
+pass "GET /healthz answers 200"
+
+# --- unauthenticated request -------------------------------------------------
+status="$(curl -s -D "$OUT_DIR/unauth.headers" -o "$OUT_DIR/unauth.json" -w '%{http_code}' \
+    --max-time 10 "$BASE/v1/contacts")" || status="curl failed"
+if [[ "$status" == 401 ]] && python3 - "$OUT_DIR/unauth.json" "$OUT_DIR/unauth.headers" <<'EOF'; then
+import json, sys
+body = json.load(open(sys.argv[1]))
+headers = {}
+for line in open(sys.argv[2], encoding="latin-1"):
+    name, sep, value = line.partition(":")
+    if sep:
+        headers[name.strip().lower()] = value.strip()
+assert body.get("success") is False, "success is not false"
+assert body.get("code") == "UNAUTHENTICATED", f"code is {body.get('code')!r}"
+request_id = body.get("metadata", {}).get("requestId")
+assert request_id, "no metadata.requestId"
+assert headers.get("x-request-id") == request_id, "X-Request-Id differs from metadata.requestId"
+EOF
+    pass "unauthenticated GET /v1/contacts answers 401 with the error envelope"
+else
+    log "status $status, body: $(head -c 500 "$OUT_DIR/unauth.json" 2>/dev/null || true)"
+    fail "unauthenticated GET /v1/contacts must answer 401 with {\"success\":false,\"code\":\"UNAUTHENTICATED\",...}"
+fi
+
+# --- schemathesis ------------------------------------------------------------
+st_args=(
+    run "$BASE/openapi.json"
+    --origin "$BASE"
+    --checks all
+    --header "Authorization: Bearer $API_KEY"
+    --max-examples "$MAX_EXAMPLES"
+    --workers "$ST_WORKERS"
+    --request-timeout 10
+    --generation-database none
+    --report junit --report-dir .
+    --no-color
+)
+if [[ -n "${API_CHECK_SEED:-}" ]]; then
+    st_args+=(--seed "$API_CHECK_SEED")
+fi
+log "schemathesis ${st_args[*]//$API_KEY/crm_sk_…}"
+st_rc=0
+# Run inside $OUT_DIR: schemathesis keeps its caches (.schemathesis/, .hypothesis/) in
+# the working directory; `st replay ID` works from there too.
+(cd "$OUT_DIR" && timeout --kill-after=10 "$ST_TIMEOUT" "$ROOT/$VENV/bin/schemathesis" "${st_args[@]}") ||
+    st_rc=$?
+if [[ "$st_rc" -eq 0 ]]; then
+    pass "schemathesis found nothing"
+elif [[ "$st_rc" -eq 124 || "$st_rc" -eq 137 ]]; then
+    fail "schemathesis did not finish within ${ST_TIMEOUT} s"
+else
+    fail "schemathesis reported findings (exit $st_rc; report in $OUT_DIR; replay: cd $OUT_DIR && $ROOT/$VENV/bin/st replay ID)"
+fi
+
+if kill -0 "$SERVER_PID" 2>/dev/null; then
+    pass "crm serve survived the run"
+else
+    tail -n 40 "$OUT_DIR/server.log" >&2 || true
+    fail "crm serve died during the run"
+fi
+
+printf 'api-check: %d passed, %d failed\n' "$passed" "$failed"
+[[ "$failed" -eq 0 ]]
