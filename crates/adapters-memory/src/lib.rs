@@ -111,7 +111,11 @@ impl MemoryStore {
     /// # Errors
     /// [`RepoError::Unexpected`] if the lock is poisoned.
     pub fn contact_count(&self, tenant_id: TenantId) -> Result<usize, RepoError> {
-        Ok(self.lock()?.tenants.get(&tenant_id).map_or(0, |t| t.contacts.len()))
+        Ok(self
+            .lock()?
+            .tenants
+            .get(&tenant_id)
+            .map_or(0, |t| t.contacts.len()))
     }
 }
 
@@ -126,7 +130,8 @@ pub struct MemoryUnitOfWork {
 /// Timestamps as PostgreSQL stores them: microseconds.
 fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
 }
 
 impl TenantStore for MemoryStore {
@@ -147,19 +152,36 @@ impl TenantStore for MemoryStore {
         let principal = Principal {
             tenant_id: key.tenant_id,
             tenant_name: data.name.clone(),
-            actor: Actor::ApiKey { id: key.id, name: key.name, prefix: key.prefix },
+            actor: Actor::ApiKey {
+                id: key.id,
+                name: key.name,
+                prefix: key.prefix,
+            },
             role: key.role,
             scopes: Scopes::from_names(key.scopes),
         };
         Ok(Some((
             principal,
-            MemoryUnitOfWork { store: self.clone(), tenant_id: key.tenant_id, data },
+            MemoryUnitOfWork {
+                store: self.clone(),
+                tenant_id: key.tenant_id,
+                data,
+            },
         )))
     }
 
     async fn begin_for_tenant(&self, tenant: TenantId) -> Result<MemoryUnitOfWork, RepoError> {
-        let data = self.lock()?.tenants.get(&tenant).cloned().unwrap_or_default();
-        Ok(MemoryUnitOfWork { store: self.clone(), tenant_id: tenant, data })
+        let data = self
+            .lock()?
+            .tenants
+            .get(&tenant)
+            .cloned()
+            .unwrap_or_default();
+        Ok(MemoryUnitOfWork {
+            store: self.clone(),
+            tenant_id: tenant,
+            data,
+        })
     }
 }
 
@@ -188,7 +210,10 @@ impl TenantProvisioning for MemoryStore {
                 revoked: false,
             },
         );
-        Ok(ProvisionedTenant { tenant_id, owner_id })
+        Ok(ProvisionedTenant {
+            tenant_id,
+            owner_id,
+        })
     }
 }
 
@@ -225,10 +250,18 @@ fn matches(contact: &Contact, query: &ContactQuery) -> bool {
             .chain(fields.phone.as_ref().map(|p| p.as_str()))
             .any(|text| text.to_lowercase().contains(&q))
     });
-    q_ok && query.email.as_ref().is_none_or(|e| fields.email.as_ref() == Some(e))
-        && query.company_id.is_none_or(|c| fields.company_id == Some(c))
+    q_ok && query
+        .email
+        .as_ref()
+        .is_none_or(|e| fields.email.as_ref() == Some(e))
+        && query
+            .company_id
+            .is_none_or(|c| fields.company_id == Some(c))
         && query.owner_id.is_none_or(|o| fields.owner_id == Some(o))
-        && query.tag.as_ref().is_none_or(|t| fields.tags.as_slice().contains(t))
+        && query
+            .tag
+            .as_ref()
+            .is_none_or(|t| fields.tags.as_slice().contains(t))
         && query.created_after.is_none_or(|t| contact.created_at > t)
         && query.updated_after.is_none_or(|t| contact.updated_at > t)
 }
@@ -249,17 +282,29 @@ fn compare(a: &(SortValue, uuid::Uuid), b: &(SortValue, uuid::Uuid)) -> std::cmp
 
 impl ContactRepository for MemoryUnitOfWork {
     async fn list_contacts(&mut self, query: &ContactQuery) -> Result<ContactPage, RepoError> {
-        let mut rows: Vec<&Contact> =
-            self.data.contacts.values().filter(|c| matches(c, query)).collect();
+        let mut rows: Vec<&Contact> = self
+            .data
+            .contacts
+            .values()
+            .filter(|c| matches(c, query))
+            .collect();
         rows.sort_by(|a, b| {
             let order = compare(&sort_key(a, query), &sort_key(b, query));
-            if query.sort.descending { order.reverse() } else { order }
+            if query.sort.descending {
+                order.reverse()
+            } else {
+                order
+            }
         });
         if let Some(cursor) = &query.cursor {
             let after = (cursor.value.clone(), cursor.id);
             rows.retain(|c| {
                 let order = compare(&sort_key(c, query), &after);
-                if query.sort.descending { order.is_lt() } else { order.is_gt() }
+                if query.sort.descending {
+                    order.is_lt()
+                } else {
+                    order.is_gt()
+                }
             });
         }
         let limit = usize::from(query.limit.get());
@@ -310,7 +355,11 @@ impl ContactRepository for MemoryUnitOfWork {
         draft: &ContactDraft,
     ) -> Result<Contact, ContactWriteError> {
         self.check_write(id, draft)?;
-        let contact = self.data.contacts.get_mut(&id).ok_or(ContactWriteError::NotFound)?;
+        let contact = self
+            .data
+            .contacts
+            .get_mut(&id)
+            .ok_or(ContactWriteError::NotFound)?;
         contact.fields = draft.clone();
         contact.updated_at = now().max(contact.updated_at);
         contact.version += 1;
@@ -318,7 +367,11 @@ impl ContactRepository for MemoryUnitOfWork {
     }
 
     async fn delete_contact(&mut self, id: ContactId) -> Result<(), ContactWriteError> {
-        self.data.contacts.remove(&id).map(|_| ()).ok_or(ContactWriteError::NotFound)
+        self.data
+            .contacts
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(ContactWriteError::NotFound)
     }
 }
 

@@ -1,8 +1,8 @@
 //! Contacts in PostgreSQL: rows, their conversion into domain contacts, and the SQL.
 
 use domain::contact::{
-    Contact, ContactDraft, ContactPage, ContactQuery, ContactSortField, CustomFields, Email,
-    Phone, Tags,
+    Contact, ContactDraft, ContactPage, ContactQuery, ContactSortField, CustomFields, Email, Phone,
+    Tags,
 };
 use domain::ids::{CompanyId, ContactId, TenantId, UserId};
 use domain::list::{Cursor, Page, SortValue};
@@ -42,9 +42,20 @@ impl TryFrom<ContactRow> for Contact {
     /// Stored rows passed the same rules on the way in; a row that no longer parses is a
     /// broken invariant, reported as unexpected rather than served.
     fn try_from(row: ContactRow) -> Result<Self, RepoError> {
-        let broken = |what: &str| RepoError::Unexpected(format!("stored contact {}: bad {what}", row.id));
-        let email = row.email.as_deref().map(Email::parse).transpose().map_err(|_| broken("email"))?;
-        let phone = row.phone.as_deref().map(Phone::parse).transpose().map_err(|_| broken("phone"))?;
+        let broken =
+            |what: &str| RepoError::Unexpected(format!("stored contact {}: bad {what}", row.id));
+        let email = row
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|_| broken("email"))?;
+        let phone = row
+            .phone
+            .as_deref()
+            .map(Phone::parse)
+            .transpose()
+            .map_err(|_| broken("phone"))?;
         let tags = Tags::parse(&row.tags).map_err(|_| broken("tags"))?;
         let custom_fields =
             CustomFields::parse(row.custom_fields.clone()).map_err(|_| broken("customFields"))?;
@@ -119,11 +130,7 @@ fn write_error(error: DbErr) -> ContactWriteError {
 }
 
 impl PgUnitOfWork {
-    async fn one_contact(
-        &self,
-        sql: &str,
-        values: Vec<Value>,
-    ) -> Result<Option<Contact>, DbErr> {
+    async fn one_contact(&self, sql: &str, values: Vec<Value>) -> Result<Option<Contact>, DbErr> {
         ContactRow::find_by_statement(statement(sql, values))
             .one(&self.txn)
             .await?
@@ -144,10 +151,18 @@ impl ContactRepository for PgUnitOfWork {
             sql.push_str(&clause.replace("{}", &format!("${}", values.len())));
         };
         if let Some(q) = &query.q {
-            bind(&mut sql, " AND search_text LIKE '%' || lower({}) || '%'", like_literal(q).into());
+            bind(
+                &mut sql,
+                " AND search_text LIKE '%' || lower({}) || '%'",
+                like_literal(q).into(),
+            );
         }
         if let Some(email) = &query.email {
-            bind(&mut sql, " AND email = {}", email.as_str().to_owned().into());
+            bind(
+                &mut sql,
+                " AND email = {}",
+                email.as_str().to_owned().into(),
+            );
         }
         if let Some(company) = query.company_id {
             bind(&mut sql, " AND company_id = {}", company.as_uuid().into());
@@ -165,14 +180,21 @@ impl ContactRepository for PgUnitOfWork {
             bind(&mut sql, " AND updated_at > {}", after.into());
         }
         let expression = sort_expression(query.sort.field);
-        let (comparison, direction) =
-            if query.sort.descending { ("<", "DESC") } else { (">", "ASC") };
+        let (comparison, direction) = if query.sort.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
         if let Some(cursor) = &query.cursor {
             let value: Value = match &cursor.value {
                 SortValue::Timestamp(at) => (*at).into(),
                 SortValue::Text(text) => text.clone().into(),
             };
-            bind(&mut sql, &format!(" AND ({expression}, id) {comparison} ({{}}"), value);
+            bind(
+                &mut sql,
+                &format!(" AND ({expression}, id) {comparison} ({{}}"),
+                value,
+            );
             bind(&mut sql, ", {})", cursor.id.into());
         }
         let limit = usize::from(query.limit.get());

@@ -16,10 +16,22 @@ use crate::store::statement;
 
 /// Every migration, in order: (version, SQL).
 pub const MIGRATIONS: &[(&str, &str)] = &[
-    ("0001_roles", include_str!("../../../migrations/0001_roles.sql")),
-    ("0002_tenancy", include_str!("../../../migrations/0002_tenancy.sql")),
-    ("0003_contacts", include_str!("../../../migrations/0003_contacts.sql")),
-    ("0004_authentication", include_str!("../../../migrations/0004_authentication.sql")),
+    (
+        "0001_roles",
+        include_str!("../../../migrations/0001_roles.sql"),
+    ),
+    (
+        "0002_tenancy",
+        include_str!("../../../migrations/0002_tenancy.sql"),
+    ),
+    (
+        "0003_contacts",
+        include_str!("../../../migrations/0003_contacts.sql"),
+    ),
+    (
+        "0004_authentication",
+        include_str!("../../../migrations/0004_authentication.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.
@@ -50,7 +62,10 @@ struct Applied {
 }
 
 fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Connects to `url` as the migrating (owner/superuser) role and applies what is pending.
@@ -72,11 +87,17 @@ pub async fn migrate(url: &str) -> Result<Vec<String>, MigrateError> {
 async fn apply_pending(db: &DatabaseConnection) -> Result<Vec<String>, MigrateError> {
     let failed = |version: &str| {
         let version = version.to_owned();
-        move |e: sea_orm::DbErr| MigrateError::Failed { version, cause: e.to_string() }
+        move |e: sea_orm::DbErr| MigrateError::Failed {
+            version,
+            cause: e.to_string(),
+        }
     };
     let setup = db.begin().await.map_err(failed("setup"))?;
     setup
-        .execute_raw(statement("SELECT pg_advisory_xact_lock($1)", vec![LOCK_KEY.into()]))
+        .execute_raw(statement(
+            "SELECT pg_advisory_xact_lock($1)",
+            vec![LOCK_KEY.into()],
+        ))
         .await
         .map_err(failed("setup"))?;
     setup
@@ -92,9 +113,12 @@ async fn apply_pending(db: &DatabaseConnection) -> Result<Vec<String>, MigrateEr
     let mut applied = Vec::new();
     for (version, sql) in MIGRATIONS {
         let txn = db.begin().await.map_err(failed(version))?;
-        txn.execute_raw(statement("SELECT pg_advisory_xact_lock($1)", vec![LOCK_KEY.into()]))
-            .await
-            .map_err(failed(version))?;
+        txn.execute_raw(statement(
+            "SELECT pg_advisory_xact_lock($1)",
+            vec![LOCK_KEY.into()],
+        ))
+        .await
+        .map_err(failed(version))?;
         let existing = Applied::find_by_statement(statement(
             "SELECT checksum FROM crm_schema_migrations WHERE version = $1",
             vec![(*version).to_owned().into()],
@@ -110,7 +134,9 @@ async fn apply_pending(db: &DatabaseConnection) -> Result<Vec<String>, MigrateEr
         }
         txn.execute_unprepared(sql).await.map_err(failed(version))?;
         // The file may have switched role; record the migration as the migrating user.
-        txn.execute_unprepared("RESET ROLE").await.map_err(failed(version))?;
+        txn.execute_unprepared("RESET ROLE")
+            .await
+            .map_err(failed(version))?;
         txn.execute_raw(statement(
             "INSERT INTO crm_schema_migrations (version, checksum) VALUES ($1, $2)",
             vec![(*version).to_owned().into(), sum.into()],

@@ -44,7 +44,11 @@ impl TenantProvisioning for PgProvisioning {
             ),
             (
                 "INSERT INTO users (id, email, name) VALUES ($1, $2, $3)",
-                vec![owner_id.as_uuid().into(), tenant.owner_email.into(), tenant.owner_name.into()],
+                vec![
+                    owner_id.as_uuid().into(),
+                    tenant.owner_email.into(),
+                    tenant.owner_name.into(),
+                ],
             ),
             (
                 "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')",
@@ -64,9 +68,14 @@ impl TenantProvisioning for PgProvisioning {
             ),
         ];
         for (sql, values) in steps {
-            txn.execute_raw(statement(sql, values)).await.map_err(repo_error)?;
+            txn.execute_raw(statement(sql, values))
+                .await
+                .map_err(repo_error)?;
         }
         txn.commit().await.map_err(repo_error)?;
-        Ok(ProvisionedTenant { tenant_id, owner_id })
+        Ok(ProvisionedTenant {
+            tenant_id,
+            owner_id,
+        })
     }
 }

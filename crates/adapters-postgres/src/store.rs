@@ -26,7 +26,10 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -107,7 +110,9 @@ impl PgStore {
             .connect_timeout(options.acquire_timeout)
             .test_before_acquire(false)
             .sqlx_logging(false);
-        let db = Database::connect(connect).await.map_err(|e| ConnectError(e.to_string()))?;
+        let db = Database::connect(connect)
+            .await
+            .map_err(|e| ConnectError(e.to_string()))?;
         Ok(Self { db })
     }
 
@@ -157,7 +162,11 @@ impl PgStore {
     /// # Errors
     /// [`RepoError`] when it does not.
     pub async fn ping(&self) -> Result<(), RepoError> {
-        self.db.execute_unprepared("SELECT 1").await.map(|_| ()).map_err(repo_error)
+        self.db
+            .execute_unprepared("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(repo_error)
     }
 
     /// Closes the pool, waiting for connections to be returned.
@@ -222,7 +231,10 @@ impl TenantStore for PgStore {
         ))
         .await
         .map_err(repo_error)?;
-        Ok(PgUnitOfWork { txn, tenant_id: tenant })
+        Ok(PgUnitOfWork {
+            txn,
+            tenant_id: tenant,
+        })
     }
 }
 

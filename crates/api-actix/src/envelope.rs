@@ -95,5 +95,9 @@ pub fn respond_with<T: Serialize>(
 ) -> HttpResponse {
     let mut metadata = Metadata::now();
     metadata.pagination = pagination;
-    builder.json(Success { success: true, data, metadata })
+    builder.json(Success {
+        success: true,
+        data,
+        metadata,
+    })
 }

@@ -119,7 +119,11 @@ impl std::fmt::Display for ApiError {
 impl ApiError {
     /// An error with a message for the client.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: None }
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// Adds structured details.
@@ -161,7 +165,10 @@ impl From<RepoError> for ApiError {
         match error {
             RepoError::Unavailable(cause) => {
                 tracing::warn!(request_id = %request_id::current(), %cause, "storage unavailable");
-                Self::new(ErrorCode::Unavailable, "service temporarily unavailable, retry shortly")
+                Self::new(
+                    ErrorCode::Unavailable,
+                    "service temporarily unavailable, retry shortly",
+                )
             }
             RepoError::Unexpected(cause) => Self::internal(&cause),
         }
@@ -180,8 +187,10 @@ impl From<AuthError> for ApiError {
 impl From<ContactError> for ApiError {
     fn from(error: ContactError) -> Self {
         match error {
-            ContactError::Forbidden(forbidden) => Self::new(ErrorCode::Forbidden, forbidden.to_string())
-                .with_details(json!({ "requiredScope": forbidden.0.scope() })),
+            ContactError::Forbidden(forbidden) => {
+                Self::new(ErrorCode::Forbidden, forbidden.to_string())
+                    .with_details(json!({ "requiredScope": forbidden.0.scope() }))
+            }
             ContactError::Invalid(fields) => Self::validation(&fields),
             ContactError::NotFound => Self::new(ErrorCode::NotFound, "contact not found"),
             ContactError::PreconditionFailed { current_etag } => Self::new(
@@ -218,7 +227,10 @@ pub fn envelope_response(
 ) -> HttpResponse {
     let mut builder = HttpResponse::build(code.status());
     if code == ErrorCode::Unauthenticated {
-        builder.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"crm\"")));
+        builder.insert_header((
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"crm\""),
+        ));
     }
     if code == ErrorCode::Unavailable {
         builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
@@ -255,7 +267,10 @@ pub fn json_config() -> web::JsonConfig {
 fn json_error(error: &JsonPayloadError) -> ApiError {
     match error {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::new(ErrorCode::PayloadTooLarge, "request body is larger than 1 MiB")
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "request body is larger than 1 MiB",
+            )
         }
         JsonPayloadError::ContentType => ApiError::new(
             ErrorCode::UnsupportedMediaType,
@@ -263,8 +278,11 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
         ),
         JsonPayloadError::Deserialize(serde_error) if serde_error.is_data() => {
             // Well-formed JSON of the wrong shape: say which field, as a validation error.
-            ApiError::new(ErrorCode::ValidationFailed, "request body has the wrong shape")
-                .with_details(json!({ "fields": { "body": [serde_error.to_string()] } }))
+            ApiError::new(
+                ErrorCode::ValidationFailed,
+                "request body has the wrong shape",
+            )
+            .with_details(json!({ "fields": { "body": [serde_error.to_string()] } }))
         }
         JsonPayloadError::Deserialize(serde_error) => ApiError::new(
             ErrorCode::InvalidJson,
@@ -301,15 +319,22 @@ pub fn query_config() -> web::QueryConfig {
 
 /// Fallback for unknown routes.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::new(ErrorCode::NotFound, format!("no route for {}", truncated_path(&req)))
-        .error_response()
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {}", truncated_path(&req)),
+    )
+    .error_response()
 }
 
 /// Fallback for known paths with an unsupported method.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     ApiError::new(
         ErrorCode::MethodNotAllowed,
-        format!("{} is not supported on {}", req.method(), truncated_path(&req)),
+        format!(
+            "{} is not supported on {}",
+            req.method(),
+            truncated_path(&req)
+        ),
     )
     .error_response()
 }

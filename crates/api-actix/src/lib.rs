@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
+mod schemas;
 mod validation;
 
 use actix_web::body::MessageBody;

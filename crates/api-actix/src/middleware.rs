@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::error::InternalError;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{Error, HttpMessage, ResponseError};
+use actix_web::{Error, HttpMessage};
 use futures_util::future::LocalBoxFuture;
 
 use crate::error::{ErrorCode, envelope_response};
@@ -40,7 +41,9 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequestContextService { service: Rc::new(service) }))
+        ready(Ok(RequestContextService {
+            service: Rc::new(service),
+        }))
     }
 }
 
@@ -64,24 +67,31 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
         let id = request_id::accept_or_generate(
-            req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()),
+            req.headers()
+                .get(request_id::HEADER)
+                .and_then(|v| v.to_str().ok()),
         );
         let service = Rc::clone(&self.service);
-        let http_request = req.request().clone();
         let method = req.method().clone();
         Box::pin(request_id::scope(id.clone(), async move {
             let response = match service.call(req).await {
                 Ok(response) => response.map_into_boxed_body(),
                 Err(error) => {
-                    ServiceResponse::new(http_request, error.as_response_error().error_response())
+                    // Only a failing middleware gets here (handlers' errors are already
+                    // responses). The request is gone, so hand actix a finished response.
+                    let status = error.as_response_error().status_code();
+                    tracing::warn!(request_id = %id, %error, "service error");
+                    let mut response = envelope_response(
+                        ErrorCode::for_status(status),
+                        "request failed".to_owned(),
+                        None,
+                    );
+                    set_request_id(response.headers_mut(), &id);
+                    return Err(InternalError::from_response(error.to_string(), response).into());
                 }
             };
             let mut response = into_envelope_if_bare(response);
-            if let Ok(value) = HeaderValue::from_str(&id) {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static(request_id::HEADER), value);
-            }
+            set_request_id(response.headers_mut(), &id);
             let route = response
                 .request()
                 .match_pattern()
@@ -109,6 +119,12 @@ where
     }
 }
 
+fn set_request_id(headers: &mut actix_web::http::header::HeaderMap, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        headers.insert(HeaderName::from_static(request_id::HEADER), value);
+    }
+}
+
 /// Error responses that are not JSON were not built by us: wrap them in the envelope.
 fn into_envelope_if_bare(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = response.status();
@@ -125,7 +141,10 @@ fn into_envelope_if_bare(response: ServiceResponse<BoxBody>) -> ServiceResponse<
         ErrorCode::NotFound => "not found".to_owned(),
         ErrorCode::MethodNotAllowed => "method not allowed on this path".to_owned(),
         ErrorCode::Internal => "internal error".to_owned(),
-        _ => status.canonical_reason().unwrap_or("request failed").to_lowercase(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase(),
     };
     let (request, _) = response.into_parts();
     ServiceResponse::new(request, envelope_response(code, message, None))

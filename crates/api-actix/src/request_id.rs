@@ -29,7 +29,9 @@ pub fn accept_or_generate(presented: Option<&str>) -> String {
         Some(id)
             if !id.is_empty()
                 && id.len() <= 128
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
         {
             id.to_owned()
         }

@@ -24,7 +24,11 @@ pub(crate) fn field_errors(report: &garde::Report) -> FieldErrors {
     let mut fields = FieldErrors::new();
     for (path, error) in report.iter() {
         let path = camel_case(&path.to_string());
-        let field = if path.is_empty() { "body".to_owned() } else { path };
+        let field = if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        };
         fields.add(field, error.message().to_string());
     }
     fields

@@ -1,7 +1,9 @@
 //! Contact use cases: list, get, create, replace, patch, delete.
 
 use domain::FieldErrors;
-use domain::contact::{Contact, ContactDraft, ContactInput, ContactPage, ContactPatch, ContactQuery};
+use domain::contact::{
+    Contact, ContactDraft, ContactInput, ContactPage, ContactPatch, ContactQuery,
+};
 use domain::ids::ContactId;
 use domain::principal::{Forbidden, Permission, Principal};
 use ports::{ContactWriteError, RepoError, UnitOfWork};
@@ -67,7 +69,9 @@ impl IfMatch {
         if matches {
             Ok(())
         } else {
-            Err(ContactError::PreconditionFailed { current_etag: current })
+            Err(ContactError::PreconditionFailed {
+                current_etag: current,
+            })
         }
     }
 }
@@ -97,7 +101,10 @@ pub async fn get_contact<U: UnitOfWork>(
     id: ContactId,
 ) -> Result<Contact, ContactError> {
     principal.require(Permission::ContactsRead)?;
-    let contact = uow.get_contact(id, false).await?.ok_or(ContactError::NotFound)?;
+    let contact = uow
+        .get_contact(id, false)
+        .await?
+        .ok_or(ContactError::NotFound)?;
     uow.commit().await?;
     Ok(contact)
 }
@@ -141,7 +148,10 @@ pub async fn update_contact<U: UnitOfWork>(
     change: ContactChange,
 ) -> Result<Contact, ContactError> {
     principal.require(Permission::ContactsWrite)?;
-    let current = uow.get_contact(id, true).await?.ok_or(ContactError::NotFound)?;
+    let current = uow
+        .get_contact(id, true)
+        .await?
+        .ok_or(ContactError::NotFound)?;
     if let Some(precondition) = if_match {
         precondition.check(&current)?;
     }
@@ -170,7 +180,10 @@ pub async fn delete_contact<U: UnitOfWork>(
     if_match: Option<&IfMatch>,
 ) -> Result<(), ContactError> {
     principal.require(Permission::ContactsWrite)?;
-    let current = uow.get_contact(id, true).await?.ok_or(ContactError::NotFound)?;
+    let current = uow
+        .get_contact(id, true)
+        .await?
+        .ok_or(ContactError::NotFound)?;
     if let Some(precondition) = if_match {
         precondition.check(&current)?;
     }

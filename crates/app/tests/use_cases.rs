@@ -18,8 +18,13 @@ struct Tenant {
 }
 
 async fn tenant(store: &MemoryStore, name: &str) -> Tenant {
-    let made = provision_tenant(store, name, None).await.expect("provisioned");
-    Tenant { id: made.tenant.tenant_id, credential: Credential::ApiKey(made.api_key) }
+    let made = provision_tenant(store, name, None)
+        .await
+        .expect("provisioned");
+    Tenant {
+        id: made.tenant.tenant_id,
+        credential: Credential::ApiKey(made.api_key),
+    }
 }
 
 fn ada() -> ContactInput {
@@ -36,12 +41,19 @@ async fn a_created_contact_can_be_read_back_normalised() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
     let (principal, uow) = authenticate(&store, &acme.credential).await.expect("auth");
-    let created = create_contact(uow, &principal, ada()).await.expect("created");
+    let created = create_contact(uow, &principal, ada())
+        .await
+        .expect("created");
     assert_eq!(created.version, 1);
-    assert_eq!(created.fields.email.as_ref().map(|e| e.as_str()), Some("ada@example.com"));
+    assert_eq!(
+        created.fields.email.as_ref().map(|e| e.as_str()),
+        Some("ada@example.com")
+    );
 
     let (principal, uow) = authenticate(&store, &acme.credential).await.expect("auth");
-    let fetched = get_contact(uow, &principal, created.id).await.expect("found");
+    let fetched = get_contact(uow, &principal, created.id)
+        .await
+        .expect("found");
     assert_eq!(fetched, created);
 }
 
@@ -52,7 +64,9 @@ async fn duplicate_emails_conflict_within_a_tenant_but_not_across_tenants() {
     let globex = tenant(&store, "Globex").await;
     for t in [&acme, &globex] {
         let (p, uow) = authenticate(&store, &t.credential).await.expect("auth");
-        create_contact(uow, &p, ada()).await.expect("first per tenant is fine");
+        create_contact(uow, &p, ada())
+            .await
+            .expect("first per tenant is fine");
     }
     let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
     let mut again = ada();
@@ -67,11 +81,16 @@ async fn another_tenants_contact_is_not_found() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
     let globex = tenant(&store, "Globex").await;
-    let (p, uow) = authenticate(&store, &globex.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &globex.credential)
+        .await
+        .expect("auth");
     let theirs = create_contact(uow, &p, ada()).await.expect("created");
 
     let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
-    assert!(matches!(get_contact(uow, &p, theirs.id).await, Err(ContactError::NotFound)));
+    assert!(matches!(
+        get_contact(uow, &p, theirs.id).await,
+        Err(ContactError::NotFound)
+    ));
     let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
     let patch = ContactChange::Patch(ContactPatch {
         title: Some(Some("pwned".into())),
@@ -97,7 +116,10 @@ async fn stale_if_match_is_refused_and_changes_nothing() {
     let created = create_contact(uow, &p, ada()).await.expect("created");
 
     let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
-    let patch = ContactPatch { title: Some(Some("Countess".into())), ..ContactPatch::default() };
+    let patch = ContactPatch {
+        title: Some(Some("Countess".into())),
+        ..ContactPatch::default()
+    };
     let updated = update_contact(
         uow,
         &p,
@@ -118,7 +140,9 @@ async fn stale_if_match_is_refused_and_changes_nothing() {
         ContactChange::Replace(ada()),
     )
     .await;
-    assert!(matches!(stale, Err(ContactError::PreconditionFailed { current_etag }) if current_etag == "\"2\""));
+    assert!(
+        matches!(stale, Err(ContactError::PreconditionFailed { current_etag }) if current_etag == "\"2\"")
+    );
     let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
     let now = get_contact(uow, &p, created.id).await.expect("still there");
     assert_eq!(now.fields.title.as_deref(), Some("Countess"));
@@ -150,10 +174,17 @@ async fn a_patch_that_changes_nothing_keeps_the_version() {
 async fn viewers_and_read_only_keys_cannot_write() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
-    for (role, scopes) in [(Role::Viewer, &["*"][..]), (Role::Owner, &["contacts:read"][..])] {
+    for (role, scopes) in [
+        (Role::Viewer, &["*"][..]),
+        (Role::Owner, &["contacts:read"][..]),
+    ] {
         let key = generate_api_key().expect("key");
-        store.add_api_key(acme.id, key.hash(), role, scopes).expect("added");
-        let (p, uow) = authenticate(&store, &Credential::ApiKey(key)).await.expect("auth");
+        store
+            .add_api_key(acme.id, key.hash(), role, scopes)
+            .expect("added");
+        let (p, uow) = authenticate(&store, &Credential::ApiKey(key))
+            .await
+            .expect("auth");
         let error = create_contact(uow, &p, ada()).await.expect_err("forbidden");
         assert!(matches!(error, ContactError::Forbidden(_)));
     }
@@ -165,13 +196,21 @@ async fn unknown_and_revoked_keys_do_not_authenticate() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
     let stranger = Credential::ApiKey(generate_api_key().expect("key"));
-    assert!(matches!(authenticate(&store, &stranger).await, Err(AuthError::Unauthenticated)));
+    assert!(matches!(
+        authenticate(&store, &stranger).await,
+        Err(AuthError::Unauthenticated)
+    ));
 
     let key = generate_api_key().expect("key");
-    store.add_api_key(acme.id, key.hash(), Role::Owner, &["*"]).expect("added");
+    store
+        .add_api_key(acme.id, key.hash(), Role::Owner, &["*"])
+        .expect("added");
     store.revoke_api_key(&key.hash()).expect("revoked");
     let revoked = Credential::ApiKey(key);
-    assert!(matches!(authenticate(&store, &revoked).await, Err(AuthError::Unauthenticated)));
+    assert!(matches!(
+        authenticate(&store, &revoked).await,
+        Err(AuthError::Unauthenticated)
+    ));
 }
 
 #[tokio::test]
@@ -182,11 +221,16 @@ async fn invalid_input_reports_fields_and_writes_nothing() {
     let error = create_contact(
         uow,
         &p,
-        ContactInput { email: Some("not-an-email".into()), ..ContactInput::default() },
+        ContactInput {
+            email: Some("not-an-email".into()),
+            ..ContactInput::default()
+        },
     )
     .await
     .expect_err("invalid");
-    let ContactError::Invalid(fields) = error else { panic!("expected Invalid, got {error:?}") };
+    let ContactError::Invalid(fields) = error else {
+        panic!("expected Invalid, got {error:?}")
+    };
     assert!(fields.fields().contains_key("email"));
     assert_eq!(store.contact_count(acme.id).expect("count"), 0);
 }

@@ -132,7 +132,13 @@ mod tests {
 
     #[test]
     fn tokens_of_other_shapes_are_refused() {
-        for token in ["", "crm_sk_", "crm_st_0123456789012345678901234567890123456789", "crm_sk_short", "crm_sk_0123456789012345678901234567890123456-89"] {
+        for token in [
+            "",
+            "crm_sk_",
+            "crm_st_0123456789012345678901234567890123456789",
+            "crm_sk_short",
+            "crm_sk_0123456789012345678901234567890123456-89",
+        ] {
             assert_eq!(ApiKeySecret::parse(token), Err(MalformedApiKey), "{token}");
         }
     }

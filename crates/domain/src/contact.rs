@@ -11,8 +11,8 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::field_errors::FieldErrors;
-use crate::list::{Cursor, Limit, Page, Sort, SortField, SortValue};
 use crate::ids::{CompanyId, ContactId, TenantId, UserId};
+use crate::list::{Cursor, Limit, Page, Sort, SortField, SortValue};
 use crate::text::{TextError, optional_single_line};
 
 /// Longest first or last name, in characters.
@@ -66,7 +66,9 @@ fn is_dns_label(label: &str) -> bool {
     let bytes = label.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -81,7 +83,9 @@ impl Email {
             return Err(EmailError::TooLong);
         }
         let (local, domain) = raw.split_once('@').ok_or(EmailError::Invalid)?;
-        let local_ok = local.split('.').all(|atom| !atom.is_empty() && atom.chars().all(is_atext));
+        let local_ok = local
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(is_atext));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2 && labels.iter().all(|l| is_dns_label(l));
         if local_ok && domain_ok {
@@ -126,7 +130,9 @@ impl Phone {
         if raw.chars().count() > PHONE_MAX {
             return Err(PhoneError::TooLong);
         }
-        let allowed = raw.chars().all(|c| c.is_ascii_digit() || " +-()./xet".contains(c));
+        let allowed = raw
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()./xet".contains(c));
         let digits = raw.chars().filter(char::is_ascii_digit).count();
         if allowed && digits >= 3 {
             Ok(Self(raw.trim().to_owned()))
@@ -353,18 +359,36 @@ impl ContactDraft {
     pub fn new(input: ContactInput) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let first_name = errors
-            .check("firstName", optional_single_line(input.first_name.as_deref(), NAME_MAX))
+            .check(
+                "firstName",
+                optional_single_line(input.first_name.as_deref(), NAME_MAX),
+            )
             .flatten();
         let last_name = errors
-            .check("lastName", optional_single_line(input.last_name.as_deref(), NAME_MAX))
+            .check(
+                "lastName",
+                optional_single_line(input.last_name.as_deref(), NAME_MAX),
+            )
             .flatten();
         let title = errors
-            .check("title", optional_single_line(input.title.as_deref(), TITLE_MAX))
+            .check(
+                "title",
+                optional_single_line(input.title.as_deref(), TITLE_MAX),
+            )
             .flatten();
-        let email = input.email.as_deref().and_then(|raw| errors.check("email", Email::parse(raw)));
-        let phone = input.phone.as_deref().and_then(|raw| errors.check("phone", Phone::parse(raw)));
+        let email = input
+            .email
+            .as_deref()
+            .and_then(|raw| errors.check("email", Email::parse(raw)));
+        let phone = input
+            .phone
+            .as_deref()
+            .and_then(|raw| errors.check("phone", Phone::parse(raw)));
         let tags = errors
-            .check("tags", Tags::parse(input.tags.as_deref().unwrap_or_default()))
+            .check(
+                "tags",
+                Tags::parse(input.tags.as_deref().unwrap_or_default()),
+            )
             .unwrap_or_default();
         let custom_fields = match input.custom_fields {
             None | Some(Value::Null) => CustomFields::default(),
@@ -492,19 +516,24 @@ impl ContactSortField {
         match self {
             Self::CreatedAt => SortValue::Timestamp(contact.created_at),
             Self::UpdatedAt => SortValue::Timestamp(contact.updated_at),
-            Self::LastName => {
-                SortValue::Text(contact.fields.last_name.clone().unwrap_or_default())
-            }
+            Self::LastName => SortValue::Text(contact.fields.last_name.clone().unwrap_or_default()),
             Self::Email => SortValue::Text(
-                contact.fields.email.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default(),
+                contact
+                    .fields
+                    .email
+                    .as_ref()
+                    .map(|e| e.as_str().to_owned())
+                    .unwrap_or_default(),
             ),
         }
     }
 }
 
 /// The default order of a contact list: newest first, as Stripe lists.
-pub const DEFAULT_CONTACT_SORT: Sort<ContactSortField> =
-    Sort { field: ContactSortField::CreatedAt, descending: true };
+pub const DEFAULT_CONTACT_SORT: Sort<ContactSortField> = Sort {
+    field: ContactSortField::CreatedAt,
+    descending: true,
+};
 
 /// Everything a contact list can be narrowed by; all filters combine with AND.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -573,7 +602,21 @@ mod tests {
 
     #[test]
     fn malformed_emails_are_refused() {
-        for raw in ["", " ada@example.com", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@exa_mple.com", "ada@@example.com", "ada@-example.com", ".ada@example.com", "a..b@example.com", "'; DROP TABLE contacts;--@x.com"] {
+        for raw in [
+            "",
+            " ada@example.com",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@exa_mple.com",
+            "ada@@example.com",
+            "ada@-example.com",
+            ".ada@example.com",
+            "a..b@example.com",
+            "'; DROP TABLE contacts;--@x.com",
+        ] {
             assert!(Email::parse(raw).is_err(), "{raw}");
         }
     }
@@ -609,17 +652,35 @@ mod tests {
     #[test]
     fn custom_fields_must_be_a_small_object() {
         assert!(CustomFields::parse(json!({"a": 1})).is_ok());
-        assert_eq!(CustomFields::parse(json!([1])), Err(CustomFieldsError::NotAnObject));
+        assert_eq!(
+            CustomFields::parse(json!([1])),
+            Err(CustomFieldsError::NotAnObject)
+        );
         let big = json!({"blob": "x".repeat(CUSTOM_FIELD_VALUE_MAX + 1)});
-        assert_eq!(CustomFields::parse(big), Err(CustomFieldsError::ValueTooLong));
-        assert_eq!(CustomFields::parse(json!({"nested": {"a": 1}})), Err(CustomFieldsError::NotAScalar));
-        assert_eq!(CustomFields::parse(json!({"": 1})), Err(CustomFieldsError::BadKey));
-        assert_eq!(CustomFields::parse(json!({"a": "x\u{0}y"})), Err(CustomFieldsError::NulCharacter));
+        assert_eq!(
+            CustomFields::parse(big),
+            Err(CustomFieldsError::ValueTooLong)
+        );
+        assert_eq!(
+            CustomFields::parse(json!({"nested": {"a": 1}})),
+            Err(CustomFieldsError::NotAScalar)
+        );
+        assert_eq!(
+            CustomFields::parse(json!({"": 1})),
+            Err(CustomFieldsError::BadKey)
+        );
+        assert_eq!(
+            CustomFields::parse(json!({"a": "x\u{0}y"})),
+            Err(CustomFieldsError::NulCharacter)
+        );
     }
 
     #[test]
     fn an_empty_contact_is_allowed() {
-        assert_eq!(ContactDraft::new(ContactInput::default()), Ok(ContactDraft::default()));
+        assert_eq!(
+            ContactDraft::new(ContactInput::default()),
+            Ok(ContactDraft::default())
+        );
     }
 
     #[test]

@@ -43,7 +43,11 @@ impl FieldErrors {
     /// # Errors
     /// Returns `self` when at least one message was recorded.
     pub fn into_result<T>(self, value: T) -> Result<T, FieldErrors> {
-        if self.is_empty() { Ok(value) } else { Err(self) }
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 
     /// Runs a parser and records its error under `field`, returning the value on success.

@@ -115,9 +115,16 @@ impl<F: SortField> Sort<F> {
         F::FIELDS
             .iter()
             .find(|(_, n)| *n == name)
-            .map(|(field, _)| Self { field: *field, descending })
+            .map(|(field, _)| Self {
+                field: *field,
+                descending,
+            })
             .ok_or_else(|| SortError {
-                allowed: F::FIELDS.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", "),
+                allowed: F::FIELDS
+                    .iter()
+                    .map(|(_, n)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -169,9 +176,15 @@ mod tests {
     fn sort_parses_whitelisted_fields_in_both_directions() {
         assert_eq!(
             Sort::<Field>::parse("-createdAt"),
-            Ok(Sort { field: Field::CreatedAt, descending: true })
+            Ok(Sort {
+                field: Field::CreatedAt,
+                descending: true
+            })
         );
-        assert_eq!(Sort::<Field>::parse("email").map(Sort::to_param), Ok("email".to_owned()));
+        assert_eq!(
+            Sort::<Field>::parse("email").map(Sort::to_param),
+            Ok("email".to_owned())
+        );
         let error = Sort::<Field>::parse("password").expect_err("not whitelisted");
         assert!(error.to_string().contains("createdAt, email"));
     }

@@ -122,8 +122,7 @@ impl Scopes {
         self.0.iter().any(|scope| {
             scope == "*"
                 || scope == wanted
-                || (action == "read"
-                    && scope.strip_suffix(":write").is_some_and(|r| r == resource))
+                || (action == "read" && scope.strip_suffix(":write").is_some_and(|r| r == resource))
         })
     }
 }

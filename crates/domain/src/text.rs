@@ -45,8 +45,7 @@ pub fn single_line(raw: &str, max: usize) -> Result<String, TextError> {
 pub const SINGLE_LINE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
 /// The schema pattern of a one-line text that must also hold something besides whitespace.
-pub const NON_BLANK_LINE_PATTERN: &str =
-    "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+pub const NON_BLANK_LINE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
 /// Like [`single_line`], but blank input means "no value".
 ///
@@ -65,12 +64,18 @@ mod tests {
 
     #[test]
     fn single_line_trims_and_keeps_unicode() {
-        assert_eq!(single_line("  Zoë O'Brien  ", 50), Ok("Zoë O'Brien".to_owned()));
+        assert_eq!(
+            single_line("  Zoë O'Brien  ", 50),
+            Ok("Zoë O'Brien".to_owned())
+        );
     }
 
     #[test]
     fn limits_apply_to_the_text_as_sent() {
-        assert_eq!(single_line(&format!("{} ", "a".repeat(10)), 10), Err(TextError::TooLong { max: 10 }));
+        assert_eq!(
+            single_line(&format!("{} ", "a".repeat(10)), 10),
+            Err(TextError::TooLong { max: 10 })
+        );
     }
 
     #[test]

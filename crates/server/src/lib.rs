@@ -1,1 +1,109 @@
+//! The composition root: configuration, wiring of adapters into the API, and the
+//! subcommands of the `crm` binary. The only crate that knows every other crate.
 
+pub mod config;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use actix_web::dev::Server;
+use adapters_postgres::{PgProvisioning, PgStore, PoolOptions};
+use api_actix::ApiState;
+use serde_json::json;
+
+pub use config::{ConfigError, ServeConfig};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Migrations failed.
+    #[error(transparent)]
+    Migrate(#[from] adapters_postgres::MigrateError),
+    /// The database could not be reached.
+    #[error(transparent)]
+    Connect(#[from] adapters_postgres::ConnectError),
+    /// The connection role could bypass row-level security.
+    #[error(transparent)]
+    Role(#[from] adapters_postgres::RoleCheckError),
+    /// The address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+}
+
+/// A started server: its address and the future that runs it until shutdown.
+#[allow(missing_debug_implementations)] // actix's Server is not Debug
+pub struct Running {
+    /// Where it listens (the real port when 0 was asked for).
+    pub address: SocketAddr,
+    /// Drives the server; resolves after a graceful shutdown.
+    pub server: Server,
+    /// The pool, to close after the server stops.
+    pub store: PgStore,
+}
+
+/// Migrates (when a migration URL is configured), connects as the application role,
+/// refuses a role that can bypass RLS, binds, and returns the server ready to be awaited.
+///
+/// # Errors
+/// [`StartError`] saying which step failed and why.
+pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
+    if let Some(url) = &config.migration_database_url {
+        let applied = adapters_postgres::migrate(url).await?;
+        tracing::info!(count = applied.len(), "migrations up to date");
+    }
+    let store = PgStore::connect(
+        &config.database_url,
+        &PoolOptions {
+            max_connections: config.pool_size,
+            acquire_timeout: Duration::from_secs(5),
+        },
+    )
+    .await?;
+    store.verify_application_role().await?;
+    let state = ApiState {
+        store: store.clone(),
+    };
+    let mut server = HttpServer::new(move || api_actix::app(state.clone()))
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .max_connection_rate(1024);
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    let server = server
+        .bind(&config.bind_addr)
+        .map_err(|e| StartError::Bind(config.bind_addr.clone(), e))?;
+    let address = server.addrs().first().copied().ok_or_else(|| {
+        StartError::Bind(
+            config.bind_addr.clone(),
+            std::io::Error::other("no address bound"),
+        )
+    })?;
+    let server = server.run();
+    Ok(Running {
+        address,
+        server,
+        store,
+    })
+}
+
+/// `crm tenant create`: provisions a tenant and prints `{"tenantId", "apiKey"}`.
+///
+/// # Errors
+/// Connection, validation or storage failures, as text for the operator.
+pub async fn create_tenant(
+    migration_url: &str,
+    name: &str,
+    owner_email: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let provisioning = PgProvisioning::connect(migration_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let made = app::tenants::provision_tenant(&provisioning, name, owner_email)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(json!({
+        "tenantId": made.tenant.tenant_id.to_string(),
+        "apiKey": made.api_key.expose(),
+    }))
+}

@@ -1,1 +1,124 @@
-fn main() {}
+//! `crm`: the CRM API server and its operator commands.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use server::config::{ServeConfig, migration_url};
+
+#[derive(Debug, Parser)]
+#[command(name = "crm", version, about = "Multi-tenant CRM API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (applies pending migrations first when MIGRATION_DATABASE_URL is set).
+    Serve,
+    /// Apply pending migrations to MIGRATION_DATABASE_URL.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with an owner and an owner API key; prints {"tenantId", "apiKey"}.
+    Create {
+        /// The tenant's display name.
+        #[arg(long)]
+        name: String,
+        /// The owner's e-mail address (a placeholder is used when omitted).
+        #[arg(long)]
+        owner_email: Option<String>,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let pretty = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("pretty"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if pretty {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
+}
+
+fn fail(message: &dyn std::fmt::Display) -> ExitCode {
+    tracing::error!("{message}");
+    eprintln!("crm: {message}");
+    ExitCode::FAILURE
+}
+
+async fn serve() -> ExitCode {
+    let config = match ServeConfig::from_env() {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    let running = match server::start(&config).await {
+        Ok(running) => running,
+        Err(error) => return fail(&error),
+    };
+    tracing::info!(address = %running.address, "serving");
+    // actix stops gracefully on SIGINT/SIGTERM: no new connections, in-flight requests
+    // get SHUTDOWN_TIMEOUT_SECS to finish.
+    let result = running.server.await;
+    running.store.close().await;
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    actix_web::rt::System::new().block_on(async move {
+        match cli.command {
+            Command::Serve => serve().await,
+            Command::Migrate => {
+                let url = match migration_url() {
+                    Ok(url) => url,
+                    Err(error) => return fail(&error),
+                };
+                match adapters_postgres::migrate(&url).await {
+                    Ok(applied) => {
+                        tracing::info!(applied = ?applied, "migrations up to date");
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => fail(&error),
+                }
+            }
+            Command::Tenant {
+                command: TenantCommand::Create { name, owner_email },
+            } => {
+                let url = match migration_url() {
+                    Ok(url) => url,
+                    Err(error) => return fail(&error),
+                };
+                match server::create_tenant(&url, &name, owner_email.as_deref()).await {
+                    Ok(output) => {
+                        println!("{output}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => fail(&error),
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,126 @@
+//! The OpenAPI 3.1 document, generated from the handlers and DTOs (utoipa), served at
+//! `GET /openapi.json`. It is the one unenveloped 2xx body: tools read it as is.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, Response};
+use utoipa::{IntoResponses, Modify, OpenApi};
+
+use crate::envelope::{Failure, Metadata, Pagination};
+use crate::routes::{contacts, health};
+
+/// The error responses every authenticated operation can give, each in the error envelope.
+#[derive(Debug)]
+pub struct CommonErrors;
+
+impl IntoResponses for CommonErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            (
+                "400",
+                "INVALID_JSON or VALIDATION_FAILED, with field details",
+            ),
+            (
+                "401",
+                "UNAUTHENTICATED: missing, unknown, revoked or expired credential",
+            ),
+            (
+                "403",
+                "FORBIDDEN: the role or the key's scopes do not allow this",
+            ),
+            ("404", "NOT_FOUND: no such resource in the caller's tenant"),
+            ("405", "METHOD_NOT_ALLOWED"),
+            ("409", "CONFLICT: e.g. the e-mail address is taken"),
+            (
+                "412",
+                "PRECONDITION_FAILED: If-Match does not name the current ETag",
+            ),
+            ("413", "PAYLOAD_TOO_LARGE: body over 1 MiB"),
+            (
+                "415",
+                "UNSUPPORTED_MEDIA_TYPE: body is not application/json",
+            ),
+            ("500", "INTERNAL: a bug; the request id finds it in the log"),
+            ("503", "UNAVAILABLE: the database is down; retry"),
+        ]
+        .into_iter()
+        .map(|(status, description)| {
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Failure")))
+                        .build(),
+                )
+                .build();
+            (status.to_owned(), RefOr::T(response))
+        })
+        .collect()
+    }
+}
+
+/// Adds the bearer scheme API keys are sent with.
+#[derive(Debug)]
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: `Authorization: Bearer crm_sk_…`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tenant CRM API", version = "1.0.0",
+         description = "Multi-tenant CRM API. Every 2xx body is `{success: true, data, metadata}`; every error is `{success: false, error, code, details?, metadata}`."),
+    paths(
+        health::healthz, health::readyz,
+        contacts::list, contacts::create, contacts::get, contacts::replace, contacts::patch, contacts::delete,
+    ),
+    components(schemas(Failure, Metadata, Pagination, contacts::ContactResponse, contacts::ContactBody,
+                       contacts::ContactPatchBody, contacts::DeletedResponse)),
+    modifiers(&BearerAuth),
+    tags((name = "contacts", description = "People a tenant does business with"),
+         (name = "ops", description = "Probes"))
+)]
+pub struct ApiDoc;
+
+fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|_| "{}".to_owned())
+    })
+}
+
+async fn serve() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}
+
+/// Registers `GET /openapi.json`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/openapi.json")
+            .route(web::get().to(serve))
+            .default_service(crate::routes::method_not_allowed("GET")),
+    );
+}

@@ -1,0 +1,642 @@
+//! `/v1/contacts`: list, create, get, replace, patch, delete.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use app::contacts::{
+    ContactChange, IfMatch, create_contact, delete_contact, get_contact, list_contacts,
+    update_contact,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::FieldErrors;
+use domain::contact::{
+    Contact, ContactInput, ContactPatch, ContactQuery, ContactSortField, DEFAULT_CONTACT_SORT,
+    Email,
+};
+use domain::ids::{CompanyId, ContactId, UserId};
+use domain::list::{Cursor, Limit, Sort, SortValue};
+use garde::Validate;
+use ports::TenantStore;
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Authenticated;
+use crate::envelope::{Pagination, respond, respond_with};
+use crate::error::ApiError;
+use crate::validation::field_errors;
+
+/// A contact as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactResponse {
+    /// Its id.
+    pub id: Uuid,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// E-mail address, lower-cased, unique in the tenant.
+    pub email: Option<String>,
+    /// Phone number as typed.
+    pub phone: Option<String>,
+    /// Job title.
+    pub title: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Flat custom fields.
+    #[schema(value_type = Object)]
+    pub custom_fields: serde_json::Value,
+    /// The owning member's user id.
+    pub owner_id: Option<Uuid>,
+    /// The company's id.
+    pub company_id: Option<Uuid>,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Last change (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    /// Grows by one with every change; the ETag is this number, quoted.
+    pub version: i64,
+}
+
+impl From<&Contact> for ContactResponse {
+    fn from(contact: &Contact) -> Self {
+        let fields = &contact.fields;
+        Self {
+            id: contact.id.as_uuid(),
+            first_name: fields.first_name.clone(),
+            last_name: fields.last_name.clone(),
+            email: fields.email.as_ref().map(|e| e.as_str().to_owned()),
+            phone: fields.phone.as_ref().map(|p| p.as_str().to_owned()),
+            title: fields.title.clone(),
+            tags: fields.tags.as_slice().to_vec(),
+            custom_fields: fields.custom_fields.to_value(),
+            owner_id: fields.owner_id.map(|id| id.as_uuid()),
+            company_id: fields.company_id.map(|id| id.as_uuid()),
+            created_at: contact.created_at,
+            updated_at: contact.updated_at,
+            version: contact.version,
+        }
+    }
+}
+
+/// The answer to a delete.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedResponse {
+    /// The deleted resource's id.
+    pub id: Uuid,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// The writable fields of a contact: the body of `POST` and `PUT` (on `PUT`, a field left
+/// out is cleared). `null` means no value.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactBody {
+    /// Given name (blank means none).
+    #[garde(length(chars, max = 100))]
+    #[schema(
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Ada"
+    )]
+    pub first_name: Option<String>,
+    /// Family name (blank means none).
+    #[garde(length(chars, max = 100))]
+    #[schema(
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Lovelace"
+    )]
+    pub last_name: Option<String>,
+    /// E-mail address, unique in the tenant (case-insensitively).
+    #[garde(length(chars, max = 254))]
+    #[schema(
+        max_length = 254,
+        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+        example = "ada@example.com"
+    )]
+    pub email: Option<String>,
+    /// Phone number as typed: at least 3 digits, with spaces and `+ - ( ) . / x ext`.
+    #[garde(length(chars, max = 32))]
+    #[schema(
+        max_length = 32,
+        pattern = "^[ +()./xet-]*([0-9][ +()./xet-]*){3,}$",
+        example = "+44 20 7946 0000"
+    )]
+    pub phone: Option<String>,
+    /// Job title (blank means none).
+    #[garde(length(chars, max = 200))]
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Analyst"
+    )]
+    pub title: Option<String>,
+    /// Tags, de-duplicated case-insensitively.
+    #[garde(length(max = 50), inner(inner(length(chars, max = 50))))]
+    #[schema(schema_with = crate::schemas::tags)]
+    pub tags: Option<Vec<String>>,
+    /// Flat custom fields: at most 50 keys of 1-50 characters; values are strings, numbers,
+    /// booleans or null.
+    #[garde(skip)]
+    #[schema(schema_with = crate::schemas::custom_fields)]
+    pub custom_fields: Option<serde_json::Value>,
+    /// The owning member's user id (must be a member of the tenant).
+    #[garde(skip)]
+    pub owner_id: Option<Uuid>,
+    /// The company's id.
+    #[garde(skip)]
+    pub company_id: Option<Uuid>,
+}
+
+impl From<ContactBody> for ContactInput {
+    fn from(body: ContactBody) -> Self {
+        Self {
+            first_name: body.first_name,
+            last_name: body.last_name,
+            email: body.email,
+            phone: body.phone,
+            title: body.title,
+            tags: body.tags,
+            custom_fields: body.custom_fields,
+            owner_id: body.owner_id.map(UserId::from_uuid),
+            company_id: body.company_id.map(CompanyId::from_uuid),
+        }
+    }
+}
+
+/// `Some(value)` for a present key, even when `value` is null: merge-patch needs to tell
+/// "absent" from "null".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A JSON merge-patch (RFC 7396) of a contact: keys left out keep their value, `null`
+/// clears. Sent as `application/json` or `application/merge-patch+json`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(clippy::option_option)]
+pub struct ContactPatchBody {
+    /// Given name.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub first_name: Option<Option<String>>,
+    /// Family name.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub last_name: Option<Option<String>>,
+    /// E-mail address.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 254, pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")]
+    pub email: Option<Option<String>>,
+    /// Phone number.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 32, pattern = "^[ +()./xet-]*([0-9][ +()./xet-]*){3,}$")]
+    pub phone: Option<Option<String>>,
+    /// Job title.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub title: Option<Option<String>>,
+    /// Tags (replaces the whole list).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = crate::schemas::tags)]
+    pub tags: Option<Option<Vec<String>>>,
+    /// Custom fields (replaces the whole object).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = crate::schemas::custom_fields)]
+    pub custom_fields: Option<Option<serde_json::Value>>,
+    /// Owning member.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub owner_id: Option<Option<Uuid>>,
+    /// Company.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub company_id: Option<Option<Uuid>>,
+}
+
+impl From<ContactPatchBody> for ContactPatch {
+    fn from(body: ContactPatchBody) -> Self {
+        Self {
+            first_name: body.first_name,
+            last_name: body.last_name,
+            email: body.email,
+            phone: body.phone,
+            title: body.title,
+            tags: body.tags,
+            custom_fields: body.custom_fields,
+            owner_id: body.owner_id.map(|o| o.map(UserId::from_uuid)),
+            company_id: body.company_id.map(|o| o.map(CompanyId::from_uuid)),
+        }
+    }
+}
+
+/// Sort orders of a contact list.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+pub enum ContactSort {
+    /// Oldest first.
+    #[serde(rename = "createdAt")]
+    CreatedAt,
+    /// Newest first (the default).
+    #[serde(rename = "-createdAt")]
+    CreatedAtDesc,
+    /// Least recently changed first.
+    #[serde(rename = "updatedAt")]
+    UpdatedAt,
+    /// Most recently changed first.
+    #[serde(rename = "-updatedAt")]
+    UpdatedAtDesc,
+    /// By family name, A-Z (none first).
+    #[serde(rename = "lastName")]
+    LastName,
+    /// By family name, Z-A.
+    #[serde(rename = "-lastName")]
+    LastNameDesc,
+    /// By e-mail, A-Z (none first).
+    #[serde(rename = "email")]
+    Email,
+    /// By e-mail, Z-A.
+    #[serde(rename = "-email")]
+    EmailDesc,
+}
+
+impl From<ContactSort> for Sort<ContactSortField> {
+    fn from(sort: ContactSort) -> Self {
+        let (field, descending) = match sort {
+            ContactSort::CreatedAt => (ContactSortField::CreatedAt, false),
+            ContactSort::CreatedAtDesc => (ContactSortField::CreatedAt, true),
+            ContactSort::UpdatedAt => (ContactSortField::UpdatedAt, false),
+            ContactSort::UpdatedAtDesc => (ContactSortField::UpdatedAt, true),
+            ContactSort::LastName => (ContactSortField::LastName, false),
+            ContactSort::LastNameDesc => (ContactSortField::LastName, true),
+            ContactSort::Email => (ContactSortField::Email, false),
+            ContactSort::EmailDesc => (ContactSortField::Email, true),
+        };
+        Self { field, descending }
+    }
+}
+
+/// Query parameters of `GET /v1/contacts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListContactsParams {
+    /// Page size, 1-100 (default 25).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// `nextCursor` of the previous page.
+    #[param(max_length = 1024)]
+    pub cursor: Option<String>,
+    /// Order (default `-createdAt`).
+    #[param(inline)]
+    pub sort: Option<ContactSort>,
+    /// Case-insensitive search in names, e-mail and phone.
+    #[param(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub q: Option<String>,
+    /// Exact e-mail address (case-insensitive).
+    #[param(
+        max_length = 254,
+        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    )]
+    pub email: Option<String>,
+    /// Contacts of this company.
+    pub company_id: Option<Uuid>,
+    /// Contacts owned by this member.
+    pub owner_id: Option<Uuid>,
+    /// Contacts carrying this tag (exact).
+    #[param(max_length = 50, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub tag: Option<String>,
+    /// Created strictly after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_after: Option<String>,
+    /// Changed strictly after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub updated_after: Option<String>,
+}
+
+/// The opaque cursor's content: sort, the last row's sort value and id.
+#[derive(Debug, Serialize, Deserialize)]
+struct CursorToken {
+    s: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    x: Option<String>,
+    i: Uuid,
+}
+
+fn encode_cursor(cursor: &Cursor<ContactSortField>) -> String {
+    let (t, x) = match &cursor.value {
+        SortValue::Timestamp(at) => (at.format(&Rfc3339).ok(), None),
+        SortValue::Text(text) => (None, Some(text.clone())),
+    };
+    let token = CursorToken {
+        s: cursor.sort.to_param(),
+        t,
+        x,
+        i: cursor.id,
+    };
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
+}
+
+fn decode_cursor(raw: &str) -> Option<Cursor<ContactSortField>> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    let token: CursorToken = serde_json::from_slice(&bytes).ok()?;
+    let sort = Sort::<ContactSortField>::parse(&token.s).ok()?;
+    let value = match (sort.field, token.t, token.x) {
+        (ContactSortField::CreatedAt | ContactSortField::UpdatedAt, Some(t), None) => {
+            SortValue::Timestamp(OffsetDateTime::parse(&t, &Rfc3339).ok()?)
+        }
+        (ContactSortField::LastName | ContactSortField::Email, None, Some(x)) => SortValue::Text(x),
+        _ => return None,
+    };
+    Some(Cursor {
+        sort,
+        value,
+        id: token.i,
+    })
+}
+
+fn parse_time(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<OffsetDateTime> {
+    raw.and_then(|raw| {
+        errors.check(
+            field,
+            OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| "must be an RFC 3339 date-time"),
+        )
+    })
+}
+
+fn filter_text(
+    field: &str,
+    raw: Option<String>,
+    max: usize,
+    errors: &mut FieldErrors,
+) -> Option<String> {
+    raw.and_then(|raw| {
+        let checked = domain::text::optional_single_line(Some(&raw), max);
+        errors.check(field, checked).flatten()
+    })
+}
+
+impl ListContactsParams {
+    fn into_query(self) -> Result<ContactQuery, ApiError> {
+        let mut errors = FieldErrors::new();
+        let limit = errors
+            .check("limit", Limit::new(self.limit))
+            .unwrap_or_default();
+        let mut sort = self.sort.map(Sort::from);
+        let cursor = match self.cursor.as_deref() {
+            None => None,
+            Some(raw) => match decode_cursor(raw) {
+                Some(cursor) if sort.is_none_or(|s| s == cursor.sort) => {
+                    sort = Some(cursor.sort);
+                    Some(cursor)
+                }
+                Some(_) => {
+                    errors.add("cursor", "was made for another sort; pass the same sort");
+                    None
+                }
+                None => {
+                    errors.add("cursor", "is not a cursor this API issued");
+                    None
+                }
+            },
+        };
+        let q = filter_text("q", self.q, 200, &mut errors);
+        let tag = filter_text("tag", self.tag, 50, &mut errors);
+        let email = self
+            .email
+            .and_then(|raw| errors.check("email", Email::parse(&raw)));
+        let created_after = parse_time("createdAfter", self.created_after.as_deref(), &mut errors);
+        let updated_after = parse_time("updatedAfter", self.updated_after.as_deref(), &mut errors);
+        if !errors.is_empty() {
+            return Err(ApiError::validation(&errors));
+        }
+        Ok(ContactQuery {
+            limit,
+            sort: sort.unwrap_or(DEFAULT_CONTACT_SORT),
+            cursor,
+            q,
+            email,
+            company_id: self.company_id.map(CompanyId::from_uuid),
+            owner_id: self.owner_id.map(UserId::from_uuid),
+            tag,
+            created_after,
+            updated_after,
+        })
+    }
+}
+
+/// Parses `If-Match`: `*` or a comma-separated list of entity tags.
+fn if_match(req: &HttpRequest) -> Option<IfMatch> {
+    let raw = req
+        .headers()
+        .get(header::IF_MATCH)?
+        .to_str()
+        .unwrap_or("\u{0}");
+    if raw.trim() == "*" {
+        return Some(IfMatch::Any);
+    }
+    Some(IfMatch::Tags(
+        raw.split(',').map(|t| t.trim().to_owned()).collect(),
+    ))
+}
+
+/// A single-contact response with its `ETag`.
+fn contact_response(status: StatusCode, contact: &Contact) -> HttpResponse {
+    let mut builder = HttpResponseBuilder::new(status);
+    if let Ok(etag) = HeaderValue::from_str(&contact.etag()) {
+        builder.insert_header((header::ETAG, etag));
+    }
+    if status == StatusCode::CREATED {
+        if let Ok(location) = HeaderValue::from_str(&format!("/v1/contacts/{}", contact.id)) {
+            builder.insert_header((header::LOCATION, location));
+        }
+    }
+    respond_with(builder, ContactResponse::from(contact), None)
+}
+
+fn validated(body: &ContactBody) -> Result<(), ApiError> {
+    body.validate()
+        .map_err(|report| ApiError::validation(&field_errors(&report)))
+}
+
+/// List contacts.
+#[utoipa::path(get, path = "/v1/contacts", tag = "contacts", params(ListContactsParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of contacts", body = crate::envelope::Success<Vec<ContactResponse>>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn list<S: TenantStore>(
+    auth: Authenticated<S>,
+    params: web::Query<ListContactsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let query = params.into_inner().into_query()?;
+    let limit = query.limit.get();
+    let page = list_contacts(auth.uow, &auth.principal, query).await?;
+    let data: Vec<ContactResponse> = page.items.iter().map(ContactResponse::from).collect();
+    let pagination = Pagination {
+        limit,
+        has_more: page.next.is_some(),
+        next_cursor: page.next.as_ref().map(encode_cursor),
+    };
+    Ok(respond_with(
+        HttpResponseBuilder::new(StatusCode::OK),
+        data,
+        Some(pagination),
+    ))
+}
+
+/// Create a contact.
+#[utoipa::path(post, path = "/v1/contacts", tag = "contacts", request_body = ContactBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = crate::envelope::Success<ContactResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn create<S: TenantStore>(
+    auth: Authenticated<S>,
+    body: web::Json<ContactBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    validated(&body)?;
+    let contact = create_contact(auth.uow, &auth.principal, body.into()).await?;
+    Ok(contact_response(StatusCode::CREATED, &contact))
+}
+
+/// Fetch a contact.
+#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = Uuid, Path, description = "Contact id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The contact", body = crate::envelope::Success<ContactResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn get<S: TenantStore>(
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let contact = get_contact(auth.uow, &auth.principal, ContactId::from_uuid(*id)).await?;
+    Ok(contact_response(StatusCode::OK, &contact))
+}
+
+/// Replace a contact: fields left out are cleared.
+#[utoipa::path(put, path = "/v1/contacts/{id}", tag = "contacts", request_body = ContactBody,
+    params(("id" = Uuid, Path, description = "Contact id"),
+           ("If-Match" = Option<String>, Header, description = "ETag the change is based on; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The replaced contact", body = crate::envelope::Success<ContactResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn replace<S: TenantStore>(
+    req: HttpRequest,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+    body: web::Json<ContactBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    validated(&body)?;
+    let precondition = if_match(&req);
+    let change = ContactChange::Replace(body.into());
+    let contact = update_contact(
+        auth.uow,
+        &auth.principal,
+        ContactId::from_uuid(*id),
+        precondition.as_ref(),
+        change,
+    )
+    .await?;
+    Ok(contact_response(StatusCode::OK, &contact))
+}
+
+/// Change some fields of a contact (JSON merge-patch).
+#[utoipa::path(patch, path = "/v1/contacts/{id}", tag = "contacts", request_body = ContactPatchBody,
+    params(("id" = Uuid, Path, description = "Contact id"),
+           ("If-Match" = Option<String>, Header, description = "ETag the change is based on; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed contact", body = crate::envelope::Success<ContactResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn patch<S: TenantStore>(
+    req: HttpRequest,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+    body: web::Json<ContactPatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let precondition = if_match(&req);
+    let change = ContactChange::Patch(body.into_inner().into());
+    let contact = update_contact(
+        auth.uow,
+        &auth.principal,
+        ContactId::from_uuid(*id),
+        precondition.as_ref(),
+        change,
+    )
+    .await?;
+    Ok(contact_response(StatusCode::OK, &contact))
+}
+
+/// Delete a contact.
+#[utoipa::path(delete, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = Uuid, Path, description = "Contact id"),
+           ("If-Match" = Option<String>, Header, description = "ETag the deletion is based on; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = crate::envelope::Success<DeletedResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn delete<S: TenantStore>(
+    req: HttpRequest,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let precondition = if_match(&req);
+    delete_contact(
+        auth.uow,
+        &auth.principal,
+        ContactId::from_uuid(*id),
+        precondition.as_ref(),
+    )
+    .await?;
+    Ok(respond(
+        StatusCode::OK,
+        DeletedResponse {
+            id: *id,
+            deleted: true,
+        },
+    ))
+}
+
+/// Registers the contact routes (under `/v1`).
+pub fn configure<S: TenantStore>(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/contacts")
+            .route(web::get().to(list::<S>))
+            .route(web::post().to(create::<S>))
+            .default_service(super::method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/contacts/{id}")
+            .route(web::get().to(get::<S>))
+            .route(web::put().to(replace::<S>))
+            .route(web::patch().to(patch::<S>))
+            .route(web::delete().to(delete::<S>))
+            .default_service(super::method_not_allowed("GET, PUT, PATCH, DELETE")),
+    );
+}

@@ -1,0 +1,135 @@
+//! Configuration from the environment, validated once at start with messages that say
+//! which variable is wrong and what it should look like.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A configuration problem, named by variable.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("{0} is not set: {1}")]
+    Missing(&'static str, &'static str),
+    /// A variable is set to something unusable.
+    #[error("{0}={1:?} is invalid: {2}")]
+    Invalid(&'static str, String, &'static str),
+}
+
+/// Everything `crm serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The application role's URL (`crm_app`).
+    pub database_url: String,
+    /// The owner/superuser URL; when set, pending migrations are applied at start.
+    pub migration_database_url: Option<String>,
+    /// Where to listen, `host:port`.
+    pub bind_addr: String,
+    /// Most database connections.
+    pub pool_size: u32,
+    /// HTTP worker threads (actix default: one per core).
+    pub workers: Option<usize>,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn postgres_url(name: &'static str, value: String) -> Result<String, ConfigError> {
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid(
+            name,
+            value,
+            "expected postgres://user@host:port/database",
+        ))
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    name: &'static str,
+    default: T,
+    what: &'static str,
+) -> Result<T, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::Invalid(name, raw, what)),
+    }
+}
+
+/// The migration URL alone (`crm migrate`, `crm tenant create`).
+///
+/// # Errors
+/// [`ConfigError`] when unset or malformed.
+pub fn migration_url() -> Result<String, ConfigError> {
+    let url = var("MIGRATION_DATABASE_URL").ok_or(ConfigError::Missing(
+        "MIGRATION_DATABASE_URL",
+        "set it to an owner or superuser URL, e.g. postgres://postgres@127.0.0.1:5432/crm",
+    ))?;
+    postgres_url("MIGRATION_DATABASE_URL", url)
+}
+
+impl ServeConfig {
+    /// Reads and checks the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for the first bad variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let database_url = var("DATABASE_URL").ok_or(ConfigError::Missing(
+            "DATABASE_URL",
+            "set it to the application role's URL, e.g. postgres://crm_app@127.0.0.1:5432/crm",
+        ))?;
+        let database_url = postgres_url("DATABASE_URL", database_url)?;
+        let migration_database_url = var("MIGRATION_DATABASE_URL")
+            .map(|url| postgres_url("MIGRATION_DATABASE_URL", url))
+            .transpose()?;
+        let bind_addr = var("BIND_ADDR").unwrap_or_else(|| "0.0.0.0:8080".to_owned());
+        if bind_addr
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        {
+            return Err(ConfigError::Invalid(
+                "BIND_ADDR",
+                bind_addr,
+                "expected host:port, e.g. 127.0.0.1:8080",
+            ));
+        }
+        let pool_size: u32 = number(
+            "DB_POOL_SIZE",
+            16,
+            "expected a number of connections, 1-1000",
+        )?;
+        if !(1..=1000).contains(&pool_size) {
+            return Err(ConfigError::Invalid(
+                "DB_POOL_SIZE",
+                pool_size.to_string(),
+                "expected 1-1000",
+            ));
+        }
+        let workers = match var("HTTP_WORKERS") {
+            None => None,
+            Some(raw) => Some(
+                raw.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=256).contains(n))
+                    .ok_or(ConfigError::Invalid("HTTP_WORKERS", raw, "expected 1-256"))?,
+            ),
+        };
+        let shutdown_secs: u64 = number("SHUTDOWN_TIMEOUT_SECS", 30, "expected whole seconds")?;
+        Ok(Self {
+            database_url,
+            migration_database_url,
+            bind_addr,
+            pool_size,
+            workers,
+            shutdown_timeout: Duration::from_secs(shutdown_secs),
+        })
+    }
+}
