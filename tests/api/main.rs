@@ -1,1 +1,9 @@
+//! Black-box tests of the real application (HTTP on 127.0.0.1:0) over a real PostgreSQL,
+//! connected as the real application role `crm_app`, each test with its own database.
+//! One test binary for the whole crate, so it is compiled and linked once.
 
+mod contacts;
+mod errors;
+mod helpers;
+mod isolation;
+mod startup;

@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::FieldErrors;
 use domain::contact::{
-    Contact, ContactInput, ContactPatch, ContactQuery, ContactSortField, DEFAULT_CONTACT_SORT,
-    Email,
+    Contact, ContactDraft, ContactInput, ContactPatch, ContactQuery, ContactSortField,
+    DEFAULT_CONTACT_SORT, Email,
 };
 use domain::ids::{CompanyId, ContactId, UserId};
 use domain::list::{Cursor, Limit, Sort, SortValue};
@@ -469,9 +469,30 @@ fn contact_response(status: StatusCode, contact: &Contact) -> HttpResponse {
     respond_with(builder, ContactResponse::from(contact), None)
 }
 
-fn validated(body: &ContactBody) -> Result<(), ApiError> {
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))
+/// garde's checks of the body, then the domain's, reported together: a client fixes every
+/// field in one round trip. Returns the domain input when everything passed garde.
+fn validated(body: ContactBody) -> Result<ContactInput, ApiError> {
+    let garde = body.validate().err();
+    let input = ContactInput::from(body);
+    let Some(report) = garde else {
+        return Ok(input);
+    };
+    let mut fields = field_errors(&report);
+    if let Err(domain) = ContactDraft::new(input) {
+        for (field, messages) in domain.fields() {
+            let prefix = format!("{field}[");
+            let already = fields
+                .fields()
+                .keys()
+                .any(|f| f == field || f.starts_with(&prefix));
+            if !already {
+                for message in messages {
+                    fields.add(field.clone(), message.clone());
+                }
+            }
+        }
+    }
+    Err(ApiError::validation(&fields))
 }
 
 /// List contacts.
@@ -512,9 +533,8 @@ pub async fn create<S: TenantStore>(
     auth: Authenticated<S>,
     body: web::Json<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    validated(&body)?;
-    let contact = create_contact(auth.uow, &auth.principal, body.into()).await?;
+    let input = validated(body.into_inner())?;
+    let contact = create_contact(auth.uow, &auth.principal, input).await?;
     Ok(contact_response(StatusCode::CREATED, &contact))
 }
 
@@ -549,10 +569,9 @@ pub async fn replace<S: TenantStore>(
     id: web::Path<Uuid>,
     body: web::Json<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    validated(&body)?;
+    let input = validated(body.into_inner())?;
     let precondition = if_match(&req);
-    let change = ContactChange::Replace(body.into());
+    let change = ContactChange::Replace(input);
     let contact = update_contact(
         auth.uow,
         &auth.principal,
