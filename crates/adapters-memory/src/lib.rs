@@ -229,10 +229,10 @@ impl MemoryUnitOfWork {
                 return Err(ContactWriteError::DuplicateEmail);
             }
         }
-        if let Some(owner) = draft.owner_id {
-            if !self.data.members.contains(&owner) {
-                return Err(ContactWriteError::UnknownOwner);
-            }
+        if let Some(owner) = draft.owner_id
+            && !self.data.members.contains(&owner)
+        {
+            return Err(ContactWriteError::UnknownOwner);
         }
         Ok(())
     }

@@ -64,7 +64,7 @@ impl IfMatch {
         let current = contact.etag();
         let matches = match self {
             Self::Any => true,
-            Self::Tags(tags) => tags.iter().any(|tag| *tag == current),
+            Self::Tags(tags) => tags.contains(&current),
         };
         if matches {
             Ok(())

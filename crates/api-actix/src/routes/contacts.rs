@@ -461,10 +461,10 @@ fn contact_response(status: StatusCode, contact: &Contact) -> HttpResponse {
     if let Ok(etag) = HeaderValue::from_str(&contact.etag()) {
         builder.insert_header((header::ETAG, etag));
     }
-    if status == StatusCode::CREATED {
-        if let Ok(location) = HeaderValue::from_str(&format!("/v1/contacts/{}", contact.id)) {
-            builder.insert_header((header::LOCATION, location));
-        }
+    if status == StatusCode::CREATED
+        && let Ok(location) = HeaderValue::from_str(&format!("/v1/contacts/{}", contact.id))
+    {
+        builder.insert_header((header::LOCATION, location));
     }
     respond_with(builder, ContactResponse::from(contact), None)
 }
