@@ -24,7 +24,7 @@ RUST_LOG ?= info
 ENSURE_PG := scripts/ensure-postgres.sh
 RELEASE_BIN := target/release/crm
 
-.PHONY: help run test api-check lint fmt bench clean-db db-url db-stop
+.PHONY: help run test api-check check-layers lint fmt bench clean-db db-url db-stop
 
 help: ## List the targets
 	@printf 'Usage: make <target>\n\nTargets:\n'
@@ -51,13 +51,23 @@ run: ## Build the release binary, ensure PostgreSQL and database DB_NAME, serve 
 		BIND_ADDR='$(BIND_ADDR)' LOG_FORMAT='$(LOG_FORMAT)' RUST_LOG='$(RUST_LOG)' \
 		$(RELEASE_BIN) serve
 
-test: ## Build all targets, run the Rust tests (cargo test) and scripts/api-check.sh
+test: ## Layering and lint checks, the Rust tests (cargo test), then scripts/api-check.sh
 	@admin="$$($(ENSURE_PG))"; \
 	export PG_ADMIN_URL="$$admin"; \
 	set -x; \
+	$(MAKE) --no-print-directory check-layers lint; \
 	$(CARGO) build --workspace --all-targets; \
 	$(CARGO) test --workspace; \
 	scripts/api-check.sh
+
+check-layers: ## Dependencies point inward: domain has no I/O crates, the API knows no adapter
+	@bad="$$($(CARGO) tree -p domain -e normal --prefix none | grep -E '^(tokio|sea-orm|sqlx|actix|awc|hyper|reqwest) ' || true)"; \
+	if [[ -n "$$bad" ]]; then echo "check-layers: domain depends on I/O crates: $$bad" >&2; exit 1; fi; \
+	for crate in domain ports app api-actix; do \
+		if $(CARGO) tree -p "$$crate" -e normal --prefix none | grep -qE '^adapters-'; then \
+			echo "check-layers: $$crate depends on an adapter" >&2; exit 1; fi; \
+	done; \
+	echo "check-layers: ok (domain has no tokio/sea-orm/actix; domain, ports, app and api-actix know no adapter)"
 
 api-check: ## Only the black-box API contract check (migrations, curl, schemathesis)
 	@scripts/api-check.sh
