@@ -362,3 +362,29 @@ async fn a_cursor_only_works_with_the_sort_it_was_made_for() {
     assert_eq!(forged.status, 400);
     assert_eq!(forged.code(), "VALIDATION_FAILED");
 }
+
+#[actix_rt::test]
+async fn custom_field_numbers_at_the_edge_of_f64_round_trip_exactly() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let raw = br#"{"customFields": {"min": -1.7976931348623157e308, "max": 1.7976931348623157e308, "odd": 1.0846446354745254e293, "tiny": 1.5e-300, "big": 18446744073709551615, "neg": -9223372036854775808}}"#;
+    let created = app
+        .call_raw(
+            "POST",
+            "/v1/contacts",
+            &acme.key,
+            "application/json",
+            raw.to_vec(),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["data"]["id"].as_str().expect("id");
+    let fetched = app.get(&format!("/v1/contacts/{id}"), &acme.key).await;
+    let fields = &fetched.body["data"]["customFields"];
+    assert_eq!(fields["min"].as_f64(), Some(-f64::MAX));
+    assert_eq!(fields["max"].as_f64(), Some(f64::MAX));
+    assert_eq!(fields["odd"].as_f64(), Some(1.084_644_635_474_525_4e293));
+    assert_eq!(fields["tiny"].as_f64(), Some(1.5e-300));
+    assert_eq!(fields["big"].as_u64(), Some(u64::MAX));
+    assert_eq!(fields["neg"].as_i64(), Some(i64::MIN));
+}
