@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use domain::api_key::ApiKeyHash;
+use domain::token::TokenHash;
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::ids::{ApiKeyId, ContactId, TenantId, UserId};
 use domain::list::{Cursor, Page, SortValue};
@@ -71,7 +71,7 @@ impl MemoryStore {
     pub fn add_api_key(
         &self,
         tenant_id: TenantId,
-        hash: ApiKeyHash,
+        hash: TokenHash,
         role: Role,
         scopes: &[&str],
     ) -> Result<ApiKeyId, RepoError> {
@@ -99,7 +99,7 @@ impl MemoryStore {
     ///
     /// # Errors
     /// [`RepoError::Unexpected`] if the lock is poisoned.
-    pub fn revoke_api_key(&self, hash: &ApiKeyHash) -> Result<(), RepoError> {
+    pub fn revoke_api_key(&self, hash: &TokenHash) -> Result<(), RepoError> {
         if let Some(key) = self.lock()?.keys.get_mut(&hash.0) {
             key.revoked = true;
         }
@@ -139,7 +139,7 @@ impl TenantStore for MemoryStore {
 
     async fn begin_with_api_key(
         &self,
-        hash: &ApiKeyHash,
+        hash: &TokenHash,
     ) -> Result<Option<(Principal, MemoryUnitOfWork)>, RepoError> {
         let state = self.lock()?;
         let Some(key) = state.keys.get(&hash.0).filter(|k| !k.revoked).cloned() else {

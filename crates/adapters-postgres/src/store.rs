@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use domain::api_key::ApiKeyHash;
+use domain::token::TokenHash;
 use domain::ids::{ApiKeyId, TenantId};
 use domain::principal::{Actor, Principal, Role, Scopes};
 use ports::{RepoError, TenantStore, UnitOfWork};
@@ -189,7 +189,7 @@ impl TenantStore for PgStore {
 
     async fn begin_with_api_key(
         &self,
-        hash: &ApiKeyHash,
+        hash: &TokenHash,
     ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
         let txn = self.db.begin().await.map_err(repo_error)?;
         let key = AuthenticatedKey::find_by_statement(statement(

@@ -1,16 +1,47 @@
 //! Authentication: from a presented credential to a principal and a unit of work scoped
 //! to its tenant, in one storage call.
 
-use domain::api_key::ApiKeySecret;
+use std::time::Duration;
+
 use domain::principal::Principal;
+use domain::token::{SecretToken, TokenKind};
 use ports::{RepoError, TenantStore};
 use thiserror::Error;
+
+/// Lifetimes of the identity features, set by configuration.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// Absolute lifetime of a login session.
+    pub session_ttl: Duration,
+    /// A session unused for this long stops working.
+    pub session_idle_timeout: Duration,
+    /// How long a demo sandbox lives before the sweep deletes it.
+    pub demo_ttl: Duration,
+    /// How long a QR code can be scanned and linked.
+    pub qr_ttl: Duration,
+    /// The slowest allowed polling of a QR login request, in seconds.
+    pub qr_poll_interval_seconds: i32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            session_idle_timeout: Duration::from_secs(24 * 3600),
+            demo_ttl: Duration::from_secs(24 * 3600),
+            qr_ttl: Duration::from_secs(120),
+            qr_poll_interval_seconds: 2,
+        }
+    }
+}
 
 /// What a caller presented as `Authorization: Bearer …`.
 #[derive(Clone, Debug)]
 pub enum Credential {
     /// An API key (`crm_sk_…`).
-    ApiKey(ApiKeySecret),
+    ApiKey(SecretToken),
+    /// A login session (`crm_st_…`).
+    Session(SecretToken),
 }
 
 /// The bearer token is none of our credential formats.
@@ -24,8 +55,11 @@ impl Credential {
     /// # Errors
     /// [`UnrecognisedCredential`] for anything that cannot be one of our tokens.
     pub fn from_bearer(token: &str) -> Result<Self, UnrecognisedCredential> {
-        ApiKeySecret::parse(token)
-            .map(Self::ApiKey)
+        if let Ok(key) = SecretToken::parse(TokenKind::ApiKey, token) {
+            return Ok(Self::ApiKey(key));
+        }
+        SecretToken::parse(TokenKind::Session, token)
+            .map(Self::Session)
             .map_err(|_| UnrecognisedCredential)
     }
 }
@@ -47,12 +81,15 @@ pub enum AuthError {
 /// [`AuthError::Unauthenticated`] when the credential is unknown, revoked or expired.
 pub async fn authenticate<S: TenantStore>(
     store: &S,
+    settings: &AuthSettings,
     credential: &Credential,
 ) -> Result<(Principal, S::Uow), AuthError> {
-    match credential {
-        Credential::ApiKey(secret) => store
-            .begin_with_api_key(&secret.hash())
-            .await?
-            .ok_or(AuthError::Unauthenticated),
-    }
+    let found = match credential {
+        Credential::ApiKey(secret) => store.begin_with_api_key(&secret.hash()).await?,
+        Credential::Session(secret) => {
+            let idle = i64::try_from(settings.session_idle_timeout.as_secs()).unwrap_or(i64::MAX);
+            store.begin_with_session(&secret.hash(), idle).await?
+        }
+    };
+    found.ok_or(AuthError::Unauthenticated)
 }

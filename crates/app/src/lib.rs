@@ -4,6 +4,13 @@
 //! [`auth::authenticate`]), checks the caller's permission, applies the domain rules,
 //! writes through the unit of work and commits. The HTTP layer and the CLI only translate.
 
+pub mod api_keys;
 pub mod auth;
 pub mod contacts;
+pub mod demo;
+pub mod identity;
+pub mod members;
+pub mod passwords;
+pub mod qr;
+pub mod secrets;
 pub mod tenants;

@@ -1,9 +1,10 @@
 //! Tenant provisioning: a new tenant with its owner and a first, owner-level API key.
 
-use domain::api_key::ApiKeySecret;
+use domain::token::{SecretToken, TokenKind};
 use ports::{NewTenant, ProvisionedTenant, RepoError, TenantProvisioning};
-use rand::RngCore;
 use thiserror::Error;
+
+use crate::secrets::{SecretGenerationFailed, generate};
 
 /// Why a tenant could not be made.
 #[derive(Debug, Error)]
@@ -12,8 +13,8 @@ pub enum ProvisionError {
     #[error("tenant name {0}")]
     InvalidName(domain::text::TextError),
     /// The system's random source failed to produce a key (practically impossible).
-    #[error("could not generate an API key")]
-    KeyGeneration,
+    #[error(transparent)]
+    KeyGeneration(#[from] SecretGenerationFailed),
     /// Storage failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
@@ -25,17 +26,15 @@ pub struct TenantWithKey {
     /// Ids of the tenant and its owner.
     pub tenant: ProvisionedTenant,
     /// The owner API key.
-    pub api_key: ApiKeySecret,
+    pub api_key: SecretToken,
 }
 
-/// Makes a fresh API key from the operating system's random source.
+/// Makes a fresh API key.
 ///
 /// # Errors
-/// [`ProvisionError::KeyGeneration`] if the random bytes did not suffice.
-pub fn generate_api_key() -> Result<ApiKeySecret, ProvisionError> {
-    let mut bytes = [0_u8; 96];
-    rand::rng().fill_bytes(&mut bytes);
-    ApiKeySecret::from_random_bytes(&bytes).ok_or(ProvisionError::KeyGeneration)
+/// [`ProvisionError::KeyGeneration`] if the random source failed.
+pub fn generate_api_key() -> Result<SecretToken, ProvisionError> {
+    Ok(generate(TokenKind::ApiKey)?)
 }
 
 /// Creates a tenant named `name` with an owner and an owner API key with every scope.
@@ -47,15 +46,10 @@ pub async fn provision_tenant<P: TenantProvisioning>(
     name: &str,
     owner_email: Option<&str>,
 ) -> Result<TenantWithKey, ProvisionError> {
-    let name = domain::text::single_line(name, 200).map_err(ProvisionError::InvalidName)?;
+    let name = domain::identity::display_name(name).map_err(ProvisionError::InvalidName)?;
     let api_key = generate_api_key()?;
     let owner_email = owner_email.map_or_else(
-        || {
-            format!(
-                "owner+{}@tenants.crm.invalid",
-                uuid::Uuid::new_v4().simple()
-            )
-        },
+        || format!("owner+{}@tenants.crm.invalid", uuid::Uuid::new_v4().simple()),
         str::to_owned,
     );
     let tenant = provisioning

@@ -77,6 +77,14 @@ id_newtype!(
     ContactId
 );
 id_newtype!(
+    /// A login session of one user in one tenant.
+    SessionId
+);
+id_newtype!(
+    /// A QR-code login request.
+    QrSessionId
+);
+id_newtype!(
     /// A company of one tenant (the resource arrives later; contacts may already name one).
     CompanyId
 );

@@ -5,12 +5,14 @@
 //! Values are parsed once at the boundary (`Email::parse`, `ContactDraft::new`) and are
 //! valid from then on.
 
-pub mod api_key;
 pub mod contact;
 pub mod field_errors;
+pub mod identity;
 pub mod ids;
 pub mod list;
+pub mod password;
 pub mod principal;
 pub mod text;
+pub mod token;
 
 pub use field_errors::FieldErrors;

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::ids::{ApiKeyId, TenantId};
+use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 
 /// A member's role in a tenant. Ordered from most to least powerful.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -42,7 +42,28 @@ impl Role {
         match permission {
             Permission::ContactsRead => true,
             Permission::ContactsWrite => !matches!(self, Self::Viewer),
+            Permission::ApiKeysManage | Permission::MembersManage | Permission::WebhooksManage => {
+                matches!(self, Self::Owner | Self::Admin)
+            }
         }
+    }
+
+    /// Higher is more powerful.
+    #[must_use]
+    pub const fn rank(self) -> u8 {
+        match self {
+            Self::Owner => 3,
+            Self::Admin => 2,
+            Self::Member => 1,
+            Self::Viewer => 0,
+        }
+    }
+
+    /// Whether someone with this role may give `target` to somebody: never more than one
+    /// holds, and only owners make owners.
+    #[must_use]
+    pub const fn can_assign(self, target: Role) -> bool {
+        target.rank() <= self.rank()
     }
 }
 
@@ -77,6 +98,12 @@ pub enum Permission {
     ContactsRead,
     /// Create, change and delete contacts.
     ContactsWrite,
+    /// Create, list and revoke API keys.
+    ApiKeysManage,
+    /// Add, change and remove members.
+    MembersManage,
+    /// Manage webhook subscriptions.
+    WebhooksManage,
 }
 
 impl Permission {
@@ -86,9 +113,22 @@ impl Permission {
         match self {
             Self::ContactsRead => "contacts:read",
             Self::ContactsWrite => "contacts:write",
+            Self::ApiKeysManage => "api_keys:manage",
+            Self::MembersManage => "members:manage",
+            Self::WebhooksManage => "webhooks:manage",
         }
     }
 }
+
+/// Every scope an API key may carry.
+pub const KNOWN_SCOPES: &[&str] = &[
+    "*",
+    "contacts:read",
+    "contacts:write",
+    "api_keys:manage",
+    "members:manage",
+    "webhooks:manage",
+];
 
 /// The scopes of an API key: `*`, or a list such as `contacts:read`. A `:write` scope
 /// implies the matching `:read`.
@@ -114,6 +154,42 @@ impl Scopes {
         &self.0
     }
 
+    /// Parses requested scopes: known names only, at least one, de-duplicated.
+    ///
+    /// # Errors
+    /// The first unknown scope, or an empty list.
+    pub fn parse(requested: &[String]) -> Result<Self, UnknownScope> {
+        if requested.is_empty() {
+            return Err(UnknownScope(String::new()));
+        }
+        let mut scopes: Vec<String> = Vec::with_capacity(requested.len());
+        for scope in requested {
+            if !KNOWN_SCOPES.contains(&scope.as_str()) {
+                return Err(UnknownScope(scope.clone()));
+            }
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+        Ok(Self(scopes))
+    }
+
+    /// Whether every scope of `other` is already granted by these scopes: a key may only
+    /// hand out what it holds.
+    #[must_use]
+    pub fn covers(&self, other: &Scopes) -> bool {
+        if self.0.iter().any(|s| s == "*") {
+            return true;
+        }
+        other.0.iter().all(|scope| {
+            scope != "*"
+                && (self.0.contains(scope)
+                    || scope.strip_suffix(":read").is_some_and(|resource| {
+                        self.0.iter().any(|s| s.strip_suffix(":write") == Some(resource))
+                    }))
+        })
+    }
+
     /// Whether these scopes include `permission`.
     #[must_use]
     pub fn grant(&self, permission: Permission) -> bool {
@@ -127,6 +203,11 @@ impl Scopes {
     }
 }
 
+/// A requested scope that does not exist (empty when none was requested).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("unknown scope `{0}`; known scopes: *, contacts:read, contacts:write, api_keys:manage, members:manage, webhooks:manage")]
+pub struct UnknownScope(pub String);
+
 /// How the caller authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
@@ -138,6 +219,17 @@ pub enum Actor {
         name: String,
         /// Its public, greppable prefix (`crm_sk_…`).
         prefix: String,
+    },
+    /// A person, through a login session.
+    User {
+        /// The user.
+        id: UserId,
+        /// Their e-mail address.
+        email: String,
+        /// Their display name.
+        name: String,
+        /// The session the request came with.
+        session_id: SessionId,
     },
 }
 
@@ -162,6 +254,15 @@ pub struct Principal {
 pub struct Forbidden(pub Permission);
 
 impl Principal {
+    /// The user behind the request, when it is a person.
+    #[must_use]
+    pub fn user_id(&self) -> Option<UserId> {
+        match &self.actor {
+            Actor::User { id, .. } => Some(id.to_owned()),
+            Actor::ApiKey { .. } => None,
+        }
+    }
+
     /// Checks role and scopes together.
     ///
     /// # Errors
@@ -216,6 +317,38 @@ mod tests {
         assert!(writer.grant(Permission::ContactsRead));
         let other = Scopes::from_names(vec!["companies:write".into()]);
         assert!(!other.grant(Permission::ContactsRead));
+    }
+
+    #[test]
+    fn only_admins_and_owners_manage_keys_and_members() {
+        for (role, allowed) in [(Role::Owner, true), (Role::Admin, true), (Role::Member, false), (Role::Viewer, false)] {
+            assert_eq!(role.allows(Permission::ApiKeysManage), allowed, "{role}");
+            assert_eq!(role.allows(Permission::MembersManage), allowed, "{role}");
+        }
+    }
+
+    #[test]
+    fn admins_cannot_make_owners() {
+        assert!(Role::Owner.can_assign(Role::Owner));
+        assert!(Role::Admin.can_assign(Role::Admin));
+        assert!(!Role::Admin.can_assign(Role::Owner));
+        assert!(!Role::Member.can_assign(Role::Admin));
+    }
+
+    #[test]
+    fn scopes_parse_known_names_only() {
+        assert!(Scopes::parse(&["contacts:read".into(), "contacts:read".into()]).is_ok());
+        assert!(Scopes::parse(&["root".into()]).is_err());
+        assert!(Scopes::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn a_key_hands_out_only_what_it_holds() {
+        let writer = Scopes::from_names(vec!["contacts:write".into()]);
+        assert!(writer.covers(&Scopes::from_names(vec!["contacts:read".into()])));
+        assert!(!writer.covers(&Scopes::from_names(vec!["api_keys:manage".into()])));
+        assert!(!writer.covers(&Scopes::all()));
+        assert!(Scopes::all().covers(&Scopes::all()));
     }
 
     #[test]

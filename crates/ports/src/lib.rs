@@ -9,10 +9,18 @@
 //! run on any executor thread.
 
 use std::future::Future;
+use std::pin::Pin;
 
-use domain::api_key::ApiKeyHash;
+use domain::token::TokenHash;
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
-use domain::ids::{ContactId, TenantId, UserId};
+use domain::identity::{
+    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser, QrRequester,
+    QrStatus, TenantInfo,
+};
+use domain::ids::{ApiKeyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
+use domain::password::Password;
+use domain::principal::Role;
+use time::OffsetDateTime;
 use domain::principal::Principal;
 use thiserror::Error;
 
@@ -97,9 +105,173 @@ pub trait ContactRepository {
     ) -> impl Future<Output = Result<(), ContactWriteError>> + Send;
 }
 
+/// Why an identity record could not be written.
+#[derive(Debug, Error)]
+pub enum IdentityWriteError {
+    /// Another user already has this e-mail address.
+    #[error("an account with this e-mail address already exists")]
+    EmailTaken,
+    /// The user is already a member of the tenant.
+    #[error("already a member of this tenant")]
+    AlreadyMember,
+    /// Storage failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// The unit of work's tenant, its members, sessions and API keys.
+pub trait IdentityRepository {
+    /// The tenant itself.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn tenant(&mut self) -> impl Future<Output = Result<TenantInfo, RepoError>> + Send;
+
+    /// Creates the unit of work's own tenant (sign-up, demo).
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn insert_tenant(
+        &mut self,
+        name: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) -> impl Future<Output = Result<TenantInfo, RepoError>> + Send;
+
+    /// Creates a user (a global identity).
+    ///
+    /// # Errors
+    /// [`IdentityWriteError::EmailTaken`], or storage.
+    fn insert_user(&mut self, user: &NewUser) -> impl Future<Output = Result<(), IdentityWriteError>> + Send;
+
+    /// Makes a user a member of this tenant.
+    ///
+    /// # Errors
+    /// [`IdentityWriteError::AlreadyMember`], or storage.
+    fn insert_membership(
+        &mut self,
+        user: UserId,
+        role: Role,
+    ) -> impl Future<Output = Result<(), IdentityWriteError>> + Send;
+
+    /// Stores a login session for a member of this tenant.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn insert_session(&mut self, session: &NewSession) -> impl Future<Output = Result<(), RepoError>> + Send;
+
+    /// Revokes a session of this tenant.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn revoke_session(&mut self, id: SessionId) -> impl Future<Output = Result<(), RepoError>> + Send;
+
+    /// Stores an API key and returns it as listed.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn insert_api_key(&mut self, key: &NewApiKey) -> impl Future<Output = Result<ApiKeyRecord, RepoError>> + Send;
+
+    /// Every API key of the tenant, newest first.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn list_api_keys(&mut self) -> impl Future<Output = Result<Vec<ApiKeyRecord>, RepoError>> + Send;
+
+    /// One API key.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn get_api_key(&mut self, id: ApiKeyId) -> impl Future<Output = Result<Option<ApiKeyRecord>, RepoError>> + Send;
+
+    /// Revokes an API key (idempotent: an already revoked key keeps its first revocation
+    /// time). `None` when no such key.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn revoke_api_key(&mut self, id: ApiKeyId) -> impl Future<Output = Result<Option<ApiKeyRecord>, RepoError>> + Send;
+
+    /// Every member, oldest first.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn list_members(&mut self) -> impl Future<Output = Result<Vec<Member>, RepoError>> + Send;
+
+    /// One member; `for_update` locks the membership until the unit of work ends.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn get_member(&mut self, user: UserId, for_update: bool) -> impl Future<Output = Result<Option<Member>, RepoError>> + Send;
+
+    /// Changes a member's role.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn set_member_role(&mut self, user: UserId, role: Role) -> impl Future<Output = Result<Option<Member>, RepoError>> + Send;
+
+    /// Removes a member (their sessions go with the membership).
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn delete_member(&mut self, user: UserId) -> impl Future<Output = Result<bool, RepoError>> + Send;
+
+    /// Locks and returns the owners, so "the last owner" checks cannot race.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn lock_owners(&mut self) -> impl Future<Output = Result<Vec<UserId>, RepoError>> + Send;
+}
+
+/// What scanning a QR code found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QrScan {
+    /// Now scanned by the caller; here is who asks.
+    Scanned(QrRequester),
+    /// No such code.
+    NotFound,
+    /// Past its expiry.
+    Expired,
+    /// Already scanned, linked, consumed or cancelled: codes are single-use.
+    AlreadyUsed(QrStatus),
+}
+
+/// What confirming or cancelling a scanned request found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QrDecision {
+    /// Done.
+    Done,
+    /// No such request, or not scanned by the caller.
+    NotFound,
+    /// Past its expiry.
+    Expired,
+    /// Not in the scanned state any more.
+    AlreadyUsed(QrStatus),
+}
+
+/// The scanning device's side of QR login, run inside the scanner's unit of work: the
+/// request is bound to this tenant and to the given member of it.
+pub trait QrRepository {
+    /// Scans a code: pending -> scanned by `user`.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn qr_scan(&mut self, code: &TokenHash, user: UserId) -> impl Future<Output = Result<QrScan, RepoError>> + Send;
+
+    /// Confirms: scanned by `user` -> linked.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn qr_link(&mut self, id: QrSessionId, user: UserId) -> impl Future<Output = Result<QrDecision, RepoError>> + Send;
+
+    /// Refuses: scanned by `user` -> cancelled.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn qr_cancel(&mut self, id: QrSessionId, user: UserId) -> impl Future<Output = Result<QrDecision, RepoError>> + Send;
+}
+
 /// One tenant-scoped, all-or-nothing piece of work. Dropping it without
 /// [`UnitOfWork::commit`] discards every change.
-pub trait UnitOfWork: ContactRepository + Send {
+pub trait UnitOfWork: ContactRepository + IdentityRepository + QrRepository + Send {
     /// Makes every change of this unit of work durable at once.
     ///
     /// # Errors
@@ -120,11 +292,22 @@ pub trait TenantStore: Clone + Send + Sync + 'static {
     /// [`RepoError`] when storage fails.
     fn begin_with_api_key(
         &self,
-        hash: &ApiKeyHash,
+        hash: &TokenHash,
+    ) -> impl Future<Output = Result<Option<(Principal, Self::Uow)>, RepoError>> + Send;
+
+    /// Resolves a live session (unrevoked, unexpired, used within `idle_timeout_seconds`) by
+    /// the hash of its token and opens a unit of work scoped to its tenant, in one step.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn begin_with_session(
+        &self,
+        hash: &TokenHash,
+        idle_timeout_seconds: i64,
     ) -> impl Future<Output = Result<Option<(Principal, Self::Uow)>, RepoError>> + Send;
 
     /// Opens a unit of work for a tenant already known to the caller (trusted callers
-    /// only: background jobs, administration).
+    /// only: sign-up, login after the password check, background jobs).
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
@@ -132,6 +315,96 @@ pub trait TenantStore: Clone + Send + Sync + 'static {
         &self,
         tenant: TenantId,
     ) -> impl Future<Output = Result<Self::Uow, RepoError>> + Send;
+}
+
+/// What a poll of a QR login request found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QrPoll {
+    /// Not linked yet, or over: the status to show.
+    Status(QrStatus),
+    /// Linked: the session was created now, for this tenant and user; this is the only
+    /// poll that will ever see it.
+    Collected {
+        /// The session's tenant.
+        tenant_id: TenantId,
+        /// The session's user.
+        user_id: UserId,
+    },
+    /// Polled sooner than the interval allows.
+    SlowDown,
+    /// No such request.
+    NotFound,
+    /// The poll token is not this request's.
+    WrongPollToken,
+}
+
+/// Look-ups that must happen before any tenant is known, and sweeps across tenants. The
+/// PostgreSQL adapter answers each through one narrow SECURITY DEFINER function.
+pub trait PreAuthStore: Clone + Send + Sync + 'static {
+    /// The user with this e-mail and their memberships, for login.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn find_login(&self, email: &str) -> impl Future<Output = Result<Option<LoginCandidate>, RepoError>> + Send;
+
+    /// The id of the user with this e-mail, for adding an existing user as a member.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn find_user_id(&self, email: &str) -> impl Future<Output = Result<Option<UserId>, RepoError>> + Send;
+
+    /// Deletes expired demo tenants with everything in them; returns how many.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn sweep_expired_tenants(&self) -> impl Future<Output = Result<u64, RepoError>> + Send;
+
+    /// Stores a new QR login request.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn qr_create(&self, request: &NewQrSession) -> impl Future<Output = Result<(), RepoError>> + Send;
+
+    /// Polls a QR login request with its poll token; when it is linked, creates the
+    /// session described by `session` (for the linked tenant and user) and marks the
+    /// request consumed, atomically.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn qr_poll(
+        &self,
+        id: QrSessionId,
+        poll_token: &TokenHash,
+        session: &NewQrLoginSession,
+    ) -> impl Future<Output = Result<QrPoll, RepoError>> + Send;
+}
+
+/// The session a QR poll creates if the request is linked.
+#[derive(Clone, Debug)]
+pub struct NewQrLoginSession {
+    /// New session id.
+    pub id: SessionId,
+    /// SHA-256 of the new token.
+    pub token_hash: TokenHash,
+    /// Absolute expiry.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A future that can be stored behind `dyn` (the hasher is shared as a trait object).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Password hashing (argon2id in production). Behind a port so use cases can be shown to
+/// do the same work for unknown users as for wrong passwords, by counting calls.
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password into a PHC string.
+    fn hash<'a>(&'a self, password: &'a Password) -> BoxFuture<'a, Result<String, RepoError>>;
+
+    /// Checks a password against a PHC string; false for any mismatch or malformed hash.
+    fn verify<'a>(&'a self, password: &'a Password, stored: &'a str) -> BoxFuture<'a, bool>;
+
+    /// A valid hash of a password nobody knows: verified against when the user does not
+    /// exist, so that case costs the same as a wrong password.
+    fn dummy_hash(&self) -> &str;
 }
 
 /// What provisioning a tenant produced.
@@ -158,7 +431,7 @@ pub struct NewTenant {
     /// Public prefix of the first API key.
     pub key_prefix: String,
     /// Hash of the first API key.
-    pub key_hash: ApiKeyHash,
+    pub key_hash: TokenHash,
 }
 
 /// Creates tenants: a privileged operation that crosses tenants by nature, so it runs
