@@ -6,43 +6,103 @@
 //! that run use cases one after another; the PostgreSQL adapter is the one with real
 //! isolation and locking.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use domain::token::TokenHash;
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
-use domain::ids::{ApiKeyId, ContactId, TenantId, UserId};
+use domain::identity::{
+    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser, QrRequester,
+    QrStatus, TenantInfo,
+};
+use domain::ids::{ApiKeyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
+use domain::token::TokenHash;
 use domain::list::{Cursor, Page, SortValue};
 use domain::principal::{Actor, Principal, Role, Scopes};
 use ports::{
-    ContactRepository, ContactWriteError, NewTenant, ProvisionedTenant, RepoError,
+    ContactRepository, ContactWriteError, IdentityRepository, IdentityWriteError, NewQrLoginSession,
+    NewTenant, PreAuthStore, ProvisionedTenant, QrDecision, QrPoll, QrRepository, QrScan, RepoError,
     TenantProvisioning, TenantStore, UnitOfWork,
 };
 use time::OffsetDateTime;
 
 /// One tenant's data.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct TenantData {
-    name: String,
-    members: BTreeSet<UserId>,
+    info: TenantInfo,
+    /// Members: role and when they joined.
+    members: BTreeMap<UserId, (Role, OffsetDateTime)>,
     contacts: BTreeMap<ContactId, Contact>,
+    keys: BTreeMap<ApiKeyId, (ApiKeyRecord, [u8; 32])>,
+    sessions: BTreeMap<SessionId, StoredSession>,
+}
+
+impl TenantData {
+    fn new(id: TenantId, name: String, expires_at: Option<OffsetDateTime>) -> Self {
+        Self {
+            info: TenantInfo { id, name, expires_at },
+            members: BTreeMap::new(),
+            contacts: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.info.expires_at.is_none_or(|at| at > OffsetDateTime::now_utc())
+    }
 }
 
 #[derive(Clone, Debug)]
-struct KeyRecord {
-    id: ApiKeyId,
-    tenant_id: TenantId,
-    name: String,
-    prefix: String,
-    role: Role,
-    scopes: Vec<String>,
+struct StoredSession {
+    user_id: UserId,
+    token_hash: [u8; 32],
+    expires_at: OffsetDateTime,
+    last_seen_at: OffsetDateTime,
     revoked: bool,
+}
+
+#[derive(Clone, Debug)]
+struct UserRecord {
+    email: String,
+    name: String,
+    password_hash: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct QrRecord {
+    code_hash: [u8; 32],
+    poll_hash: [u8; 32],
+    status: QrStatus,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    interval_seconds: i32,
+    last_polled_at: Option<OffsetDateTime>,
+    scanner: Option<(TenantId, UserId)>,
+}
+
+impl QrRecord {
+    fn expired(&self) -> bool {
+        matches!(self.status, QrStatus::Pending | QrStatus::Scanned | QrStatus::Linked)
+            && self.expires_at <= OffsetDateTime::now_utc()
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     tenants: HashMap<TenantId, TenantData>,
-    keys: HashMap<[u8; 32], KeyRecord>,
+    users: HashMap<UserId, UserRecord>,
+    qr: HashMap<QrSessionId, QrRecord>,
+}
+
+impl State {
+    fn email_taken(&self, email: &str) -> Option<UserId> {
+        self.users
+            .iter()
+            .find(|(_, u)| u.email.eq_ignore_ascii_case(email))
+            .map(|(id, _)| *id)
+    }
 }
 
 /// The whole store: cheap to clone, shared by every unit of work.
@@ -76,22 +136,23 @@ impl MemoryStore {
         scopes: &[&str],
     ) -> Result<ApiKeyId, RepoError> {
         let mut state = self.lock()?;
-        if !state.tenants.contains_key(&tenant_id) {
-            return Err(RepoError::Unexpected("no such tenant".into()));
-        }
+        let tenant = state
+            .tenants
+            .get_mut(&tenant_id)
+            .ok_or_else(|| RepoError::Unexpected("no such tenant".into()))?;
         let id = ApiKeyId::new();
-        state.keys.insert(
-            hash.0,
-            KeyRecord {
-                id,
-                tenant_id,
-                name: "test key".into(),
-                prefix: "crm_sk_test".into(),
-                role,
-                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                revoked: false,
-            },
-        );
+        let record = ApiKeyRecord {
+            id,
+            name: "test key".into(),
+            prefix: "crm_sk_test".into(),
+            role,
+            scopes: Scopes::from_names(scopes.iter().map(|s| (*s).to_owned()).collect()),
+            created_at: now(),
+            last_used_at: None,
+            expires_at: None,
+            revoked_at: None,
+        };
+        tenant.keys.insert(id, (record, hash.0));
         Ok(id)
     }
 
@@ -100,8 +161,13 @@ impl MemoryStore {
     /// # Errors
     /// [`RepoError::Unexpected`] if the lock is poisoned.
     pub fn revoke_api_key(&self, hash: &TokenHash) -> Result<(), RepoError> {
-        if let Some(key) = self.lock()?.keys.get_mut(&hash.0) {
-            key.revoked = true;
+        let mut state = self.lock()?;
+        for tenant in state.tenants.values_mut() {
+            for (record, stored) in tenant.keys.values_mut() {
+                if *stored == hash.0 {
+                    record.revoked_at = Some(now());
+                }
+            }
         }
         Ok(())
     }
@@ -111,11 +177,26 @@ impl MemoryStore {
     /// # Errors
     /// [`RepoError::Unexpected`] if the lock is poisoned.
     pub fn contact_count(&self, tenant_id: TenantId) -> Result<usize, RepoError> {
-        Ok(self
-            .lock()?
-            .tenants
-            .get(&tenant_id)
-            .map_or(0, |t| t.contacts.len()))
+        Ok(self.lock()?.tenants.get(&tenant_id).map_or(0, |t| t.contacts.len()))
+    }
+
+    /// Sets a tenant's expiry (test set-up for the demo sweep).
+    ///
+    /// # Errors
+    /// [`RepoError::Unexpected`] if the lock is poisoned.
+    pub fn set_tenant_expiry(&self, tenant_id: TenantId, at: OffsetDateTime) -> Result<(), RepoError> {
+        if let Some(tenant) = self.lock()?.tenants.get_mut(&tenant_id) {
+            tenant.info.expires_at = Some(at);
+        }
+        Ok(())
+    }
+
+    /// Whether a tenant exists (test assertions).
+    ///
+    /// # Errors
+    /// [`RepoError::Unexpected`] if the lock is poisoned.
+    pub fn has_tenant(&self, tenant_id: TenantId) -> Result<bool, RepoError> {
+        Ok(self.lock()?.tenants.contains_key(&tenant_id))
     }
 }
 
@@ -124,7 +205,9 @@ impl MemoryStore {
 pub struct MemoryUnitOfWork {
     store: MemoryStore,
     tenant_id: TenantId,
-    data: TenantData,
+    /// `None` until the tenant exists (sign-up creates it inside the unit of work).
+    data: Option<TenantData>,
+    new_users: Vec<(UserId, UserRecord)>,
 }
 
 /// Timestamps as PostgreSQL stores them: microseconds.
@@ -132,6 +215,12 @@ fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
         .unwrap_or(now)
+}
+
+impl MemoryStore {
+    fn unit(&self, tenant_id: TenantId, data: Option<TenantData>) -> MemoryUnitOfWork {
+        MemoryUnitOfWork { store: self.clone(), tenant_id, data, new_users: Vec::new() }
+    }
 }
 
 impl TenantStore for MemoryStore {
@@ -142,46 +231,72 @@ impl TenantStore for MemoryStore {
         hash: &TokenHash,
     ) -> Result<Option<(Principal, MemoryUnitOfWork)>, RepoError> {
         let state = self.lock()?;
-        let Some(key) = state.keys.get(&hash.0).filter(|k| !k.revoked).cloned() else {
+        let now = now();
+        let found = state.tenants.values().filter(|t| t.live()).find_map(|tenant| {
+            tenant
+                .keys
+                .values()
+                .find(|(record, stored)| {
+                    *stored == hash.0
+                        && record.revoked_at.is_none()
+                        && record.expires_at.is_none_or(|at| at > now)
+                })
+                .map(|(record, _)| (tenant.clone(), record.clone()))
+        });
+        drop(state);
+        let Some((tenant, key)) = found else {
             return Ok(None);
         };
-        let Some(data) = state.tenants.get(&key.tenant_id).cloned() else {
+        let principal = Principal {
+            tenant_id: tenant.info.id,
+            tenant_name: tenant.info.name.clone(),
+            actor: Actor::ApiKey { id: key.id, name: key.name, prefix: key.prefix },
+            role: key.role,
+            scopes: key.scopes,
+        };
+        Ok(Some((principal, self.unit(tenant.info.id, Some(tenant)))))
+    }
+
+    async fn begin_with_session(
+        &self,
+        hash: &TokenHash,
+        idle_timeout_seconds: i64,
+    ) -> Result<Option<(Principal, MemoryUnitOfWork)>, RepoError> {
+        let mut state = self.lock()?;
+        let now = now();
+        let idle = time::Duration::seconds(idle_timeout_seconds);
+        let mut found = None;
+        for tenant in state.tenants.values_mut().filter(|t| t.live()) {
+            let hit = tenant.sessions.iter_mut().find(|(_, s)| {
+                s.token_hash == hash.0 && !s.revoked && s.expires_at > now && s.last_seen_at > now - idle
+            });
+            if let Some((id, session)) = hit {
+                session.last_seen_at = now;
+                let (id, user_id) = (*id, session.user_id);
+                if let Some((role, _)) = tenant.members.get(&user_id) {
+                    found = Some((tenant.clone(), id, user_id, *role));
+                }
+                break;
+            }
+        }
+        let Some((tenant, session_id, user_id, role)) = found else {
             return Ok(None);
         };
+        let user = state.users.get(&user_id).cloned().ok_or_else(|| RepoError::Unexpected("session of unknown user".into()))?;
         drop(state);
         let principal = Principal {
-            tenant_id: key.tenant_id,
-            tenant_name: data.name.clone(),
-            actor: Actor::ApiKey {
-                id: key.id,
-                name: key.name,
-                prefix: key.prefix,
-            },
-            role: key.role,
-            scopes: Scopes::from_names(key.scopes),
+            tenant_id: tenant.info.id,
+            tenant_name: tenant.info.name.clone(),
+            actor: Actor::User { id: user_id, email: user.email, name: user.name, session_id },
+            role,
+            scopes: Scopes::all(),
         };
-        Ok(Some((
-            principal,
-            MemoryUnitOfWork {
-                store: self.clone(),
-                tenant_id: key.tenant_id,
-                data,
-            },
-        )))
+        Ok(Some((principal, self.unit(tenant.info.id, Some(tenant)))))
     }
 
     async fn begin_for_tenant(&self, tenant: TenantId) -> Result<MemoryUnitOfWork, RepoError> {
-        let data = self
-            .lock()?
-            .tenants
-            .get(&tenant)
-            .cloned()
-            .unwrap_or_default();
-        Ok(MemoryUnitOfWork {
-            store: self.clone(),
-            tenant_id: tenant,
-            data,
-        })
+        let data = self.lock()?.tenants.get(&tenant).cloned();
+        Ok(self.unit(tenant, data))
     }
 }
 
@@ -190,26 +305,29 @@ impl TenantProvisioning for MemoryStore {
         let tenant_id = TenantId::new();
         let owner_id = UserId::new();
         let mut state = self.lock()?;
-        state.tenants.insert(
-            tenant_id,
-            TenantData {
-                name: tenant.name,
-                members: BTreeSet::from([owner_id]),
-                contacts: BTreeMap::new(),
-            },
+        if state.email_taken(&tenant.owner_email).is_some() {
+            return Err(RepoError::Unexpected("owner e-mail already used".into()));
+        }
+        state.users.insert(
+            owner_id,
+            UserRecord { email: tenant.owner_email, name: tenant.owner_name, password_hash: None },
         );
-        state.keys.insert(
-            tenant.key_hash.0,
-            KeyRecord {
-                id: ApiKeyId::new(),
-                tenant_id,
-                name: tenant.key_name,
-                prefix: tenant.key_prefix,
-                role: Role::Owner,
-                scopes: vec!["*".into()],
-                revoked: false,
-            },
-        );
+        let mut data = TenantData::new(tenant_id, tenant.name, None);
+        data.members.insert(owner_id, (Role::Owner, now()));
+        let key_id = ApiKeyId::new();
+        let record = ApiKeyRecord {
+            id: key_id,
+            name: tenant.key_name,
+            prefix: tenant.key_prefix,
+            role: Role::Owner,
+            scopes: Scopes::all(),
+            created_at: now(),
+            last_used_at: None,
+            expires_at: None,
+            revoked_at: None,
+        };
+        data.keys.insert(key_id, (record, tenant.key_hash.0));
+        state.tenants.insert(tenant_id, data);
         Ok(ProvisionedTenant {
             tenant_id,
             owner_id,
@@ -218,10 +336,18 @@ impl TenantProvisioning for MemoryStore {
 }
 
 impl MemoryUnitOfWork {
+    fn data(&self) -> Result<&TenantData, RepoError> {
+        self.data.as_ref().ok_or_else(|| RepoError::Unexpected("no such tenant".into()))
+    }
+
+    fn data_mut(&mut self) -> Result<&mut TenantData, RepoError> {
+        self.data.as_mut().ok_or_else(|| RepoError::Unexpected("no such tenant".into()))
+    }
+
     fn check_write(&self, id: ContactId, draft: &ContactDraft) -> Result<(), ContactWriteError> {
+        let data = self.data()?;
         if let Some(email) = &draft.email {
-            let taken = self
-                .data
+            let taken = data
                 .contacts
                 .values()
                 .any(|c| c.id != id && c.fields.email.as_ref() == Some(email));
@@ -230,7 +356,7 @@ impl MemoryUnitOfWork {
             }
         }
         if let Some(owner) = draft.owner_id
-            && !self.data.members.contains(&owner)
+            && !data.members.contains_key(&owner)
         {
             return Err(ContactWriteError::UnknownOwner);
         }
@@ -283,7 +409,7 @@ fn compare(a: &(SortValue, uuid::Uuid), b: &(SortValue, uuid::Uuid)) -> std::cmp
 impl ContactRepository for MemoryUnitOfWork {
     async fn list_contacts(&mut self, query: &ContactQuery) -> Result<ContactPage, RepoError> {
         let mut rows: Vec<&Contact> = self
-            .data
+            .data()?
             .contacts
             .values()
             .filter(|c| matches(c, query))
@@ -327,7 +453,7 @@ impl ContactRepository for MemoryUnitOfWork {
         id: ContactId,
         _for_update: bool,
     ) -> Result<Option<Contact>, RepoError> {
-        Ok(self.data.contacts.get(&id).cloned())
+        Ok(self.data()?.contacts.get(&id).cloned())
     }
 
     async fn insert_contact(
@@ -345,7 +471,7 @@ impl ContactRepository for MemoryUnitOfWork {
             updated_at: now,
             version: 1,
         };
-        self.data.contacts.insert(id, contact.clone());
+        self.data_mut()?.contacts.insert(id, contact.clone());
         Ok(contact)
     }
 
@@ -356,7 +482,7 @@ impl ContactRepository for MemoryUnitOfWork {
     ) -> Result<Contact, ContactWriteError> {
         self.check_write(id, draft)?;
         let contact = self
-            .data
+            .data_mut()?
             .contacts
             .get_mut(&id)
             .ok_or(ContactWriteError::NotFound)?;
@@ -367,7 +493,7 @@ impl ContactRepository for MemoryUnitOfWork {
     }
 
     async fn delete_contact(&mut self, id: ContactId) -> Result<(), ContactWriteError> {
-        self.data
+        self.data_mut()?
             .contacts
             .remove(&id)
             .map(|_| ())
@@ -378,7 +504,12 @@ impl ContactRepository for MemoryUnitOfWork {
 impl UnitOfWork for MemoryUnitOfWork {
     async fn commit(self) -> Result<(), RepoError> {
         let mut state = self.store.lock()?;
-        state.tenants.insert(self.tenant_id, self.data);
+        for (id, user) in self.new_users {
+            state.users.insert(id, user);
+        }
+        if let Some(data) = self.data {
+            state.tenants.insert(self.tenant_id, data);
+        }
         Ok(())
     }
 }
@@ -386,5 +517,325 @@ impl UnitOfWork for MemoryUnitOfWork {
 impl ports::HealthCheck for MemoryStore {
     async fn check(&self) -> Result<(), RepoError> {
         self.lock().map(|_| ())
+    }
+}
+
+impl MemoryUnitOfWork {
+    fn member(&self, user: UserId) -> Result<Option<Member>, RepoError> {
+        let data = self.data()?;
+        let Some((role, created_at)) = data.members.get(&user) else {
+            return Ok(None);
+        };
+        let record = self
+            .new_users
+            .iter()
+            .find(|(id, _)| *id == user)
+            .map(|(_, u)| u.clone())
+            .or_else(|| self.store.lock().ok().and_then(|s| s.users.get(&user).cloned()))
+            .ok_or_else(|| RepoError::Unexpected("member without user".into()))?;
+        Ok(Some(Member {
+            user_id: user,
+            email: record.email,
+            name: record.name,
+            role: *role,
+            created_at: *created_at,
+        }))
+    }
+}
+
+impl IdentityRepository for MemoryUnitOfWork {
+    async fn tenant(&mut self) -> Result<TenantInfo, RepoError> {
+        Ok(self.data()?.info.clone())
+    }
+
+    async fn insert_tenant(
+        &mut self,
+        name: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<TenantInfo, RepoError> {
+        if self.data.is_some() {
+            return Err(RepoError::Unexpected("tenant exists".into()));
+        }
+        let data = TenantData::new(self.tenant_id, name.to_owned(), expires_at);
+        let info = data.info.clone();
+        self.data = Some(data);
+        Ok(info)
+    }
+
+    async fn insert_user(&mut self, user: &NewUser) -> Result<(), IdentityWriteError> {
+        let taken = self.store.lock()?.email_taken(user.email.as_str()).is_some()
+            || self.new_users.iter().any(|(_, u)| u.email.eq_ignore_ascii_case(user.email.as_str()));
+        if taken {
+            return Err(IdentityWriteError::EmailTaken);
+        }
+        self.new_users.push((
+            user.id,
+            UserRecord {
+                email: user.email.as_str().to_owned(),
+                name: user.name.clone(),
+                password_hash: user.password_hash.clone(),
+            },
+        ));
+        Ok(())
+    }
+
+    async fn insert_membership(&mut self, user: UserId, role: Role) -> Result<(), IdentityWriteError> {
+        let data = self.data_mut()?;
+        if data.members.contains_key(&user) {
+            return Err(IdentityWriteError::AlreadyMember);
+        }
+        data.members.insert(user, (role, now()));
+        Ok(())
+    }
+
+    async fn insert_session(&mut self, session: &NewSession) -> Result<(), RepoError> {
+        let data = self.data_mut()?;
+        data.sessions.insert(
+            session.id,
+            StoredSession {
+                user_id: session.user_id,
+                token_hash: session.token_hash.0,
+                expires_at: session.expires_at,
+                last_seen_at: now(),
+                revoked: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn revoke_session(&mut self, id: SessionId) -> Result<(), RepoError> {
+        if let Some(session) = self.data_mut()?.sessions.get_mut(&id) {
+            session.revoked = true;
+        }
+        Ok(())
+    }
+
+    async fn insert_api_key(&mut self, key: &NewApiKey) -> Result<ApiKeyRecord, RepoError> {
+        let record = ApiKeyRecord {
+            id: key.id,
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            role: key.role,
+            scopes: key.scopes.clone(),
+            created_at: now(),
+            last_used_at: None,
+            expires_at: key.expires_at,
+            revoked_at: None,
+        };
+        self.data_mut()?.keys.insert(key.id, (record.clone(), key.key_hash.0));
+        Ok(record)
+    }
+
+    async fn list_api_keys(&mut self) -> Result<Vec<ApiKeyRecord>, RepoError> {
+        let mut keys: Vec<ApiKeyRecord> = self.data()?.keys.values().map(|(r, _)| r.clone()).collect();
+        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(keys)
+    }
+
+    async fn get_api_key(&mut self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, RepoError> {
+        Ok(self.data()?.keys.get(&id).map(|(r, _)| r.clone()))
+    }
+
+    async fn revoke_api_key(&mut self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, RepoError> {
+        Ok(self.data_mut()?.keys.get_mut(&id).map(|(record, _)| {
+            record.revoked_at = record.revoked_at.or_else(|| Some(now()));
+            record.clone()
+        }))
+    }
+
+    async fn list_members(&mut self) -> Result<Vec<Member>, RepoError> {
+        let ids: Vec<UserId> = self.data()?.members.keys().copied().collect();
+        let mut members = Vec::with_capacity(ids.len());
+        for id in ids {
+            members.extend(self.member(id)?);
+        }
+        members.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.user_id.cmp(&b.user_id)));
+        Ok(members)
+    }
+
+    async fn get_member(&mut self, user: UserId, _for_update: bool) -> Result<Option<Member>, RepoError> {
+        self.member(user)
+    }
+
+    async fn set_member_role(&mut self, user: UserId, role: Role) -> Result<Option<Member>, RepoError> {
+        match self.data_mut()?.members.get_mut(&user) {
+            Some(entry) => entry.0 = role,
+            None => return Ok(None),
+        }
+        self.member(user)
+    }
+
+    async fn delete_member(&mut self, user: UserId) -> Result<bool, RepoError> {
+        let data = self.data_mut()?;
+        data.sessions.retain(|_, s| s.user_id != user);
+        Ok(data.members.remove(&user).is_some())
+    }
+
+    async fn lock_owners(&mut self) -> Result<Vec<UserId>, RepoError> {
+        Ok(self.data()?.members.iter().filter(|(_, (r, _))| *r == Role::Owner).map(|(id, _)| *id).collect())
+    }
+}
+
+/// QR requests live outside any tenant, so these steps act on the shared state directly
+/// (not staged with the unit of work).
+impl QrRepository for MemoryUnitOfWork {
+    async fn qr_scan(&mut self, code: &TokenHash, user: UserId) -> Result<QrScan, RepoError> {
+        if !self.data()?.members.contains_key(&user) {
+            return Ok(QrScan::NotFound);
+        }
+        let tenant = self.tenant_id;
+        let mut state = self.store.lock()?;
+        let Some((id, request)) = state.qr.iter_mut().find(|(_, q)| q.code_hash == code.0) else {
+            return Ok(QrScan::NotFound);
+        };
+        if request.expired() {
+            return Ok(QrScan::Expired);
+        }
+        if request.status != QrStatus::Pending {
+            return Ok(QrScan::AlreadyUsed(request.status));
+        }
+        request.status = QrStatus::Scanned;
+        request.scanner = Some((tenant, user));
+        Ok(QrScan::Scanned(QrRequester {
+            session_id: *id,
+            user_agent: request.user_agent.clone(),
+            ip: request.ip.clone(),
+            created_at: request.created_at,
+        }))
+    }
+
+    async fn qr_link(&mut self, id: QrSessionId, user: UserId) -> Result<QrDecision, RepoError> {
+        decide(&self.store, self.tenant_id, id, user, QrStatus::Linked)
+    }
+
+    async fn qr_cancel(&mut self, id: QrSessionId, user: UserId) -> Result<QrDecision, RepoError> {
+        decide(&self.store, self.tenant_id, id, user, QrStatus::Cancelled)
+    }
+}
+
+fn decide(
+    store: &MemoryStore,
+    tenant: TenantId,
+    id: QrSessionId,
+    user: UserId,
+    decision: QrStatus,
+) -> Result<QrDecision, RepoError> {
+    let mut state = store.lock()?;
+    let Some(request) = state.qr.get_mut(&id).filter(|q| q.scanner == Some((tenant, user))) else {
+        return Ok(QrDecision::NotFound);
+    };
+    if request.expired() {
+        return Ok(QrDecision::Expired);
+    }
+    if request.status != QrStatus::Scanned {
+        return Ok(QrDecision::AlreadyUsed(request.status));
+    }
+    request.status = decision;
+    Ok(QrDecision::Done)
+}
+
+impl PreAuthStore for MemoryStore {
+    async fn find_login(&self, email: &str) -> Result<Option<LoginCandidate>, RepoError> {
+        let state = self.lock()?;
+        let Some(user_id) = state.email_taken(email) else {
+            return Ok(None);
+        };
+        let Some(user) = state.users.get(&user_id) else {
+            return Ok(None);
+        };
+        let mut memberships: Vec<(OffsetDateTime, TenantId, String, Role)> = state
+            .tenants
+            .values()
+            .filter(|t| t.live())
+            .filter_map(|t| t.members.get(&user_id).map(|(role, at)| (*at, t.info.id, t.info.name.clone(), *role)))
+            .collect();
+        memberships.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        Ok(Some(LoginCandidate {
+            user_id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            password_hash: user.password_hash.clone(),
+            memberships: memberships.into_iter().map(|(_, id, name, role)| (id, name, role)).collect(),
+        }))
+    }
+
+    async fn find_user_id(&self, email: &str) -> Result<Option<UserId>, RepoError> {
+        Ok(self.lock()?.email_taken(email))
+    }
+
+    async fn sweep_expired_tenants(&self) -> Result<u64, RepoError> {
+        let mut state = self.lock()?;
+        let before = state.tenants.len();
+        state.tenants.retain(|_, t| t.live());
+        let removed = before - state.tenants.len();
+        let members: std::collections::HashSet<UserId> =
+            state.tenants.values().flat_map(|t| t.members.keys().copied()).collect();
+        state.users.retain(|id, u| !u.email.ends_with("@demo.crm.invalid") || members.contains(id));
+        Ok(u64::try_from(removed).unwrap_or(u64::MAX))
+    }
+
+    async fn qr_create(&self, request: &NewQrSession) -> Result<(), RepoError> {
+        self.lock()?.qr.insert(
+            request.id,
+            QrRecord {
+                code_hash: request.code_hash.0,
+                poll_hash: request.poll_token_hash.0,
+                status: QrStatus::Pending,
+                user_agent: request.user_agent.clone(),
+                ip: request.ip.clone(),
+                created_at: now(),
+                expires_at: request.expires_at,
+                interval_seconds: request.interval_seconds,
+                last_polled_at: None,
+                scanner: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn qr_poll(
+        &self,
+        id: QrSessionId,
+        poll_token: &TokenHash,
+        session: &NewQrLoginSession,
+    ) -> Result<QrPoll, RepoError> {
+        let mut state = self.lock()?;
+        let Some(request) = state.qr.get_mut(&id) else {
+            return Ok(QrPoll::NotFound);
+        };
+        if request.poll_hash != poll_token.0 {
+            return Ok(QrPoll::WrongPollToken);
+        }
+        let now = OffsetDateTime::now_utc();
+        let min_gap = time::Duration::milliseconds(i64::from(request.interval_seconds) * 800);
+        if request.last_polled_at.is_some_and(|at| at > now - min_gap) {
+            return Ok(QrPoll::SlowDown);
+        }
+        request.last_polled_at = Some(now);
+        if request.expired() {
+            return Ok(QrPoll::Status(QrStatus::Expired));
+        }
+        if request.status != QrStatus::Linked {
+            return Ok(QrPoll::Status(request.status));
+        }
+        let Some((tenant_id, user_id)) = request.scanner else {
+            return Err(RepoError::Unexpected("linked QR request without scanner".into()));
+        };
+        request.status = QrStatus::Consumed;
+        let tenant = state
+            .tenants
+            .get_mut(&tenant_id)
+            .ok_or_else(|| RepoError::Unexpected("QR tenant vanished".into()))?;
+        tenant.sessions.insert(
+            session.id,
+            StoredSession {
+                user_id,
+                token_hash: session.token_hash.0,
+                expires_at: session.expires_at,
+                last_seen_at: now,
+                revoked: false,
+            },
+        );
+        Ok(QrPoll::Collected { tenant_id, user_id })
     }
 }

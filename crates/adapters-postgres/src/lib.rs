@@ -9,6 +9,7 @@
 
 mod contacts;
 mod errors;
+mod identity;
 pub mod migrate;
 mod provisioning;
 mod store;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use domain::token::TokenHash;
-use domain::ids::{ApiKeyId, TenantId};
+use domain::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use domain::principal::{Actor, Principal, Role, Scopes};
 use ports::{RepoError, TenantStore, UnitOfWork};
 use sea_orm::{
@@ -79,6 +79,17 @@ struct RoleFacts {
     bypasses_rls: bool,
     owned_tables: i64,
     privileged_member: bool,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct AuthenticatedSession {
+    tenant_id: Uuid,
+    tenant_name: String,
+    session_id: Uuid,
+    user_id: Uuid,
+    user_email: String,
+    user_name: String,
+    role: String,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -184,6 +195,13 @@ pub struct PgUnitOfWork {
     pub(crate) tenant_id: TenantId,
 }
 
+impl PgStore {
+    /// The pool, for the pre-authentication functions.
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
 impl TenantStore for PgStore {
     type Uow = PgUnitOfWork;
 
@@ -219,6 +237,43 @@ impl TenantStore for PgStore {
             },
             role,
             scopes: Scopes::from_names(key.scopes),
+        };
+        Ok(Some((principal, PgUnitOfWork { txn, tenant_id })))
+    }
+
+    async fn begin_with_session(
+        &self,
+        hash: &TokenHash,
+        idle_timeout_seconds: i64,
+    ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
+        let txn = self.db.begin().await.map_err(repo_error)?;
+        let session = AuthenticatedSession::find_by_statement(statement(
+            "SELECT tenant_id, tenant_name, session_id, user_id, user_email, user_name, role \
+               FROM crm_authenticate_session($1, $2)",
+            vec![hash.0.to_vec().into(), idle_timeout_seconds.into()],
+        ))
+        .one(&txn)
+        .await
+        .map_err(repo_error)?;
+        let Some(session) = session else {
+            return Ok(None);
+        };
+        let role: Role = session
+            .role
+            .parse()
+            .map_err(|e: domain::principal::UnknownRole| RepoError::Unexpected(e.to_string()))?;
+        let tenant_id = TenantId::from_uuid(session.tenant_id);
+        let principal = Principal {
+            tenant_id,
+            tenant_name: session.tenant_name,
+            actor: Actor::User {
+                id: UserId::from_uuid(session.user_id),
+                email: session.user_email,
+                name: session.user_name,
+                session_id: SessionId::from_uuid(session.session_id),
+            },
+            role,
+            scopes: Scopes::all(),
         };
         Ok(Some((principal, PgUnitOfWork { txn, tenant_id })))
     }
