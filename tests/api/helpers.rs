@@ -177,6 +177,11 @@ pub async fn spawn_app() -> TestApp {
         pool_size: 4,
         workers: Some(1),
         shutdown_timeout: Duration::from_secs(1),
+        auth: app::auth::AuthSettings {
+            qr_poll_interval_seconds: 1,
+            ..app::auth::AuthSettings::default()
+        },
+        sweep_interval: Duration::from_secs(3600),
     };
     let running = server::start(&config).await.expect("server starts");
     let address = format!("http://{}", running.address);

@@ -14,6 +14,8 @@ fn config(database_url: &str) -> ServeConfig {
         pool_size: 2,
         workers: Some(1),
         shutdown_timeout: Duration::from_secs(1),
+        auth: app::auth::AuthSettings::default(),
+        sweep_interval: Duration::from_secs(3600),
     }
 }
 

@@ -11,17 +11,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::identity::{
-    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser, QrRequester,
-    QrStatus, TenantInfo,
+    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser,
+    QrRequester, QrStatus, TenantInfo,
 };
 use domain::ids::{ApiKeyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
-use domain::token::TokenHash;
 use domain::list::{Cursor, Page, SortValue};
 use domain::principal::{Actor, Principal, Role, Scopes};
+use domain::token::TokenHash;
 use ports::{
-    ContactRepository, ContactWriteError, IdentityRepository, IdentityWriteError, NewQrLoginSession,
-    NewTenant, PreAuthStore, ProvisionedTenant, QrDecision, QrPoll, QrRepository, QrScan, RepoError,
-    TenantProvisioning, TenantStore, UnitOfWork,
+    ContactRepository, ContactWriteError, IdentityRepository, IdentityWriteError,
+    NewQrLoginSession, NewTenant, PreAuthStore, ProvisionedTenant, QrDecision, QrPoll,
+    QrRepository, QrScan, RepoError, TenantProvisioning, TenantStore, UnitOfWork,
 };
 use time::OffsetDateTime;
 
@@ -39,7 +39,11 @@ struct TenantData {
 impl TenantData {
     fn new(id: TenantId, name: String, expires_at: Option<OffsetDateTime>) -> Self {
         Self {
-            info: TenantInfo { id, name, expires_at },
+            info: TenantInfo {
+                id,
+                name,
+                expires_at,
+            },
             members: BTreeMap::new(),
             contacts: BTreeMap::new(),
             keys: BTreeMap::new(),
@@ -48,7 +52,9 @@ impl TenantData {
     }
 
     fn live(&self) -> bool {
-        self.info.expires_at.is_none_or(|at| at > OffsetDateTime::now_utc())
+        self.info
+            .expires_at
+            .is_none_or(|at| at > OffsetDateTime::now_utc())
     }
 }
 
@@ -84,8 +90,10 @@ struct QrRecord {
 
 impl QrRecord {
     fn expired(&self) -> bool {
-        matches!(self.status, QrStatus::Pending | QrStatus::Scanned | QrStatus::Linked)
-            && self.expires_at <= OffsetDateTime::now_utc()
+        matches!(
+            self.status,
+            QrStatus::Pending | QrStatus::Scanned | QrStatus::Linked
+        ) && self.expires_at <= OffsetDateTime::now_utc()
     }
 }
 
@@ -177,14 +185,22 @@ impl MemoryStore {
     /// # Errors
     /// [`RepoError::Unexpected`] if the lock is poisoned.
     pub fn contact_count(&self, tenant_id: TenantId) -> Result<usize, RepoError> {
-        Ok(self.lock()?.tenants.get(&tenant_id).map_or(0, |t| t.contacts.len()))
+        Ok(self
+            .lock()?
+            .tenants
+            .get(&tenant_id)
+            .map_or(0, |t| t.contacts.len()))
     }
 
     /// Sets a tenant's expiry (test set-up for the demo sweep).
     ///
     /// # Errors
     /// [`RepoError::Unexpected`] if the lock is poisoned.
-    pub fn set_tenant_expiry(&self, tenant_id: TenantId, at: OffsetDateTime) -> Result<(), RepoError> {
+    pub fn set_tenant_expiry(
+        &self,
+        tenant_id: TenantId,
+        at: OffsetDateTime,
+    ) -> Result<(), RepoError> {
         if let Some(tenant) = self.lock()?.tenants.get_mut(&tenant_id) {
             tenant.info.expires_at = Some(at);
         }
@@ -219,7 +235,12 @@ fn now() -> OffsetDateTime {
 
 impl MemoryStore {
     fn unit(&self, tenant_id: TenantId, data: Option<TenantData>) -> MemoryUnitOfWork {
-        MemoryUnitOfWork { store: self.clone(), tenant_id, data, new_users: Vec::new() }
+        MemoryUnitOfWork {
+            store: self.clone(),
+            tenant_id,
+            data,
+            new_users: Vec::new(),
+        }
     }
 }
 
@@ -232,17 +253,21 @@ impl TenantStore for MemoryStore {
     ) -> Result<Option<(Principal, MemoryUnitOfWork)>, RepoError> {
         let state = self.lock()?;
         let now = now();
-        let found = state.tenants.values().filter(|t| t.live()).find_map(|tenant| {
-            tenant
-                .keys
-                .values()
-                .find(|(record, stored)| {
-                    *stored == hash.0
-                        && record.revoked_at.is_none()
-                        && record.expires_at.is_none_or(|at| at > now)
-                })
-                .map(|(record, _)| (tenant.clone(), record.clone()))
-        });
+        let found = state
+            .tenants
+            .values()
+            .filter(|t| t.live())
+            .find_map(|tenant| {
+                tenant
+                    .keys
+                    .values()
+                    .find(|(record, stored)| {
+                        *stored == hash.0
+                            && record.revoked_at.is_none()
+                            && record.expires_at.is_none_or(|at| at > now)
+                    })
+                    .map(|(record, _)| (tenant.clone(), record.clone()))
+            });
         drop(state);
         let Some((tenant, key)) = found else {
             return Ok(None);
@@ -250,7 +275,11 @@ impl TenantStore for MemoryStore {
         let principal = Principal {
             tenant_id: tenant.info.id,
             tenant_name: tenant.info.name.clone(),
-            actor: Actor::ApiKey { id: key.id, name: key.name, prefix: key.prefix },
+            actor: Actor::ApiKey {
+                id: key.id,
+                name: key.name,
+                prefix: key.prefix,
+            },
             role: key.role,
             scopes: key.scopes,
         };
@@ -268,7 +297,10 @@ impl TenantStore for MemoryStore {
         let mut found = None;
         for tenant in state.tenants.values_mut().filter(|t| t.live()) {
             let hit = tenant.sessions.iter_mut().find(|(_, s)| {
-                s.token_hash == hash.0 && !s.revoked && s.expires_at > now && s.last_seen_at > now - idle
+                s.token_hash == hash.0
+                    && !s.revoked
+                    && s.expires_at > now
+                    && s.last_seen_at > now - idle
             });
             if let Some((id, session)) = hit {
                 session.last_seen_at = now;
@@ -282,12 +314,21 @@ impl TenantStore for MemoryStore {
         let Some((tenant, session_id, user_id, role)) = found else {
             return Ok(None);
         };
-        let user = state.users.get(&user_id).cloned().ok_or_else(|| RepoError::Unexpected("session of unknown user".into()))?;
+        let user = state
+            .users
+            .get(&user_id)
+            .cloned()
+            .ok_or_else(|| RepoError::Unexpected("session of unknown user".into()))?;
         drop(state);
         let principal = Principal {
             tenant_id: tenant.info.id,
             tenant_name: tenant.info.name.clone(),
-            actor: Actor::User { id: user_id, email: user.email, name: user.name, session_id },
+            actor: Actor::User {
+                id: user_id,
+                email: user.email,
+                name: user.name,
+                session_id,
+            },
             role,
             scopes: Scopes::all(),
         };
@@ -310,7 +351,11 @@ impl TenantProvisioning for MemoryStore {
         }
         state.users.insert(
             owner_id,
-            UserRecord { email: tenant.owner_email, name: tenant.owner_name, password_hash: None },
+            UserRecord {
+                email: tenant.owner_email,
+                name: tenant.owner_name,
+                password_hash: None,
+            },
         );
         let mut data = TenantData::new(tenant_id, tenant.name, None);
         data.members.insert(owner_id, (Role::Owner, now()));
@@ -337,11 +382,15 @@ impl TenantProvisioning for MemoryStore {
 
 impl MemoryUnitOfWork {
     fn data(&self) -> Result<&TenantData, RepoError> {
-        self.data.as_ref().ok_or_else(|| RepoError::Unexpected("no such tenant".into()))
+        self.data
+            .as_ref()
+            .ok_or_else(|| RepoError::Unexpected("no such tenant".into()))
     }
 
     fn data_mut(&mut self) -> Result<&mut TenantData, RepoError> {
-        self.data.as_mut().ok_or_else(|| RepoError::Unexpected("no such tenant".into()))
+        self.data
+            .as_mut()
+            .ok_or_else(|| RepoError::Unexpected("no such tenant".into()))
     }
 
     fn check_write(&self, id: ContactId, draft: &ContactDraft) -> Result<(), ContactWriteError> {
@@ -531,7 +580,12 @@ impl MemoryUnitOfWork {
             .iter()
             .find(|(id, _)| *id == user)
             .map(|(_, u)| u.clone())
-            .or_else(|| self.store.lock().ok().and_then(|s| s.users.get(&user).cloned()))
+            .or_else(|| {
+                self.store
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.users.get(&user).cloned())
+            })
             .ok_or_else(|| RepoError::Unexpected("member without user".into()))?;
         Ok(Some(Member {
             user_id: user,
@@ -563,8 +617,15 @@ impl IdentityRepository for MemoryUnitOfWork {
     }
 
     async fn insert_user(&mut self, user: &NewUser) -> Result<(), IdentityWriteError> {
-        let taken = self.store.lock()?.email_taken(user.email.as_str()).is_some()
-            || self.new_users.iter().any(|(_, u)| u.email.eq_ignore_ascii_case(user.email.as_str()));
+        let taken = self
+            .store
+            .lock()?
+            .email_taken(user.email.as_str())
+            .is_some()
+            || self
+                .new_users
+                .iter()
+                .any(|(_, u)| u.email.eq_ignore_ascii_case(user.email.as_str()));
         if taken {
             return Err(IdentityWriteError::EmailTaken);
         }
@@ -579,7 +640,11 @@ impl IdentityRepository for MemoryUnitOfWork {
         Ok(())
     }
 
-    async fn insert_membership(&mut self, user: UserId, role: Role) -> Result<(), IdentityWriteError> {
+    async fn insert_membership(
+        &mut self,
+        user: UserId,
+        role: Role,
+    ) -> Result<(), IdentityWriteError> {
         let data = self.data_mut()?;
         if data.members.contains_key(&user) {
             return Err(IdentityWriteError::AlreadyMember);
@@ -622,12 +687,15 @@ impl IdentityRepository for MemoryUnitOfWork {
             expires_at: key.expires_at,
             revoked_at: None,
         };
-        self.data_mut()?.keys.insert(key.id, (record.clone(), key.key_hash.0));
+        self.data_mut()?
+            .keys
+            .insert(key.id, (record.clone(), key.key_hash.0));
         Ok(record)
     }
 
     async fn list_api_keys(&mut self) -> Result<Vec<ApiKeyRecord>, RepoError> {
-        let mut keys: Vec<ApiKeyRecord> = self.data()?.keys.values().map(|(r, _)| r.clone()).collect();
+        let mut keys: Vec<ApiKeyRecord> =
+            self.data()?.keys.values().map(|(r, _)| r.clone()).collect();
         keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(keys)
     }
@@ -649,15 +717,27 @@ impl IdentityRepository for MemoryUnitOfWork {
         for id in ids {
             members.extend(self.member(id)?);
         }
-        members.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.user_id.cmp(&b.user_id)));
+        members.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then(a.user_id.cmp(&b.user_id))
+        });
         Ok(members)
     }
 
-    async fn get_member(&mut self, user: UserId, _for_update: bool) -> Result<Option<Member>, RepoError> {
+    async fn get_member(
+        &mut self,
+        user: UserId,
+        _for_update: bool,
+    ) -> Result<Option<Member>, RepoError> {
         self.member(user)
     }
 
-    async fn set_member_role(&mut self, user: UserId, role: Role) -> Result<Option<Member>, RepoError> {
+    async fn set_member_role(
+        &mut self,
+        user: UserId,
+        role: Role,
+    ) -> Result<Option<Member>, RepoError> {
         match self.data_mut()?.members.get_mut(&user) {
             Some(entry) => entry.0 = role,
             None => return Ok(None),
@@ -672,7 +752,13 @@ impl IdentityRepository for MemoryUnitOfWork {
     }
 
     async fn lock_owners(&mut self) -> Result<Vec<UserId>, RepoError> {
-        Ok(self.data()?.members.iter().filter(|(_, (r, _))| *r == Role::Owner).map(|(id, _)| *id).collect())
+        Ok(self
+            .data()?
+            .members
+            .iter()
+            .filter(|(_, (r, _))| *r == Role::Owner)
+            .map(|(id, _)| *id)
+            .collect())
     }
 }
 
@@ -721,7 +807,11 @@ fn decide(
     decision: QrStatus,
 ) -> Result<QrDecision, RepoError> {
     let mut state = store.lock()?;
-    let Some(request) = state.qr.get_mut(&id).filter(|q| q.scanner == Some((tenant, user))) else {
+    let Some(request) = state
+        .qr
+        .get_mut(&id)
+        .filter(|q| q.scanner == Some((tenant, user)))
+    else {
         return Ok(QrDecision::NotFound);
     };
     if request.expired() {
@@ -747,7 +837,11 @@ impl PreAuthStore for MemoryStore {
             .tenants
             .values()
             .filter(|t| t.live())
-            .filter_map(|t| t.members.get(&user_id).map(|(role, at)| (*at, t.info.id, t.info.name.clone(), *role)))
+            .filter_map(|t| {
+                t.members
+                    .get(&user_id)
+                    .map(|(role, at)| (*at, t.info.id, t.info.name.clone(), *role))
+            })
             .collect();
         memberships.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
         Ok(Some(LoginCandidate {
@@ -755,7 +849,10 @@ impl PreAuthStore for MemoryStore {
             email: user.email.clone(),
             name: user.name.clone(),
             password_hash: user.password_hash.clone(),
-            memberships: memberships.into_iter().map(|(_, id, name, role)| (id, name, role)).collect(),
+            memberships: memberships
+                .into_iter()
+                .map(|(_, id, name, role)| (id, name, role))
+                .collect(),
         }))
     }
 
@@ -768,9 +865,14 @@ impl PreAuthStore for MemoryStore {
         let before = state.tenants.len();
         state.tenants.retain(|_, t| t.live());
         let removed = before - state.tenants.len();
-        let members: std::collections::HashSet<UserId> =
-            state.tenants.values().flat_map(|t| t.members.keys().copied()).collect();
-        state.users.retain(|id, u| !u.email.ends_with("@demo.crm.invalid") || members.contains(id));
+        let members: std::collections::HashSet<UserId> = state
+            .tenants
+            .values()
+            .flat_map(|t| t.members.keys().copied())
+            .collect();
+        state
+            .users
+            .retain(|id, u| !u.email.ends_with("@demo.crm.invalid") || members.contains(id));
         Ok(u64::try_from(removed).unwrap_or(u64::MAX))
     }
 
@@ -819,7 +921,9 @@ impl PreAuthStore for MemoryStore {
             return Ok(QrPoll::Status(request.status));
         }
         let Some((tenant_id, user_id)) = request.scanner else {
-            return Err(RepoError::Unexpected("linked QR request without scanner".into()));
+            return Err(RepoError::Unexpected(
+                "linked QR request without scanner".into(),
+            ));
         };
         request.status = QrStatus::Consumed;
         let tenant = state

@@ -3,8 +3,8 @@
 //! member look-up, sweeps and QR login.
 
 use domain::identity::{
-    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser, QrRequester,
-    QrStatus, TenantInfo,
+    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser,
+    QrRequester, QrStatus, TenantInfo,
 };
 use domain::ids::{ApiKeyId, QrSessionId, SessionId, TenantId, UserId};
 use domain::principal::{Role, Scopes};
@@ -21,7 +21,8 @@ use crate::errors::{UNIQUE_VIOLATION, repo_error, violated_constraint};
 use crate::store::{PgStore, PgUnitOfWork, statement};
 
 fn role(raw: &str) -> Result<Role, RepoError> {
-    raw.parse().map_err(|e: domain::principal::UnknownRole| RepoError::Unexpected(e.to_string()))
+    raw.parse()
+        .map_err(|e: domain::principal::UnknownRole| RepoError::Unexpected(e.to_string()))
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -33,7 +34,11 @@ struct TenantRow {
 
 impl From<TenantRow> for TenantInfo {
     fn from(row: TenantRow) -> Self {
-        Self { id: TenantId::from_uuid(row.id), name: row.name, expires_at: row.expires_at }
+        Self {
+            id: TenantId::from_uuid(row.id),
+            name: row.name,
+            expires_at: row.expires_at,
+        }
     }
 }
 
@@ -98,7 +103,10 @@ const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.create
 
 impl PgUnitOfWork {
     async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
-        self.txn.execute_raw(statement(sql, values)).await.map(|r| r.rows_affected())
+        self.txn
+            .execute_raw(statement(sql, values))
+            .await
+            .map(|r| r.rows_affected())
     }
 
     fn tenant_value(&self) -> Value {
@@ -118,8 +126,12 @@ impl PgUnitOfWork {
 
 fn identity_write_error(error: DbErr) -> IdentityWriteError {
     match violated_constraint(&error) {
-        Some(("users_email_key", code)) if code == UNIQUE_VIOLATION => IdentityWriteError::EmailTaken,
-        Some(("memberships_pkey", code)) if code == UNIQUE_VIOLATION => IdentityWriteError::AlreadyMember,
+        Some(("users_email_key", code)) if code == UNIQUE_VIOLATION => {
+            IdentityWriteError::EmailTaken
+        }
+        Some(("memberships_pkey", code)) if code == UNIQUE_VIOLATION => {
+            IdentityWriteError::AlreadyMember
+        }
         _ => IdentityWriteError::Repo(repo_error(error)),
     }
 }
@@ -145,7 +157,11 @@ impl IdentityRepository for PgUnitOfWork {
         TenantRow::find_by_statement(statement(
             "INSERT INTO tenants (id, name, expires_at) VALUES ($1, $2, $3) \
              RETURNING id, name, expires_at",
-            vec![self.tenant_value(), name.to_owned().into(), expires_at.into()],
+            vec![
+                self.tenant_value(),
+                name.to_owned().into(),
+                expires_at.into(),
+            ],
         ))
         .one(&self.txn)
         .await
@@ -169,10 +185,18 @@ impl IdentityRepository for PgUnitOfWork {
         Ok(())
     }
 
-    async fn insert_membership(&mut self, user: UserId, role: Role) -> Result<(), IdentityWriteError> {
+    async fn insert_membership(
+        &mut self,
+        user: UserId,
+        role: Role,
+    ) -> Result<(), IdentityWriteError> {
         self.exec(
             "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)",
-            vec![self.tenant_value(), user.as_uuid().into(), role.as_str().to_owned().into()],
+            vec![
+                self.tenant_value(),
+                user.as_uuid().into(),
+                role.as_str().to_owned().into(),
+            ],
         )
         .await
         .map_err(identity_write_error)?;
@@ -230,7 +254,9 @@ impl IdentityRepository for PgUnitOfWork {
                 ],
             )
             .await?;
-        rows.into_iter().next().ok_or_else(|| RepoError::Unexpected("INSERT key returned no row".into()))
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| RepoError::Unexpected("INSERT key returned no row".into()))
     }
 
     async fn list_api_keys(&mut self) -> Result<Vec<ApiKeyRecord>, RepoError> {
@@ -279,7 +305,11 @@ impl IdentityRepository for PgUnitOfWork {
         .collect()
     }
 
-    async fn get_member(&mut self, user: UserId, for_update: bool) -> Result<Option<Member>, RepoError> {
+    async fn get_member(
+        &mut self,
+        user: UserId,
+        for_update: bool,
+    ) -> Result<Option<Member>, RepoError> {
         let lock = if for_update { " FOR UPDATE OF m" } else { "" };
         MemberRow::find_by_statement(statement(
             &format!("{MEMBER_SELECT} AND m.user_id = $2{lock}"),
@@ -292,11 +322,19 @@ impl IdentityRepository for PgUnitOfWork {
         .transpose()
     }
 
-    async fn set_member_role(&mut self, user: UserId, role: Role) -> Result<Option<Member>, RepoError> {
+    async fn set_member_role(
+        &mut self,
+        user: UserId,
+        role: Role,
+    ) -> Result<Option<Member>, RepoError> {
         let changed = self
             .exec(
                 "UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2",
-                vec![self.tenant_value(), user.as_uuid().into(), role.as_str().to_owned().into()],
+                vec![
+                    self.tenant_value(),
+                    user.as_uuid().into(),
+                    role.as_str().to_owned().into(),
+                ],
             )
             .await
             .map_err(repo_error)?;
@@ -354,10 +392,19 @@ struct OutcomeRow {
 }
 
 impl PgUnitOfWork {
-    async fn qr_decide(&mut self, id: QrSessionId, user: UserId, decision: &str) -> Result<QrDecision, RepoError> {
+    async fn qr_decide(
+        &mut self,
+        id: QrSessionId,
+        user: UserId,
+        decision: &str,
+    ) -> Result<QrDecision, RepoError> {
         let row = OutcomeRow::find_by_statement(statement(
             "SELECT crm_qr_decide($1, $2, $3) AS outcome",
-            vec![id.as_uuid().into(), user.as_uuid().into(), decision.to_owned().into()],
+            vec![
+                id.as_uuid().into(),
+                user.as_uuid().into(),
+                decision.to_owned().into(),
+            ],
         ))
         .one(&self.txn)
         .await
@@ -382,17 +429,19 @@ impl QrRepository for PgUnitOfWork {
         .await
         .map_err(repo_error)?
         .ok_or_else(|| RepoError::Unexpected("crm_qr_scan returned no row".into()))?;
-        Ok(match (row.outcome.as_str(), row.session_id, row.created_at) {
-            ("ok", Some(id), Some(created_at)) => QrScan::Scanned(QrRequester {
-                session_id: QrSessionId::from_uuid(id),
-                user_agent: row.user_agent,
-                ip: row.ip,
-                created_at,
-            }),
-            ("not_found", _, _) => QrScan::NotFound,
-            ("expired", _, _) => QrScan::Expired,
-            (other, _, _) => QrScan::AlreadyUsed(status(other)?),
-        })
+        Ok(
+            match (row.outcome.as_str(), row.session_id, row.created_at) {
+                ("ok", Some(id), Some(created_at)) => QrScan::Scanned(QrRequester {
+                    session_id: QrSessionId::from_uuid(id),
+                    user_agent: row.user_agent,
+                    ip: row.ip,
+                    created_at,
+                }),
+                ("not_found", _, _) => QrScan::NotFound,
+                ("expired", _, _) => QrScan::Expired,
+                (other, _, _) => QrScan::AlreadyUsed(status(other)?),
+            },
+        )
     }
 
     async fn qr_link(&mut self, id: QrSessionId, user: UserId) -> Result<QrDecision, RepoError> {
@@ -443,8 +492,12 @@ impl PreAuthStore for PgStore {
             memberships: Vec::with_capacity(rows.len()),
         };
         for row in rows {
-            if let (Some(tenant), Some(name), Some(raw_role)) = (row.tenant_id, row.tenant_name, row.role) {
-                candidate.memberships.push((TenantId::from_uuid(tenant), name, role(&raw_role)?));
+            if let (Some(tenant), Some(name), Some(raw_role)) =
+                (row.tenant_id, row.tenant_name, row.role)
+            {
+                candidate
+                    .memberships
+                    .push((TenantId::from_uuid(tenant), name, role(&raw_role)?));
             }
         }
         Ok(Some(candidate))
@@ -471,11 +524,14 @@ impl PreAuthStore for PgStore {
         struct Swept {
             removed: i64,
         }
-        let swept = Swept::find_by_statement(statement("SELECT crm_sweep_expired_tenants() AS removed", vec![]))
-            .one(self.db())
-            .await
-            .map_err(repo_error)?
-            .map_or(0, |s| s.removed);
+        let swept = Swept::find_by_statement(statement(
+            "SELECT crm_sweep_expired_tenants() AS removed",
+            vec![],
+        ))
+        .one(self.db())
+        .await
+        .map_err(repo_error)?
+        .map_or(0, |s| s.removed);
         Ok(u64::try_from(swept).unwrap_or(0))
     }
 

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use domain::token::TokenHash;
 use domain::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use domain::principal::{Actor, Principal, Role, Scopes};
+use domain::token::TokenHash;
 use ports::{RepoError, TenantStore, UnitOfWork};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,

@@ -42,7 +42,7 @@ impl<S: TenantStore> FromRequest for Authenticated<S> {
         Box::pin(async move {
             let credential = credential.ok_or_else(unauthenticated)?;
             let state = state.ok_or_else(|| ApiError::internal(&"ApiState is not registered"))?;
-            let (principal, uow) = authenticate(&state.store, &credential).await?;
+            let (principal, uow) = authenticate(&state.store, &state.auth, &credential).await?;
             req.extensions_mut().insert(TenantTag(principal.tenant_id));
             Ok(Self { principal, uow })
         })

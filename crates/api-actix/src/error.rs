@@ -7,8 +7,12 @@ use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use app::api_keys::ApiKeyError;
 use app::auth::AuthError;
 use app::contacts::ContactError;
+use app::identity::IdentityError;
+use app::members::MemberError;
+use app::qr::QrError;
 use domain::FieldErrors;
 use ports::RepoError;
 use serde_json::json;
@@ -39,6 +43,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: not JSON.
     UnsupportedMediaType,
+    /// 429: a QR login request polled faster than its interval.
+    SlowDown,
     /// 500: a bug; details only in the log.
     Internal,
     /// 503: a dependency is down; retry.
@@ -60,6 +66,7 @@ impl ErrorCode {
             Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::SlowDown => "SLOW_DOWN",
             Self::Internal => "INTERNAL",
             Self::Unavailable => "UNAVAILABLE",
         }
@@ -78,6 +85,7 @@ impl ErrorCode {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::SlowDown => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -95,6 +103,7 @@ impl ErrorCode {
             412 => Self::PreconditionFailed,
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
+            429 => Self::SlowDown,
             503 => Self::Unavailable,
             400..=499 => Self::ValidationFailed,
             _ => Self::Internal,
@@ -208,13 +217,104 @@ impl From<ContactError> for ApiError {
     }
 }
 
+fn forbidden(forbidden: domain::principal::Forbidden) -> ApiError {
+    ApiError::new(ErrorCode::Forbidden, forbidden.to_string())
+        .with_details(json!({ "requiredScope": forbidden.0.scope() }))
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Invalid(fields) => Self::validation(&fields),
+            IdentityError::EmailTaken => Self::new(
+                ErrorCode::Conflict,
+                "an account with this e-mail address already exists; log in instead",
+            )
+            .with_details(json!({ "fields": { "email": ["is already registered"] } })),
+            IdentityError::InvalidCredentials => {
+                Self::new(ErrorCode::Unauthenticated, "invalid e-mail or password")
+            }
+            IdentityError::NotAMember => {
+                Self::new(ErrorCode::Forbidden, "you are not a member of this tenant")
+            }
+            IdentityError::SessionRequired => Self::new(
+                ErrorCode::Forbidden,
+                "this needs a user session (crm_st_…); API keys are revoked with DELETE /v1/api-keys/{id}",
+            ),
+            IdentityError::Repo(repo) => repo.into(),
+        }
+    }
+}
+
+impl From<ApiKeyError> for ApiError {
+    fn from(error: ApiKeyError) -> Self {
+        match error {
+            ApiKeyError::Forbidden(f) => forbidden(f),
+            ApiKeyError::Invalid(fields) => Self::validation(&fields),
+            ApiKeyError::NotFound => Self::new(ErrorCode::NotFound, "API key not found"),
+            ApiKeyError::Repo(repo) => repo.into(),
+        }
+    }
+}
+
+impl From<MemberError> for ApiError {
+    fn from(error: MemberError) -> Self {
+        match error {
+            MemberError::Forbidden(f) => forbidden(f),
+            MemberError::Invalid(fields) => Self::validation(&fields),
+            MemberError::NotFound => Self::new(ErrorCode::NotFound, "member not found"),
+            MemberError::AlreadyMember => Self::new(
+                ErrorCode::Conflict,
+                "this user is already a member of the tenant",
+            ),
+            MemberError::LastOwner => Self::new(
+                ErrorCode::Conflict,
+                "the last owner can be neither removed nor demoted; make someone else owner first",
+            ),
+            MemberError::Repo(repo) => repo.into(),
+        }
+    }
+}
+
+impl From<QrError> for ApiError {
+    fn from(error: QrError) -> Self {
+        match error {
+            QrError::SessionRequired => Self::new(
+                ErrorCode::Forbidden,
+                "scanning a QR code needs a user session (crm_st_…), not an API key",
+            ),
+            QrError::NotFound => Self::new(ErrorCode::NotFound, "no such QR login request"),
+            QrError::Expired => Self::new(
+                ErrorCode::Conflict,
+                "this QR code has expired; generate a new one",
+            )
+            .with_details(json!({ "status": "expired" })),
+            QrError::AlreadyUsed(status) => Self::new(
+                ErrorCode::Conflict,
+                format!("this QR code was already used (status {})", status.as_str()),
+            )
+            .with_details(json!({ "status": status.as_str() })),
+            QrError::WrongPollToken => Self::new(
+                ErrorCode::Forbidden,
+                "this poll token does not belong to the QR login request",
+            ),
+            QrError::SlowDown(interval) => Self::new(
+                ErrorCode::SlowDown,
+                format!("slow_down: poll at most every {interval} seconds"),
+            )
+            .with_details(json!({ "interval": interval, "retryAfterSeconds": interval })),
+            QrError::Repo(repo) => repo.into(),
+        }
+    }
+}
+
 /// The 401 every authentication failure gets, deliberately the same for missing,
 /// malformed, unknown, revoked and expired credentials.
 #[must_use]
 pub fn unauthenticated() -> ApiError {
     ApiError::new(
         ErrorCode::Unauthenticated,
-        "missing or invalid credentials: send Authorization: Bearer <API key>",
+        "missing or invalid credentials: send Authorization: Bearer <API key or session token>",
     )
 }
 
@@ -234,6 +334,17 @@ pub fn envelope_response(
     }
     if code == ErrorCode::Unavailable {
         builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+    }
+    if code == ErrorCode::SlowDown {
+        let wait = details
+            .as_ref()
+            .and_then(|d| d.get("retryAfterSeconds"))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(1)
+            .max(1);
+        if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+            builder.insert_header((header::RETRY_AFTER, value));
+        }
     }
     builder.json(Failure {
         success: false,

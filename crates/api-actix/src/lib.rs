@@ -14,23 +14,59 @@ pub mod routes;
 mod schemas;
 mod validation;
 
+use std::sync::Arc;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{App, web};
-use ports::{HealthCheck, TenantStore};
+use actix_web::{App, HttpRequest, web};
+use app::auth::AuthSettings;
+use app::identity::ClientInfo;
+use ports::{HealthCheck, PasswordHasher, PreAuthStore, TenantStore};
 
 /// Largest request body accepted (SPEC §3): larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What handlers need: the store every unit of work is opened from.
-#[derive(Clone, Debug)]
+/// Everything the API needs from storage: tenant-scoped units of work, the
+/// pre-authentication look-ups, and a readiness check.
+pub trait Store: TenantStore + PreAuthStore + HealthCheck {}
+
+impl<T: TenantStore + PreAuthStore + HealthCheck> Store for T {}
+
+/// What handlers need.
+#[derive(Clone)]
 pub struct ApiState<S> {
-    /// Opens tenant-scoped units of work.
+    /// Opens tenant-scoped units of work; answers pre-authentication look-ups.
     pub store: S,
+    /// Password hashing (argon2id).
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Session, demo and QR lifetimes.
+    pub auth: AuthSettings,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for ApiState<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("store", &self.store)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a request came from: user agent (cut to 300 characters) and peer address.
+#[must_use]
+pub fn client_info(req: &HttpRequest) -> ClientInfo {
+    ClientInfo {
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(300).collect()),
+        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+    }
 }
 
 /// Registers every route, extractor configuration and fallback on `cfg`.
-pub fn configure<S: TenantStore + HealthCheck>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
+pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
     cfg.app_data(web::Data::new(state))
         .app_data(error::json_config())
         .app_data(error::path_config())
@@ -38,12 +74,20 @@ pub fn configure<S: TenantStore + HealthCheck>(cfg: &mut web::ServiceConfig, sta
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .configure(routes::health::configure::<S>)
         .configure(openapi::configure)
-        .service(web::scope("/v1").configure(routes::contacts::configure::<S>));
+        .configure(routes::qr::configure_page)
+        .service(
+            web::scope("/v1")
+                .configure(routes::contacts::configure::<S>)
+                .configure(routes::auth::configure::<S>)
+                .configure(routes::api_keys::configure::<S>)
+                .configure(routes::members::configure::<S>)
+                .configure(routes::qr::configure::<S>),
+        );
 }
 
 /// The complete application: routes plus the request-context middleware (request id,
 /// envelope safety net, access log) and the 404 fallback.
-pub fn app<S: TenantStore + HealthCheck>(
+pub fn app<S: Store>(
     state: ApiState<S>,
 ) -> App<
     impl ServiceFactory<

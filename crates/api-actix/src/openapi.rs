@@ -12,7 +12,7 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::envelope::{Failure, Metadata, Pagination};
-use crate::routes::{contacts, health};
+use crate::routes::{api_keys, auth, contacts, health, members, qr};
 
 /// The error responses every authenticated operation can give, each in the error envelope.
 #[derive(Debug)]
@@ -92,11 +92,19 @@ impl Modify for BearerAuth {
     paths(
         health::healthz, health::readyz,
         contacts::list, contacts::create, contacts::get, contacts::replace, contacts::patch, contacts::delete,
+        auth::signup_handler, auth::login_handler, auth::logout_handler, auth::demo_login_handler, auth::me_handler,
+        api_keys::create, api_keys::list, api_keys::get, api_keys::revoke,
+        members::list, members::add, members::change_role, members::remove,
+        qr::generate, qr::scan, qr::link, qr::cancel, qr::status,
     ),
     components(schemas(Failure, Metadata, Pagination, contacts::ContactResponse, contacts::ContactBody,
                        contacts::ContactPatchBody, contacts::DeletedResponse)),
     modifiers(&BearerAuth),
     tags((name = "contacts", description = "People a tenant does business with"),
+         (name = "auth", description = "Sign-up, login, sessions, demo sandbox"),
+         (name = "api-keys", description = "API keys of the tenant (admins)"),
+         (name = "members", description = "Members of the tenant and their roles (admins)"),
+         (name = "qr-login", description = "Log a device in by scanning a QR code"),
          (name = "ops", description = "Probes"))
 )]
 pub struct ApiDoc;

@@ -96,7 +96,10 @@ pub async fn create_api_key<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`ApiKeyError::Forbidden`], storage.
-pub async fn list_api_keys<U: UnitOfWork>(mut uow: U, principal: &Principal) -> Result<Vec<ApiKeyRecord>, ApiKeyError> {
+pub async fn list_api_keys<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+) -> Result<Vec<ApiKeyRecord>, ApiKeyError> {
     principal.require(Permission::ApiKeysManage)?;
     let keys = uow.list_api_keys().await?;
     uow.commit().await?;
@@ -107,7 +110,11 @@ pub async fn list_api_keys<U: UnitOfWork>(mut uow: U, principal: &Principal) -> 
 ///
 /// # Errors
 /// [`ApiKeyError::Forbidden`], [`ApiKeyError::NotFound`], storage.
-pub async fn get_api_key<U: UnitOfWork>(mut uow: U, principal: &Principal, id: ApiKeyId) -> Result<ApiKeyRecord, ApiKeyError> {
+pub async fn get_api_key<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    id: ApiKeyId,
+) -> Result<ApiKeyRecord, ApiKeyError> {
     principal.require(Permission::ApiKeysManage)?;
     let key = uow.get_api_key(id).await?.ok_or(ApiKeyError::NotFound)?;
     uow.commit().await?;
@@ -118,7 +125,11 @@ pub async fn get_api_key<U: UnitOfWork>(mut uow: U, principal: &Principal, id: A
 ///
 /// # Errors
 /// [`ApiKeyError::Forbidden`], [`ApiKeyError::NotFound`], storage.
-pub async fn revoke_api_key<U: UnitOfWork>(mut uow: U, principal: &Principal, id: ApiKeyId) -> Result<ApiKeyRecord, ApiKeyError> {
+pub async fn revoke_api_key<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    id: ApiKeyId,
+) -> Result<ApiKeyRecord, ApiKeyError> {
     principal.require(Permission::ApiKeysManage)?;
     let key = uow.revoke_api_key(id).await?.ok_or(ApiKeyError::NotFound)?;
     uow.commit().await?;

@@ -7,7 +7,10 @@ use domain::ids::{SessionId, TenantId, UserId};
 use domain::password::Password;
 use domain::principal::{Actor, Principal, Role};
 use domain::token::{SecretToken, TokenKind};
-use ports::{IdentityRepository, IdentityWriteError, PasswordHasher, PreAuthStore, RepoError, TenantStore, UnitOfWork};
+use ports::{
+    IdentityRepository, IdentityWriteError, PasswordHasher, PreAuthStore, RepoError, TenantStore,
+    UnitOfWork,
+};
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -42,9 +45,9 @@ impl From<IdentityWriteError> for IdentityError {
     fn from(error: IdentityWriteError) -> Self {
         match error {
             IdentityWriteError::EmailTaken => Self::EmailTaken,
-            IdentityWriteError::AlreadyMember => {
-                Self::Repo(RepoError::Unexpected("a new user is already a member".into()))
-            }
+            IdentityWriteError::AlreadyMember => Self::Repo(RepoError::Unexpected(
+                "a new user is already a member".into(),
+            )),
             IdentityWriteError::Repo(repo) => Self::Repo(repo),
         }
     }
@@ -143,13 +146,19 @@ pub async fn signup<S: TenantStore>(
     let name = errors.check("name", display_name(&input.name));
     let email = errors.check("email", Email::parse(&input.email));
     let password = errors.check("password", Password::new(&input.password));
-    let (Some(tenant_name), Some(name), Some(email), Some(password)) = (tenant_name, name, email, password) else {
+    let (Some(tenant_name), Some(name), Some(email), Some(password)) =
+        (tenant_name, name, email, password)
+    else {
         return Err(IdentityError::Invalid(errors));
     };
     let password_hash = hasher.hash(&password).await?;
     let mut uow = store.begin_for_tenant(TenantId::new()).await?;
     let tenant = uow.insert_tenant(&tenant_name, None).await?;
-    let user = UserSummary { id: UserId::new(), email: email.as_str().to_owned(), name };
+    let user = UserSummary {
+        id: UserId::new(),
+        email: email.as_str().to_owned(),
+        name,
+    };
     uow.insert_user(&NewUser {
         id: user.id,
         email,
@@ -160,7 +169,12 @@ pub async fn signup<S: TenantStore>(
     uow.insert_membership(user.id, Role::Owner).await?;
     let (token, expires_at) = open_session(&mut uow, user.id, settings, client).await?;
     uow.commit().await?;
-    Ok(SessionGrant { tenant, user, token, expires_at })
+    Ok(SessionGrant {
+        tenant,
+        user,
+        token,
+        expires_at,
+    })
 }
 
 /// Login input, unchecked.
@@ -211,7 +225,10 @@ pub async fn login<S: TenantStore + PreAuthStore>(
         _ => return Err(IdentityError::InvalidCredentials),
     };
     let membership = match input.tenant_id {
-        Some(wanted) => candidate.memberships.iter().find(|(tenant, _, _)| *tenant == wanted),
+        Some(wanted) => candidate
+            .memberships
+            .iter()
+            .find(|(tenant, _, _)| *tenant == wanted),
         None => candidate.memberships.first(),
     };
     let Some((tenant_id, _, _)) = membership else {
@@ -223,7 +240,11 @@ pub async fn login<S: TenantStore + PreAuthStore>(
     uow.commit().await?;
     Ok(SessionGrant {
         tenant,
-        user: UserSummary { id: candidate.user_id, email: candidate.email, name: candidate.name },
+        user: UserSummary {
+            id: candidate.user_id,
+            email: candidate.email,
+            name: candidate.name,
+        },
         token,
         expires_at,
     })

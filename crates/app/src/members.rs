@@ -69,7 +69,10 @@ fn require_assignable(principal: &Principal, role: Role) -> Result<(), MemberErr
 ///
 /// # Errors
 /// [`MemberError::Forbidden`], storage.
-pub async fn list_members<U: UnitOfWork>(mut uow: U, principal: &Principal) -> Result<Vec<Member>, MemberError> {
+pub async fn list_members<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+) -> Result<Vec<Member>, MemberError> {
     principal.require(Permission::MembersManage)?;
     let members = uow.list_members().await?;
     uow.commit().await?;
@@ -109,7 +112,13 @@ pub async fn add_member<U: UnitOfWork, P: PreAuthStore>(
             })?;
             let hash = hasher.hash(&password).await?;
             let id = UserId::new();
-            uow.insert_user(&NewUser { id, email, name, password_hash: Some(hash) }).await?;
+            uow.insert_user(&NewUser {
+                id,
+                email,
+                name,
+                password_hash: Some(hash),
+            })
+            .await?;
             id
         }
     };
@@ -122,7 +131,10 @@ pub async fn add_member<U: UnitOfWork, P: PreAuthStore>(
     Ok(member)
 }
 
-async fn ensure_not_last_owner<U: UnitOfWork>(uow: &mut U, member: &Member) -> Result<(), MemberError> {
+async fn ensure_not_last_owner<U: UnitOfWork>(
+    uow: &mut U,
+    member: &Member,
+) -> Result<(), MemberError> {
     if member.role == Role::Owner {
         let owners = uow.lock_owners().await?;
         if owners.iter().all(|owner| *owner == member.user_id) {
@@ -144,14 +156,20 @@ pub async fn change_member_role<U: UnitOfWork>(
 ) -> Result<Member, MemberError> {
     principal.require(Permission::MembersManage)?;
     require_assignable(principal, role)?;
-    let member = uow.get_member(user, true).await?.ok_or(MemberError::NotFound)?;
+    let member = uow
+        .get_member(user, true)
+        .await?
+        .ok_or(MemberError::NotFound)?;
     require_assignable(principal, member.role)?;
     if member.role == role {
         uow.commit().await?;
         return Ok(member);
     }
     ensure_not_last_owner(&mut uow, &member).await?;
-    let updated = uow.set_member_role(user, role).await?.ok_or(MemberError::NotFound)?;
+    let updated = uow
+        .set_member_role(user, role)
+        .await?
+        .ok_or(MemberError::NotFound)?;
     uow.commit().await?;
     Ok(updated)
 }
@@ -160,9 +178,16 @@ pub async fn change_member_role<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`MemberError::Forbidden`], [`MemberError::NotFound`], [`MemberError::LastOwner`], storage.
-pub async fn remove_member<U: UnitOfWork>(mut uow: U, principal: &Principal, user: UserId) -> Result<(), MemberError> {
+pub async fn remove_member<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    user: UserId,
+) -> Result<(), MemberError> {
     principal.require(Permission::MembersManage)?;
-    let member = uow.get_member(user, true).await?.ok_or(MemberError::NotFound)?;
+    let member = uow
+        .get_member(user, true)
+        .await?
+        .ok_or(MemberError::NotFound)?;
     require_assignable(principal, member.role)?;
     ensure_not_last_owner(&mut uow, &member).await?;
     if !uow.delete_member(user).await? {

@@ -22,8 +22,11 @@ fn hash_blocking(password: &str) -> Result<String, RepoError> {
 }
 
 fn verify_blocking(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(stored).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 impl Argon2Hasher {
@@ -35,7 +38,9 @@ impl Argon2Hasher {
         let nobody = crate::secrets::generate(domain::token::TokenKind::Session)
             .map_err(|e| RepoError::Unexpected(e.to_string()))?;
         let dummy = hash_blocking(nobody.expose())?;
-        Ok(Self { dummy: dummy.into() })
+        Ok(Self {
+            dummy: dummy.into(),
+        })
     }
 }
 

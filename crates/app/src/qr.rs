@@ -82,8 +82,13 @@ pub struct QrPollResult {
 /// # Errors
 /// [`QrError::Repo`] if the text cannot be encoded (it always can: it is 47 ASCII bytes).
 pub fn qr_svg(text: &str) -> Result<String, QrError> {
-    let code = QrCode::new(text.as_bytes()).map_err(|e| RepoError::Unexpected(format!("QR encoding: {e}")))?;
-    Ok(code.render::<svg::Color<'_>>().min_dimensions(240, 240).quiet_zone(true).build())
+    let code = QrCode::new(text.as_bytes())
+        .map_err(|e| RepoError::Unexpected(format!("QR encoding: {e}")))?;
+    Ok(code
+        .render::<svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build())
 }
 
 /// Starts a QR login request.
@@ -111,7 +116,14 @@ pub async fn generate_qr<P: PreAuthStore>(
         })
         .await?;
     let qr_svg = qr_svg(code.expose())?;
-    Ok(QrGenerated { session_id, code, qr_svg, poll_token, expires_at, interval: settings.qr_poll_interval_seconds })
+    Ok(QrGenerated {
+        session_id,
+        code,
+        qr_svg,
+        poll_token,
+        expires_at,
+        interval: settings.qr_poll_interval_seconds,
+    })
 }
 
 fn scanning_user(principal: &Principal) -> Result<domain::ids::UserId, QrError> {
@@ -125,7 +137,11 @@ fn scanning_user(principal: &Principal) -> Result<domain::ids::UserId, QrError> 
 ///
 /// # Errors
 /// [`QrError::NotFound`], [`QrError::Expired`], [`QrError::AlreadyUsed`], [`QrError::SessionRequired`].
-pub async fn scan_qr<U: UnitOfWork>(mut uow: U, principal: &Principal, code: &str) -> Result<QrRequester, QrError> {
+pub async fn scan_qr<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    code: &str,
+) -> Result<QrRequester, QrError> {
     let user = scanning_user(principal)?;
     let Ok(code) = SecretToken::parse(TokenKind::QrCode, code.trim()) else {
         return Err(QrError::NotFound);
@@ -154,7 +170,11 @@ fn decided(outcome: QrDecision) -> Result<(), QrError> {
 ///
 /// # Errors
 /// As [`scan_qr`].
-pub async fn link_qr<U: UnitOfWork>(mut uow: U, principal: &Principal, id: QrSessionId) -> Result<(), QrError> {
+pub async fn link_qr<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    id: QrSessionId,
+) -> Result<(), QrError> {
     let user = scanning_user(principal)?;
     decided(uow.qr_link(id, user).await?)?;
     uow.commit().await?;
@@ -165,7 +185,11 @@ pub async fn link_qr<U: UnitOfWork>(mut uow: U, principal: &Principal, id: QrSes
 ///
 /// # Errors
 /// As [`scan_qr`].
-pub async fn cancel_qr<U: UnitOfWork>(mut uow: U, principal: &Principal, id: QrSessionId) -> Result<(), QrError> {
+pub async fn cancel_qr<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    id: QrSessionId,
+) -> Result<(), QrError> {
     let user = scanning_user(principal)?;
     decided(uow.qr_cancel(id, user).await?)?;
     uow.commit().await?;
@@ -187,10 +211,20 @@ pub async fn poll_qr<P: PreAuthStore>(
     };
     let token = generate(TokenKind::Session)?;
     let expires_at = OffsetDateTime::now_utc() + settings.session_ttl;
-    let session = NewQrLoginSession { id: SessionId::new(), token_hash: token.hash(), expires_at };
+    let session = NewQrLoginSession {
+        id: SessionId::new(),
+        token_hash: token.hash(),
+        expires_at,
+    };
     match store.qr_poll(id, &poll_token.hash(), &session).await? {
-        QrPoll::Status(status) => Ok(QrPollResult { status, session: None }),
-        QrPoll::Collected { .. } => Ok(QrPollResult { status: QrStatus::Linked, session: Some((token, expires_at)) }),
+        QrPoll::Status(status) => Ok(QrPollResult {
+            status,
+            session: None,
+        }),
+        QrPoll::Collected { .. } => Ok(QrPollResult {
+            status: QrStatus::Linked,
+            session: Some((token, expires_at)),
+        }),
         QrPoll::SlowDown => Err(QrError::SlowDown(settings.qr_poll_interval_seconds)),
         QrPoll::NotFound => Err(QrError::NotFound),
         QrPoll::WrongPollToken => Err(QrError::WrongPollToken),

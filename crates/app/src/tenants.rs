@@ -49,7 +49,12 @@ pub async fn provision_tenant<P: TenantProvisioning>(
     let name = domain::identity::display_name(name).map_err(ProvisionError::InvalidName)?;
     let api_key = generate_api_key()?;
     let owner_email = owner_email.map_or_else(
-        || format!("owner+{}@tenants.crm.invalid", uuid::Uuid::new_v4().simple()),
+        || {
+            format!(
+                "owner+{}@tenants.crm.invalid",
+                uuid::Uuid::new_v4().simple()
+            )
+        },
         str::to_owned,
     );
     let tenant = provisioning

@@ -169,9 +169,16 @@ impl QrStatus {
     /// Parses a stored name.
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Pending, Self::Scanned, Self::Linked, Self::Consumed, Self::Expired, Self::Cancelled]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [
+            Self::Pending,
+            Self::Scanned,
+            Self::Linked,
+            Self::Consumed,
+            Self::Expired,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 

@@ -68,8 +68,14 @@ mod tests {
     fn length_is_counted_in_characters() {
         assert_eq!(Password::new("ééééééééé"), Err(PasswordError::TooShort));
         assert!(Password::new("éééééééééé").is_ok());
-        assert!(Password::new(&"x".repeat(128)).is_ok(), "no maximum below 128");
-        assert_eq!(Password::new(&"x".repeat(1025)), Err(PasswordError::TooLong));
+        assert!(
+            Password::new(&"x".repeat(128)).is_ok(),
+            "no maximum below 128"
+        );
+        assert_eq!(
+            Password::new(&"x".repeat(1025)),
+            Err(PasswordError::TooLong)
+        );
     }
 
     #[test]

@@ -185,7 +185,9 @@ impl Scopes {
             scope != "*"
                 && (self.0.contains(scope)
                     || scope.strip_suffix(":read").is_some_and(|resource| {
-                        self.0.iter().any(|s| s.strip_suffix(":write") == Some(resource))
+                        self.0
+                            .iter()
+                            .any(|s| s.strip_suffix(":write") == Some(resource))
                     }))
         })
     }
@@ -205,7 +207,9 @@ impl Scopes {
 
 /// A requested scope that does not exist (empty when none was requested).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("unknown scope `{0}`; known scopes: *, contacts:read, contacts:write, api_keys:manage, members:manage, webhooks:manage")]
+#[error(
+    "unknown scope `{0}`; known scopes: *, contacts:read, contacts:write, api_keys:manage, members:manage, webhooks:manage"
+)]
 pub struct UnknownScope(pub String);
 
 /// How the caller authenticated.
@@ -321,7 +325,12 @@ mod tests {
 
     #[test]
     fn only_admins_and_owners_manage_keys_and_members() {
-        for (role, allowed) in [(Role::Owner, true), (Role::Admin, true), (Role::Member, false), (Role::Viewer, false)] {
+        for (role, allowed) in [
+            (Role::Owner, true),
+            (Role::Admin, true),
+            (Role::Member, false),
+            (Role::Viewer, false),
+        ] {
             assert_eq!(role.allows(Permission::ApiKeysManage), allowed, "{role}");
             assert_eq!(role.allows(Permission::MembersManage), allowed, "{role}");
         }

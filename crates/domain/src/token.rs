@@ -107,7 +107,10 @@ impl SecretToken {
     pub fn parse(kind: TokenKind, token: &str) -> Result<Self, MalformedToken> {
         let rest = token.strip_prefix(kind.prefix()).ok_or(MalformedToken)?;
         if rest.len() == RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            Ok(Self { kind, value: token.to_owned() })
+            Ok(Self {
+                kind,
+                value: token.to_owned(),
+            })
         } else {
             Err(MalformedToken)
         }
@@ -156,18 +159,28 @@ mod tests {
 
     #[test]
     fn each_kind_parses_only_its_own_prefix() {
-        for kind in [TokenKind::ApiKey, TokenKind::Session, TokenKind::QrPoll, TokenKind::QrCode] {
+        for kind in [
+            TokenKind::ApiKey,
+            TokenKind::Session,
+            TokenKind::QrPoll,
+            TokenKind::QrCode,
+        ] {
             let token = SecretToken::from_random_bytes(kind, &[9; 64]).expect("enough bytes");
             assert!(token.expose().starts_with(kind.prefix()));
             assert!(SecretToken::parse(kind, token.expose()).is_ok());
-            let other = if kind == TokenKind::ApiKey { TokenKind::Session } else { TokenKind::ApiKey };
+            let other = if kind == TokenKind::ApiKey {
+                TokenKind::Session
+            } else {
+                TokenKind::ApiKey
+            };
             assert!(SecretToken::parse(other, token.expose()).is_err());
         }
     }
 
     #[test]
     fn debug_output_never_shows_the_secret() {
-        let key = SecretToken::from_random_bytes(TokenKind::ApiKey, &[7; 64]).expect("enough bytes");
+        let key =
+            SecretToken::from_random_bytes(TokenKind::ApiKey, &[7; 64]).expect("enough bytes");
         let shown = format!("{key:?}");
         assert!(!shown.contains(key.expose()));
     }
@@ -187,7 +200,11 @@ mod tests {
             "crm_sk_short",
             "crm_sk_0123456789012345678901234567890123456-89",
         ] {
-            assert_eq!(SecretToken::parse(TokenKind::ApiKey, token), Err(MalformedToken), "{token}");
+            assert_eq!(
+                SecretToken::parse(TokenKind::ApiKey, token),
+                Err(MalformedToken),
+                "{token}"
+            );
         }
     }
 

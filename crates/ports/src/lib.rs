@@ -11,18 +11,18 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use domain::token::TokenHash;
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::identity::{
-    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser, QrRequester,
-    QrStatus, TenantInfo,
+    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser,
+    QrRequester, QrStatus, TenantInfo,
 };
 use domain::ids::{ApiKeyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
 use domain::password::Password;
-use domain::principal::Role;
-use time::OffsetDateTime;
 use domain::principal::Principal;
+use domain::principal::Role;
+use domain::token::TokenHash;
 use thiserror::Error;
+use time::OffsetDateTime;
 
 /// A failure of the storage itself, not of the caller's request.
 #[derive(Debug, Error)]
@@ -141,7 +141,10 @@ pub trait IdentityRepository {
     ///
     /// # Errors
     /// [`IdentityWriteError::EmailTaken`], or storage.
-    fn insert_user(&mut self, user: &NewUser) -> impl Future<Output = Result<(), IdentityWriteError>> + Send;
+    fn insert_user(
+        &mut self,
+        user: &NewUser,
+    ) -> impl Future<Output = Result<(), IdentityWriteError>> + Send;
 
     /// Makes a user a member of this tenant.
     ///
@@ -157,38 +160,55 @@ pub trait IdentityRepository {
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn insert_session(&mut self, session: &NewSession) -> impl Future<Output = Result<(), RepoError>> + Send;
+    fn insert_session(
+        &mut self,
+        session: &NewSession,
+    ) -> impl Future<Output = Result<(), RepoError>> + Send;
 
     /// Revokes a session of this tenant.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn revoke_session(&mut self, id: SessionId) -> impl Future<Output = Result<(), RepoError>> + Send;
+    fn revoke_session(
+        &mut self,
+        id: SessionId,
+    ) -> impl Future<Output = Result<(), RepoError>> + Send;
 
     /// Stores an API key and returns it as listed.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn insert_api_key(&mut self, key: &NewApiKey) -> impl Future<Output = Result<ApiKeyRecord, RepoError>> + Send;
+    fn insert_api_key(
+        &mut self,
+        key: &NewApiKey,
+    ) -> impl Future<Output = Result<ApiKeyRecord, RepoError>> + Send;
 
     /// Every API key of the tenant, newest first.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn list_api_keys(&mut self) -> impl Future<Output = Result<Vec<ApiKeyRecord>, RepoError>> + Send;
+    fn list_api_keys(
+        &mut self,
+    ) -> impl Future<Output = Result<Vec<ApiKeyRecord>, RepoError>> + Send;
 
     /// One API key.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn get_api_key(&mut self, id: ApiKeyId) -> impl Future<Output = Result<Option<ApiKeyRecord>, RepoError>> + Send;
+    fn get_api_key(
+        &mut self,
+        id: ApiKeyId,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, RepoError>> + Send;
 
     /// Revokes an API key (idempotent: an already revoked key keeps its first revocation
     /// time). `None` when no such key.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn revoke_api_key(&mut self, id: ApiKeyId) -> impl Future<Output = Result<Option<ApiKeyRecord>, RepoError>> + Send;
+    fn revoke_api_key(
+        &mut self,
+        id: ApiKeyId,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, RepoError>> + Send;
 
     /// Every member, oldest first.
     ///
@@ -200,19 +220,30 @@ pub trait IdentityRepository {
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn get_member(&mut self, user: UserId, for_update: bool) -> impl Future<Output = Result<Option<Member>, RepoError>> + Send;
+    fn get_member(
+        &mut self,
+        user: UserId,
+        for_update: bool,
+    ) -> impl Future<Output = Result<Option<Member>, RepoError>> + Send;
 
     /// Changes a member's role.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn set_member_role(&mut self, user: UserId, role: Role) -> impl Future<Output = Result<Option<Member>, RepoError>> + Send;
+    fn set_member_role(
+        &mut self,
+        user: UserId,
+        role: Role,
+    ) -> impl Future<Output = Result<Option<Member>, RepoError>> + Send;
 
     /// Removes a member (their sessions go with the membership).
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn delete_member(&mut self, user: UserId) -> impl Future<Output = Result<bool, RepoError>> + Send;
+    fn delete_member(
+        &mut self,
+        user: UserId,
+    ) -> impl Future<Output = Result<bool, RepoError>> + Send;
 
     /// Locks and returns the owners, so "the last owner" checks cannot race.
     ///
@@ -254,19 +285,31 @@ pub trait QrRepository {
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn qr_scan(&mut self, code: &TokenHash, user: UserId) -> impl Future<Output = Result<QrScan, RepoError>> + Send;
+    fn qr_scan(
+        &mut self,
+        code: &TokenHash,
+        user: UserId,
+    ) -> impl Future<Output = Result<QrScan, RepoError>> + Send;
 
     /// Confirms: scanned by `user` -> linked.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn qr_link(&mut self, id: QrSessionId, user: UserId) -> impl Future<Output = Result<QrDecision, RepoError>> + Send;
+    fn qr_link(
+        &mut self,
+        id: QrSessionId,
+        user: UserId,
+    ) -> impl Future<Output = Result<QrDecision, RepoError>> + Send;
 
     /// Refuses: scanned by `user` -> cancelled.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn qr_cancel(&mut self, id: QrSessionId, user: UserId) -> impl Future<Output = Result<QrDecision, RepoError>> + Send;
+    fn qr_cancel(
+        &mut self,
+        id: QrSessionId,
+        user: UserId,
+    ) -> impl Future<Output = Result<QrDecision, RepoError>> + Send;
 }
 
 /// One tenant-scoped, all-or-nothing piece of work. Dropping it without
@@ -345,13 +388,19 @@ pub trait PreAuthStore: Clone + Send + Sync + 'static {
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn find_login(&self, email: &str) -> impl Future<Output = Result<Option<LoginCandidate>, RepoError>> + Send;
+    fn find_login(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<LoginCandidate>, RepoError>> + Send;
 
     /// The id of the user with this e-mail, for adding an existing user as a member.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn find_user_id(&self, email: &str) -> impl Future<Output = Result<Option<UserId>, RepoError>> + Send;
+    fn find_user_id(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<UserId>, RepoError>> + Send;
 
     /// Deletes expired demo tenants with everything in them; returns how many.
     ///
@@ -363,7 +412,10 @@ pub trait PreAuthStore: Clone + Send + Sync + 'static {
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn qr_create(&self, request: &NewQrSession) -> impl Future<Output = Result<(), RepoError>> + Send;
+    fn qr_create(
+        &self,
+        request: &NewQrSession,
+    ) -> impl Future<Output = Result<(), RepoError>> + Send;
 
     /// Polls a QR login request with its poll token; when it is linked, creates the
     /// session described by `session` (for the linked tenant and user) and marks the

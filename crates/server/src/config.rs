@@ -31,6 +31,27 @@ pub struct ServeConfig {
     pub workers: Option<usize>,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout: Duration,
+    /// Session, demo and QR lifetimes.
+    pub auth: app::auth::AuthSettings,
+    /// How often expired demo sandboxes are swept.
+    pub sweep_interval: Duration,
+}
+
+fn seconds(
+    name: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    let value: u64 = number(name, default, "expected whole seconds")?;
+    if range.contains(&value) {
+        Ok(Duration::from_secs(value))
+    } else {
+        Err(ConfigError::Invalid(
+            name,
+            value.to_string(),
+            "out of range",
+        ))
+    }
 }
 
 fn var(name: &str) -> Option<String> {
@@ -123,6 +144,26 @@ impl ServeConfig {
             ),
         };
         let shutdown_secs: u64 = number("SHUTDOWN_TIMEOUT_SECS", 30, "expected whole seconds")?;
+        let defaults = app::auth::AuthSettings::default();
+        let auth = app::auth::AuthSettings {
+            session_ttl: seconds(
+                "SESSION_TTL_SECS",
+                defaults.session_ttl.as_secs(),
+                60..=31_536_000,
+            )?,
+            session_idle_timeout: seconds(
+                "SESSION_IDLE_TIMEOUT_SECS",
+                defaults.session_idle_timeout.as_secs(),
+                60..=31_536_000,
+            )?,
+            demo_ttl: seconds("DEMO_TTL_SECS", defaults.demo_ttl.as_secs(), 60..=2_592_000)?,
+            qr_ttl: seconds("QR_TTL_SECS", defaults.qr_ttl.as_secs(), 10..=3600)?,
+            qr_poll_interval_seconds: i32::try_from(
+                seconds("QR_POLL_INTERVAL_SECS", 2, 1..=60)?.as_secs(),
+            )
+            .unwrap_or(2),
+        };
+        let sweep_interval = seconds("SWEEP_INTERVAL_SECS", 300, 1..=86_400)?;
         Ok(Self {
             database_url,
             migration_database_url,
@@ -130,6 +171,8 @@ impl ServeConfig {
             pool_size,
             workers,
             shutdown_timeout: Duration::from_secs(shutdown_secs),
+            auth,
+            sweep_interval,
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod config;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpServer;
@@ -26,6 +27,9 @@ pub enum StartError {
     /// The connection role could bypass row-level security.
     #[error(transparent)]
     Role(#[from] adapters_postgres::RoleCheckError),
+    /// The password hasher could not be set up.
+    #[error("cannot set up password hashing: {0}")]
+    Hasher(ports::RepoError),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
@@ -61,8 +65,11 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
     )
     .await?;
     store.verify_application_role().await?;
+    let hasher = app::passwords::Argon2Hasher::new().map_err(StartError::Hasher)?;
     let state = ApiState {
         store: store.clone(),
+        hasher: Arc::new(hasher),
+        auth: config.auth.clone(),
     };
     let mut server = HttpServer::new(move || api_actix::app(state.clone()))
         .shutdown_timeout(config.shutdown_timeout.as_secs())
@@ -85,6 +92,20 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         server,
         store,
     })
+}
+
+/// Runs the demo sweep every `interval` until the process ends; failures are logged and
+/// retried next time (the database may be restarting).
+pub async fn sweep_forever(store: PgStore, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        match app::demo::sweep_expired(&store).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "expired demo tenants deleted"),
+            Err(error) => tracing::warn!(%error, "demo sweep failed; retrying next interval"),
+        }
+    }
 }
 
 /// `crm tenant create`: provisions a tenant and prints `{"tenantId", "apiKey"}`.

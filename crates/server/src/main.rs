@@ -72,9 +72,14 @@ async fn serve() -> ExitCode {
         Err(error) => return fail(&error),
     };
     tracing::info!(address = %running.address, "serving");
+    let sweeper = actix_web::rt::spawn(server::sweep_forever(
+        running.store.clone(),
+        config.sweep_interval,
+    ));
     // actix stops gracefully on SIGINT/SIGTERM: no new connections, in-flight requests
     // get SHUTDOWN_TIMEOUT_SECS to finish.
     let result = running.server.await;
+    sweeper.abort();
     running.store.close().await;
     match result {
         Ok(()) => {

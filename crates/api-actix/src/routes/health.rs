@@ -2,7 +2,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use ports::{HealthCheck, TenantStore};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -36,7 +35,7 @@ pub async fn healthz() -> HttpResponse {
         (status = 200, description = "Ready", body = crate::envelope::Success<HealthStatus>),
         (status = 503, description = "The database does not answer", body = crate::envelope::Failure),
     ))]
-pub async fn readyz<S: TenantStore + HealthCheck>(
+pub async fn readyz<S: crate::Store>(
     state: web::Data<ApiState<S>>,
 ) -> Result<HttpResponse, ApiError> {
     state.store.check().await?;
@@ -49,7 +48,7 @@ pub async fn readyz<S: TenantStore + HealthCheck>(
 }
 
 /// Registers the probes.
-pub fn configure<S: TenantStore + HealthCheck>(cfg: &mut web::ServiceConfig) {
+pub fn configure<S: crate::Store>(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/healthz")
             .route(web::get().to(healthz))

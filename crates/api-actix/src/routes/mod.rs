@@ -1,7 +1,11 @@
 //! One module per resource: request and response DTOs, handlers, and `configure`.
 
+pub mod api_keys;
+pub mod auth;
 pub mod contacts;
 pub mod health;
+pub mod members;
+pub mod qr;
 
 use actix_web::{HttpRequest, HttpResponse, Route, web};
 

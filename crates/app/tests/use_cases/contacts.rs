@@ -1,7 +1,7 @@
-//! Use cases against the in-memory adapter: the adapter swap in action, fast.
+//! Contact use cases.
 
 use adapters_memory::MemoryStore;
-use app::auth::{AuthError, Credential, authenticate};
+use app::auth::{AuthError, AuthSettings, Credential, authenticate};
 use app::contacts::{
     ContactChange, ContactError, IfMatch, create_contact, delete_contact, get_contact,
     list_contacts, update_contact,
@@ -40,7 +40,9 @@ fn ada() -> ContactInput {
 async fn a_created_contact_can_be_read_back_normalised() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
-    let (principal, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (principal, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let created = create_contact(uow, &principal, ada())
         .await
         .expect("created");
@@ -50,7 +52,9 @@ async fn a_created_contact_can_be_read_back_normalised() {
         Some("ada@example.com")
     );
 
-    let (principal, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (principal, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let fetched = get_contact(uow, &principal, created.id)
         .await
         .expect("found");
@@ -63,12 +67,16 @@ async fn duplicate_emails_conflict_within_a_tenant_but_not_across_tenants() {
     let acme = tenant(&store, "Acme").await;
     let globex = tenant(&store, "Globex").await;
     for t in [&acme, &globex] {
-        let (p, uow) = authenticate(&store, &t.credential).await.expect("auth");
+        let (p, uow) = authenticate(&store, &AuthSettings::default(), &t.credential)
+            .await
+            .expect("auth");
         create_contact(uow, &p, ada())
             .await
             .expect("first per tenant is fine");
     }
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let mut again = ada();
     again.email = Some("ADA@example.COM".into());
     let error = create_contact(uow, &p, again).await.expect_err("duplicate");
@@ -81,17 +89,21 @@ async fn another_tenants_contact_is_not_found() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
     let globex = tenant(&store, "Globex").await;
-    let (p, uow) = authenticate(&store, &globex.credential)
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &globex.credential)
         .await
         .expect("auth");
     let theirs = create_contact(uow, &p, ada()).await.expect("created");
 
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     assert!(matches!(
         get_contact(uow, &p, theirs.id).await,
         Err(ContactError::NotFound)
     ));
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let patch = ContactChange::Patch(ContactPatch {
         title: Some(Some("pwned".into())),
         ..ContactPatch::default()
@@ -100,7 +112,9 @@ async fn another_tenants_contact_is_not_found() {
         update_contact(uow, &p, theirs.id, None, patch).await,
         Err(ContactError::NotFound)
     ));
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     assert!(matches!(
         delete_contact(uow, &p, theirs.id, None).await,
         Err(ContactError::NotFound)
@@ -112,10 +126,14 @@ async fn another_tenants_contact_is_not_found() {
 async fn stale_if_match_is_refused_and_changes_nothing() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let created = create_contact(uow, &p, ada()).await.expect("created");
 
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let patch = ContactPatch {
         title: Some(Some("Countess".into())),
         ..ContactPatch::default()
@@ -131,7 +149,9 @@ async fn stale_if_match_is_refused_and_changes_nothing() {
     .expect("matching etag");
     assert_eq!(updated.version, 2);
 
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let stale = update_contact(
         uow,
         &p,
@@ -143,7 +163,9 @@ async fn stale_if_match_is_refused_and_changes_nothing() {
     assert!(
         matches!(stale, Err(ContactError::PreconditionFailed { current_etag }) if current_etag == "\"2\"")
     );
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let now = get_contact(uow, &p, created.id).await.expect("still there");
     assert_eq!(now.fields.title.as_deref(), Some("Countess"));
 }
@@ -152,9 +174,13 @@ async fn stale_if_match_is_refused_and_changes_nothing() {
 async fn a_patch_that_changes_nothing_keeps_the_version() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let created = create_contact(uow, &p, ada()).await.expect("created");
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let same = update_contact(
         uow,
         &p,
@@ -182,7 +208,7 @@ async fn viewers_and_read_only_keys_cannot_write() {
         store
             .add_api_key(acme.id, key.hash(), role, scopes)
             .expect("added");
-        let (p, uow) = authenticate(&store, &Credential::ApiKey(key))
+        let (p, uow) = authenticate(&store, &AuthSettings::default(), &Credential::ApiKey(key))
             .await
             .expect("auth");
         let error = create_contact(uow, &p, ada()).await.expect_err("forbidden");
@@ -197,7 +223,7 @@ async fn unknown_and_revoked_keys_do_not_authenticate() {
     let acme = tenant(&store, "Acme").await;
     let stranger = Credential::ApiKey(generate_api_key().expect("key"));
     assert!(matches!(
-        authenticate(&store, &stranger).await,
+        authenticate(&store, &AuthSettings::default(), &stranger).await,
         Err(AuthError::Unauthenticated)
     ));
 
@@ -208,7 +234,7 @@ async fn unknown_and_revoked_keys_do_not_authenticate() {
     store.revoke_api_key(&key.hash()).expect("revoked");
     let revoked = Credential::ApiKey(key);
     assert!(matches!(
-        authenticate(&store, &revoked).await,
+        authenticate(&store, &AuthSettings::default(), &revoked).await,
         Err(AuthError::Unauthenticated)
     ));
 }
@@ -217,7 +243,9 @@ async fn unknown_and_revoked_keys_do_not_authenticate() {
 async fn invalid_input_reports_fields_and_writes_nothing() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
-    let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let error = create_contact(
         uow,
         &p,
@@ -239,7 +267,9 @@ async fn invalid_input_reports_fields_and_writes_nothing() {
 async fn a_dropped_unit_of_work_changes_nothing() {
     let store = MemoryStore::new();
     let acme = tenant(&store, "Acme").await;
-    let (_, mut uow) = authenticate(&store, &acme.credential).await.expect("auth");
+    let (_, mut uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
     let draft = domain::contact::ContactDraft::new(ada()).expect("valid");
     ports::ContactRepository::insert_contact(&mut uow, ContactId::new(), &draft)
         .await
@@ -254,7 +284,9 @@ async fn pages_walk_every_contact_exactly_once() {
     let acme = tenant(&store, "Acme").await;
     let mut created = Vec::new();
     for i in 0..23 {
-        let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+        let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+            .await
+            .expect("auth");
         let input = ContactInput {
             last_name: Some(format!("Person {}", i % 5)),
             email: Some(format!("p{i}@example.com")),
@@ -266,7 +298,9 @@ async fn pages_walk_every_contact_exactly_once() {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let (p, uow) = authenticate(&store, &acme.credential).await.expect("auth");
+            let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+                .await
+                .expect("auth");
             let query = ContactQuery {
                 limit: Limit::new(Some(4)).expect("limit"),
                 sort: domain::list::Sort::parse(sort).expect("sort"),

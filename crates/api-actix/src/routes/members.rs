@@ -1,0 +1,228 @@
+//! `/v1/members`: list, add, change role, remove. Admins and owners only.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use app::members::{AddMemberInput, add_member, change_member_role, list_members, remove_member};
+use domain::identity::Member;
+use domain::ids::UserId;
+use domain::principal::Role;
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Authenticated;
+use crate::envelope::{Pagination, respond, respond_with};
+use crate::error::ApiError;
+use crate::validation::field_errors;
+use crate::{ApiState, Store};
+
+use super::contacts::DeletedResponse;
+
+/// A role in a tenant.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    /// Everything.
+    Owner,
+    /// CRM data, API keys, webhooks, members.
+    Admin,
+    /// CRM data.
+    Member,
+    /// Read only.
+    Viewer,
+}
+
+impl From<RoleName> for Role {
+    fn from(role: RoleName) -> Self {
+        match role {
+            RoleName::Owner => Self::Owner,
+            RoleName::Admin => Self::Admin,
+            RoleName::Member => Self::Member,
+            RoleName::Viewer => Self::Viewer,
+        }
+    }
+}
+
+/// A member.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberResponse {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// E-mail.
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Role here.
+    pub role: String,
+    /// Joined.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&Member> for MemberResponse {
+    fn from(member: &Member) -> Self {
+        Self {
+            user_id: member.user_id.as_uuid(),
+            email: member.email.clone(),
+            name: member.name.clone(),
+            role: member.role.as_str().to_owned(),
+            created_at: member.created_at,
+        }
+    }
+}
+
+/// `POST /v1/members`: an existing user by e-mail, or a new one with this password.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberBody {
+    /// Their e-mail address.
+    #[garde(length(chars, max = 254))]
+    #[schema(
+        max_length = 254,
+        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+        example = "grace@example.com"
+    )]
+    pub email: String,
+    /// Their name (used when the user is new).
+    #[garde(length(chars, min = 1, max = 200))]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Grace Hopper"
+    )]
+    pub name: String,
+    /// Their role.
+    #[garde(skip)]
+    pub role: RoleName,
+    /// Required when no user has this e-mail yet: 10 to 1024 characters.
+    #[garde(inner(length(chars, min = 10, max = 1024)))]
+    #[schema(min_length = 10, max_length = 1024)]
+    pub password: Option<String>,
+}
+
+/// `PATCH /v1/members/{userId}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRoleBody {
+    /// The new role.
+    pub role: RoleName,
+}
+
+/// List members, oldest first.
+#[utoipa::path(get, path = "/v1/members", tag = "members", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every member", body = crate::envelope::Success<Vec<MemberResponse>>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
+    let members = list_members(auth.uow, &auth.principal).await?;
+    let data: Vec<MemberResponse> = members.iter().map(MemberResponse::from).collect();
+    let pagination = Pagination {
+        limit: u16::try_from(data.len()).unwrap_or(u16::MAX),
+        next_cursor: None,
+        has_more: false,
+    };
+    Ok(respond_with(
+        HttpResponseBuilder::new(StatusCode::OK),
+        data,
+        Some(pagination),
+    ))
+}
+
+/// Add a member.
+#[utoipa::path(post, path = "/v1/members", tag = "members", request_body = AddMemberBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Added", body = crate::envelope::Success<MemberResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn add<S: Store>(
+    state: web::Data<ApiState<S>>,
+    auth: Authenticated<S>,
+    body: web::Json<AddMemberBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    body.validate()
+        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    let input = AddMemberInput {
+        email: body.email,
+        name: body.name,
+        role: body.role.into(),
+        password: body.password,
+    };
+    let member = add_member(
+        auth.uow,
+        &state.store,
+        state.hasher.as_ref(),
+        &auth.principal,
+        input,
+    )
+    .await?;
+    Ok(respond(StatusCode::CREATED, MemberResponse::from(&member)))
+}
+
+/// Change a member's role.
+#[utoipa::path(patch, path = "/v1/members/{userId}", tag = "members", request_body = ChangeRoleBody,
+    params(("userId" = Uuid, Path, description = "The member's user id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Changed", body = crate::envelope::Success<MemberResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn change_role<S: Store>(
+    auth: Authenticated<S>,
+    user: web::Path<Uuid>,
+    body: web::Json<ChangeRoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let member = change_member_role(
+        auth.uow,
+        &auth.principal,
+        UserId::from_uuid(*user),
+        body.role.into(),
+    )
+    .await?;
+    Ok(respond(StatusCode::OK, MemberResponse::from(&member)))
+}
+
+/// Remove a member (their sessions end).
+#[utoipa::path(delete, path = "/v1/members/{userId}", tag = "members",
+    params(("userId" = Uuid, Path, description = "The member's user id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Removed", body = crate::envelope::Success<DeletedResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn remove<S: Store>(
+    auth: Authenticated<S>,
+    user: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    remove_member(auth.uow, &auth.principal, UserId::from_uuid(*user)).await?;
+    Ok(respond(
+        StatusCode::OK,
+        DeletedResponse {
+            id: *user,
+            deleted: true,
+        },
+    ))
+}
+
+/// Registers the routes (under `/v1`).
+pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/members")
+            .route(web::get().to(list::<S>))
+            .route(web::post().to(add::<S>))
+            .default_service(super::method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/members/{userId}")
+            .route(web::patch().to(change_role::<S>))
+            .route(web::delete().to(remove::<S>))
+            .default_service(super::method_not_allowed("PATCH, DELETE")),
+    );
+}

@@ -1,0 +1,5 @@
+//! Use cases against the in-memory adapter: the adapter swap in action, fast. One test
+//! binary for the crate.
+
+mod contacts;
+mod identity;
