@@ -5,5 +5,6 @@
 mod contacts;
 mod errors;
 mod helpers;
+mod identity;
 mod isolation;
 mod startup;

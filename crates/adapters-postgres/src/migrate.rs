@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_authentication",
         include_str!("../../../migrations/0004_authentication.sql"),
     ),
+    (
+        "0005_identity",
+        include_str!("../../../migrations/0005_identity.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.
@@ -148,4 +152,24 @@ async fn apply_pending(db: &DatabaseConnection) -> Result<Vec<String>, MigrateEr
         applied.push((*version).to_owned());
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn every_file_in_migrations_is_compiled_in_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("migrations directory")
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .map(|name| name.trim_end_matches(".sql").to_owned())
+            .collect();
+        files.sort();
+        let compiled: Vec<&str> = MIGRATIONS.iter().map(|(version, _)| *version).collect();
+        assert_eq!(compiled, files, "add new files in migrations/ to MIGRATIONS");
+    }
 }

@@ -332,7 +332,9 @@ pub async fn demo_login_handler<S: Store>(
         crate::openapi::CommonErrors,
     ))]
 pub async fn me_handler<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
-    // Authentication already read everything /me shows; the unit of work is dropped unused.
+    // Authentication already read everything /me shows; committing keeps the key's or
+    // session's last-use time that authentication recorded.
+    ports::UnitOfWork::commit(auth.uow).await?;
     Ok(respond(StatusCode::OK, me_view(&auth.principal)))
 }
 
