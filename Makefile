@@ -54,6 +54,7 @@ run: ## Build the release binary, ensure PostgreSQL and database DB_NAME, serve 
 test: ## Layering and lint checks, the Rust tests (cargo test), then scripts/api-check.sh
 	@admin="$$($(ENSURE_PG))"; \
 	export PG_ADMIN_URL="$$admin"; \
+	CHROMIUM="$$(scripts/ensure-chromium.sh)"; export CHROMIUM; \
 	set -x; \
 	$(MAKE) --no-print-directory check-layers lint; \
 	$(CARGO) build --workspace --all-targets; \

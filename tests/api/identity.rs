@@ -31,7 +31,14 @@ async fn sign_up(app: &TestApp, email: &str) -> (String, String, String) {
 }
 
 async fn log_in(app: &TestApp, email: &str, password: &str) -> Reply {
-    app.call("POST", "/v1/auth/login", None, Some(&json!({"email": email, "password": password})), &[]).await
+    app.call(
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(&json!({"email": email, "password": password})),
+        &[],
+    )
+    .await
 }
 
 async fn owner_sql(app: &TestApp, sql: &str) {
@@ -56,20 +63,37 @@ async fn sign_up_me_login_and_logout_work_end_to_end() {
 
     let login = log_in(&app, "ADA@example.com", PASSWORD).await;
     assert_eq!(login.status, 200, "{}", login.body);
-    let second = login.body["data"]["session"]["token"].as_str().expect("token").to_owned();
+    let second = login.body["data"]["session"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     assert_eq!(login.body["data"]["tenant"]["id"], tenant.as_str());
 
-    let out = app.call("POST", "/v1/auth/logout", Some(&second), None, &[]).await;
+    let out = app
+        .call("POST", "/v1/auth/logout", Some(&second), None, &[])
+        .await;
     assert_eq!(out.status, 200, "{}", out.body);
     let after = app.get("/v1/me", &second).await;
     assert_eq!(after.status, 401, "a logged-out session is refused");
     assert_eq!(after.code(), "UNAUTHENTICATED");
-    assert_eq!(app.get("/v1/me", &token).await.status, 200, "the other session lives on");
+    assert_eq!(
+        app.get("/v1/me", &token).await.status,
+        200,
+        "the other session lives on"
+    );
 
     let db = app.db.owner().await;
-    let stored = scalar_i64(&db, "SELECT count(*) FROM users WHERE password_hash LIKE '$argon2id$%'").await;
+    let stored = scalar_i64(
+        &db,
+        "SELECT count(*) FROM users WHERE password_hash LIKE '$argon2id$%'",
+    )
+    .await;
     assert_eq!(stored, 1, "passwords are stored as argon2id hashes");
-    let plain = scalar_i64(&db, &format!("SELECT count(*) FROM users WHERE password_hash LIKE '%{PASSWORD}%'")).await;
+    let plain = scalar_i64(
+        &db,
+        &format!("SELECT count(*) FROM users WHERE password_hash LIKE '%{PASSWORD}%'"),
+    )
+    .await;
     assert_eq!(plain, 0);
 }
 
@@ -93,7 +117,11 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
         .call("POST", "/v1/auth/signup", None, Some(&json!({"tenantName": "A", "name": "A", "email": "a@example.com", "password": "short"})), &[])
         .await;
     assert_eq!(weak.status, 400);
-    assert!(weak.body["details"]["fields"]["password"].is_array(), "{}", weak.body);
+    assert!(
+        weak.body["details"]["fields"]["password"].is_array(),
+        "{}",
+        weak.body
+    );
     let long = "x".repeat(128);
     let ok = app
         .call("POST", "/v1/auth/signup", None, Some(&json!({"tenantName": "A", "name": "A", "email": "a@example.com", "password": long})), &[])
@@ -104,42 +132,96 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
         .await;
     assert_eq!(taken.status, 409);
     let db = app.db.owner().await;
-    assert_eq!(scalar_i64(&db, "SELECT count(*) FROM tenants").await, 1, "the failed sign-up left nothing behind");
+    assert_eq!(
+        scalar_i64(&db, "SELECT count(*) FROM tenants").await,
+        1,
+        "the failed sign-up left nothing behind"
+    );
 }
 
 async fn add_member(app: &TestApp, admin: &str, email: &str, role: &str) -> Reply {
-    app.post("/v1/members", admin, &json!({"email": email, "name": "Someone", "role": role, "password": PASSWORD})).await
+    app.post(
+        "/v1/members",
+        admin,
+        &json!({"email": email, "name": "Someone", "role": role, "password": PASSWORD}),
+    )
+    .await
 }
 
 #[actix_rt::test]
 async fn roles_and_scopes_are_enforced_on_every_kind_of_endpoint() {
     let app = spawn_app().await;
     let (owner, _, _) = sign_up(&app, "owner@example.com").await;
-    for (email, role) in [("member@example.com", "member"), ("viewer@example.com", "viewer")] {
+    for (email, role) in [
+        ("member@example.com", "member"),
+        ("viewer@example.com", "viewer"),
+    ] {
         assert_eq!(add_member(&app, &owner, email, role).await.status, 201);
     }
-    let member = log_in(&app, "member@example.com", PASSWORD).await.body["data"]["session"]["token"].as_str().expect("t").to_owned();
-    let viewer = log_in(&app, "viewer@example.com", PASSWORD).await.body["data"]["session"]["token"].as_str().expect("t").to_owned();
+    let member =
+        log_in(&app, "member@example.com", PASSWORD).await.body["data"]["session"]["token"]
+            .as_str()
+            .expect("t")
+            .to_owned();
+    let viewer =
+        log_in(&app, "viewer@example.com", PASSWORD).await.body["data"]["session"]["token"]
+            .as_str()
+            .expect("t")
+            .to_owned();
 
-    let write = app.post("/v1/contacts", &viewer, &json!({"firstName": "x"})).await;
+    let write = app
+        .post("/v1/contacts", &viewer, &json!({"firstName": "x"}))
+        .await;
     assert_eq!(write.status, 403, "a viewer cannot write");
     assert_eq!(write.code(), "FORBIDDEN");
-    assert_eq!(app.get("/v1/contacts", &viewer).await.status, 200, "but can read");
-    assert_eq!(app.post("/v1/contacts", &member, &json!({"firstName": "x"})).await.status, 201, "a member writes");
+    assert_eq!(
+        app.get("/v1/contacts", &viewer).await.status,
+        200,
+        "but can read"
+    );
+    assert_eq!(
+        app.post("/v1/contacts", &member, &json!({"firstName": "x"}))
+            .await
+            .status,
+        201,
+        "a member writes"
+    );
 
-    let key = app.post("/v1/api-keys", &member, &json!({"name": "mine", "scopes": ["*"]})).await;
+    let key = app
+        .post(
+            "/v1/api-keys",
+            &member,
+            &json!({"name": "mine", "scopes": ["*"]}),
+        )
+        .await;
     assert_eq!(key.status, 403, "a member cannot manage keys");
     assert_eq!(app.get("/v1/api-keys", &member).await.status, 403);
-    assert_eq!(app.get("/v1/members", &member).await.status, 403, "nor members");
+    assert_eq!(
+        app.get("/v1/members", &member).await.status,
+        403,
+        "nor members"
+    );
 
-    let reader = app.post("/v1/api-keys", &owner, &json!({"name": "reader", "scopes": ["contacts:read"]})).await;
+    let reader = app
+        .post(
+            "/v1/api-keys",
+            &owner,
+            &json!({"name": "reader", "scopes": ["contacts:read"]}),
+        )
+        .await;
     assert_eq!(reader.status, 201, "{}", reader.body);
     let reader_key = reader.body["data"]["key"].as_str().expect("key").to_owned();
-    let denied = app.post("/v1/contacts", &reader_key, &json!({"firstName": "y"})).await;
+    let denied = app
+        .post("/v1/contacts", &reader_key, &json!({"firstName": "y"}))
+        .await;
     assert_eq!(denied.status, 403, "a contacts:read key cannot POST");
     assert_eq!(denied.body["details"]["requiredScope"], "contacts:write");
     assert_eq!(app.get("/v1/contacts", &reader_key).await.status, 200);
-    assert_eq!(app.contact_rows().await, 1, "only the member's contact exists");
+    assert_eq!(
+        app.contact_rows().await,
+        1,
+        "only the member's contact exists"
+    );
 }
 
 #[actix_rt::test]
@@ -163,19 +245,55 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
     let list = app.get("/v1/api-keys", &owner).await;
     let text = list.body.to_string();
     assert!(!text.contains(&key), "the secret is never listed");
-    assert!(list.body["data"].as_array().expect("list").iter().all(|k| k.get("key").is_none()));
+    assert!(
+        list.body["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|k| k.get("key").is_none())
+    );
     let one = app.get(&format!("/v1/api-keys/{id}"), &owner).await;
     assert_eq!(one.status, 200);
-    assert!(one.body["data"]["lastUsedAt"].is_string(), "used by /me just now: {}", one.body);
+    assert!(
+        one.body["data"]["lastUsedAt"].is_string(),
+        "used by /me just now: {}",
+        one.body
+    );
 
-    let revoked = app.call("DELETE", &format!("/v1/api-keys/{id}"), Some(&owner), None, &[]).await;
+    let revoked = app
+        .call(
+            "DELETE",
+            &format!("/v1/api-keys/{id}"),
+            Some(&owner),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(revoked.body["data"], json!({"id": id, "deleted": true}));
-    assert_eq!(app.get("/v1/contacts", &key).await.status, 401, "revoked keys stop at once");
-    assert!(app.get(&format!("/v1/api-keys/{id}"), &owner).await.body["data"]["revokedAt"].is_string());
+    assert_eq!(
+        app.get("/v1/contacts", &key).await.status,
+        401,
+        "revoked keys stop at once"
+    );
+    assert!(
+        app.get(&format!("/v1/api-keys/{id}"), &owner).await.body["data"]["revokedAt"].is_string()
+    );
 
-    let past = app.post("/v1/api-keys", &owner, &json!({"name": "old", "scopes": ["*"], "expiresAt": "2001-01-01T00:00:00Z"})).await;
+    let past = app
+        .post(
+            "/v1/api-keys",
+            &owner,
+            &json!({"name": "old", "scopes": ["*"], "expiresAt": "2001-01-01T00:00:00Z"}),
+        )
+        .await;
     assert_eq!(past.status, 400);
-    let unknown = app.post("/v1/api-keys", &owner, &json!({"name": "x", "scopes": ["root"]})).await;
+    let unknown = app
+        .post(
+            "/v1/api-keys",
+            &owner,
+            &json!({"name": "x", "scopes": ["root"]}),
+        )
+        .await;
     assert_eq!(unknown.status, 400);
 }
 
@@ -185,31 +303,93 @@ async fn members_are_added_changed_and_removed_but_the_last_owner_stays() {
     let (owner, _, owner_id) = sign_up(&app, "owner@example.com").await;
     let (_, _, _) = sign_up(&app, "grace@example.com").await;
 
-    let existing = app.post("/v1/members", &owner, &json!({"email": "grace@example.com", "name": "Grace", "role": "admin"})).await;
+    let existing = app
+        .post(
+            "/v1/members",
+            &owner,
+            &json!({"email": "grace@example.com", "name": "Grace", "role": "admin"}),
+        )
+        .await;
     assert_eq!(existing.status, 201, "{}", existing.body);
     assert_eq!(existing.body["data"]["role"], "admin");
-    let grace_id = existing.body["data"]["userId"].as_str().expect("id").to_owned();
-    let twice = app.post("/v1/members", &owner, &json!({"email": "grace@example.com", "name": "Grace", "role": "admin"})).await;
+    let grace_id = existing.body["data"]["userId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let twice = app
+        .post(
+            "/v1/members",
+            &owner,
+            &json!({"email": "grace@example.com", "name": "Grace", "role": "admin"}),
+        )
+        .await;
     assert_eq!(twice.status, 409);
-    let no_password = app.post("/v1/members", &owner, &json!({"email": "new@example.com", "name": "New", "role": "member"})).await;
+    let no_password = app
+        .post(
+            "/v1/members",
+            &owner,
+            &json!({"email": "new@example.com", "name": "New", "role": "member"}),
+        )
+        .await;
     assert_eq!(no_password.status, 400, "a new user needs a password");
 
     let list = app.get("/v1/members", &owner).await;
     assert_eq!(list.body["data"].as_array().map(Vec::len), Some(2));
 
-    let demote_self = app.call("PATCH", &format!("/v1/members/{owner_id}"), Some(&owner), Some(&json!({"role": "admin"})), &[]).await;
-    assert_eq!(demote_self.status, 409, "last owner cannot be demoted: {}", demote_self.body);
-    let remove_self = app.call("DELETE", &format!("/v1/members/{owner_id}"), Some(&owner), None, &[]).await;
+    let demote_self = app
+        .call(
+            "PATCH",
+            &format!("/v1/members/{owner_id}"),
+            Some(&owner),
+            Some(&json!({"role": "admin"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        demote_self.status, 409,
+        "last owner cannot be demoted: {}",
+        demote_self.body
+    );
+    let remove_self = app
+        .call(
+            "DELETE",
+            &format!("/v1/members/{owner_id}"),
+            Some(&owner),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(remove_self.status, 409, "nor removed");
 
     let grace_session = log_in(&app, "grace@example.com", PASSWORD).await;
     assert_eq!(grace_session.status, 200);
-    let changed = app.call("PATCH", &format!("/v1/members/{grace_id}"), Some(&owner), Some(&json!({"role": "viewer"})), &[]).await;
+    let changed = app
+        .call(
+            "PATCH",
+            &format!("/v1/members/{grace_id}"),
+            Some(&owner),
+            Some(&json!({"role": "viewer"})),
+            &[],
+        )
+        .await;
     assert_eq!(changed.status, 200);
     assert_eq!(changed.body["data"]["role"], "viewer");
-    let removed = app.call("DELETE", &format!("/v1/members/{grace_id}"), Some(&owner), None, &[]).await;
+    let removed = app
+        .call(
+            "DELETE",
+            &format!("/v1/members/{grace_id}"),
+            Some(&owner),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(removed.status, 200);
-    assert_eq!(app.get("/v1/members", &owner).await.body["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        app.get("/v1/members", &owner).await.body["data"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 }
 
 #[actix_rt::test]
@@ -217,15 +397,56 @@ async fn tenant_a_cannot_touch_tenant_b_keys_or_members() {
     let app = spawn_app().await;
     let (a, _, _) = sign_up(&app, "a@example.com").await;
     let (b, _, b_user) = sign_up(&app, "b@example.com").await;
-    let b_key = app.post("/v1/api-keys", &b, &json!({"name": "b", "scopes": ["*"]})).await;
+    let b_key = app
+        .post("/v1/api-keys", &b, &json!({"name": "b", "scopes": ["*"]}))
+        .await;
     let b_key_id = b_key.body["data"]["id"].as_str().expect("id").to_owned();
     let b_secret = b_key.body["data"]["key"].as_str().expect("key").to_owned();
-    assert_eq!(app.get(&format!("/v1/api-keys/{b_key_id}"), &a).await.status, 404);
-    assert_eq!(app.call("DELETE", &format!("/v1/api-keys/{b_key_id}"), Some(&a), None, &[]).await.status, 404);
-    assert_eq!(app.get("/v1/me", &b_secret).await.status, 200, "B's key still works");
-    let patch = app.call("PATCH", &format!("/v1/members/{b_user}"), Some(&a), Some(&json!({"role": "viewer"})), &[]).await;
+    assert_eq!(
+        app.get(&format!("/v1/api-keys/{b_key_id}"), &a)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.call(
+            "DELETE",
+            &format!("/v1/api-keys/{b_key_id}"),
+            Some(&a),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        app.get("/v1/me", &b_secret).await.status,
+        200,
+        "B's key still works"
+    );
+    let patch = app
+        .call(
+            "PATCH",
+            &format!("/v1/members/{b_user}"),
+            Some(&a),
+            Some(&json!({"role": "viewer"})),
+            &[],
+        )
+        .await;
     assert_eq!(patch.status, 404);
-    assert_eq!(app.call("DELETE", &format!("/v1/members/{b_user}"), Some(&a), None, &[]).await.status, 404);
+    assert_eq!(
+        app.call(
+            "DELETE",
+            &format!("/v1/members/{b_user}"),
+            Some(&a),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        404
+    );
     let listed = app.get("/v1/members", &a).await.body.to_string();
     assert!(!listed.contains("b@example.com"));
 }
@@ -239,22 +460,41 @@ async fn expired_and_idle_sessions_are_refused() {
     owner_sql(&app, "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id IN (SELECT id FROM users WHERE email = 'ada@example.com')").await;
     assert_eq!(app.get("/v1/me", &token).await.status, 401, "expired");
     owner_sql(&app, "UPDATE sessions SET last_seen_at = now() - interval '2 days' WHERE user_id IN (SELECT id FROM users WHERE email = 'grace@example.com')").await;
-    assert_eq!(app.get("/v1/me", &other).await.status, 401, "idle for longer than the timeout");
+    assert_eq!(
+        app.get("/v1/me", &other).await.status,
+        401,
+        "idle for longer than the timeout"
+    );
 }
 
 #[actix_rt::test]
 async fn two_demo_logins_never_see_each_other_and_the_sweep_deletes_expired_ones() {
     let app = spawn_app().await;
-    let first = app.call("POST", "/v1/auth/demo-login", None, None, &[]).await;
-    let second = app.call("POST", "/v1/auth/demo-login", None, None, &[]).await;
+    let first = app
+        .call("POST", "/v1/auth/demo-login", None, None, &[])
+        .await;
+    let second = app
+        .call("POST", "/v1/auth/demo-login", None, None, &[])
+        .await;
     assert_eq!(first.status, 201, "{}", first.body);
     assert!(first.body["data"]["tenant"]["expiresAt"].is_string());
-    let a = first.body["data"]["session"]["token"].as_str().expect("token").to_owned();
-    let b = second.body["data"]["session"]["token"].as_str().expect("token").to_owned();
+    let a = first.body["data"]["session"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let b = second.body["data"]["session"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let a_list = app.get("/v1/contacts?limit=100", &a).await;
     let b_list = app.get("/v1/contacts?limit=100", &b).await;
     let ids = |reply: &Reply| -> Vec<String> {
-        reply.body["data"].as_array().expect("list").iter().map(|c| c["id"].as_str().unwrap_or("").to_owned()).collect()
+        reply.body["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|c| c["id"].as_str().unwrap_or("").to_owned())
+            .collect()
     };
     assert_eq!(ids(&a_list).len(), 12, "seeded with sample contacts");
     assert!(ids(&a_list).iter().all(|id| !ids(&b_list).contains(id)));
@@ -262,31 +502,77 @@ async fn two_demo_logins_never_see_each_other_and_the_sweep_deletes_expired_ones
         assert_eq!(app.get(&format!("/v1/contacts/{id}"), &a).await.status, 404);
     }
 
-    let a_tenant = first.body["data"]["tenant"]["id"].as_str().expect("tenant").to_owned();
-    owner_sql(&app, &format!("UPDATE tenants SET expires_at = now() - interval '1 second' WHERE id = '{a_tenant}'")).await;
-    assert_eq!(app.get("/v1/me", &a).await.status, 401, "an expired sandbox is closed before the sweep");
-    let store = adapters_postgres::PgStore::connect(&app.db.app_url, &adapters_postgres::PoolOptions::default())
-        .await
-        .expect("connect as crm_app");
+    let a_tenant = first.body["data"]["tenant"]["id"]
+        .as_str()
+        .expect("tenant")
+        .to_owned();
+    owner_sql(
+        &app,
+        &format!(
+            "UPDATE tenants SET expires_at = now() - interval '1 second' WHERE id = '{a_tenant}'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        app.get("/v1/me", &a).await.status,
+        401,
+        "an expired sandbox is closed before the sweep"
+    );
+    let store = adapters_postgres::PgStore::connect(
+        &app.db.app_url,
+        &adapters_postgres::PoolOptions::default(),
+    )
+    .await
+    .expect("connect as crm_app");
     assert_eq!(app::demo::sweep_expired(&store).await.expect("swept"), 1);
     let db = app.db.owner().await;
-    assert_eq!(scalar_i64(&db, &format!("SELECT count(*) FROM tenants WHERE id = '{a_tenant}'")).await, 0);
-    assert_eq!(scalar_i64(&db, &format!("SELECT count(*) FROM contacts WHERE tenant_id = '{a_tenant}'")).await, 0);
-    assert_eq!(scalar_i64(&db, "SELECT count(*) FROM users WHERE email LIKE 'demo+%'").await, 1, "the demo user went too");
-    assert_eq!(app.get("/v1/me", &b).await.status, 200, "the other sandbox lives on");
+    assert_eq!(
+        scalar_i64(
+            &db,
+            &format!("SELECT count(*) FROM tenants WHERE id = '{a_tenant}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(
+            &db,
+            &format!("SELECT count(*) FROM contacts WHERE tenant_id = '{a_tenant}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(&db, "SELECT count(*) FROM users WHERE email LIKE 'demo+%'").await,
+        1,
+        "the demo user went too"
+    );
+    assert_eq!(
+        app.get("/v1/me", &b).await.status,
+        200,
+        "the other sandbox lives on"
+    );
 }
 
 #[actix_rt::test]
 async fn the_application_role_cannot_read_qr_state_or_token_hashes_directly() {
     let app = spawn_app().await;
     sign_up(&app, "ada@example.com").await;
-    app.call("POST", "/v1/auth/qr-session/generate", None, None, &[]).await;
+    app.call("POST", "/v1/auth/qr-session/generate", None, None, &[])
+        .await;
     let db = app.db.app_role().await;
-    for sql in ["SELECT count(*) FROM qr_sessions", "SELECT token_hash FROM sessions", "SELECT password_hash FROM users"] {
+    for sql in [
+        "SELECT count(*) FROM qr_sessions",
+        "SELECT token_hash FROM sessions",
+        "SELECT password_hash FROM users",
+    ] {
         let result = db.execute_unprepared(sql).await;
         if sql.contains("password_hash") {
             // users are readable only through membership; with no tenant set, nothing is.
-            assert!(result.map(|r| r.rows_affected() == 0).unwrap_or(true), "{sql}");
+            assert!(
+                result.map(|r| r.rows_affected() == 0).unwrap_or(true),
+                "{sql}"
+            );
         } else {
             assert!(result.is_err(), "{sql} must be refused");
         }
@@ -295,11 +581,23 @@ async fn the_application_role_cannot_read_qr_state_or_token_hashes_directly() {
 
 /// Generates a QR login request: (sessionId, code, pollToken).
 async fn generate(app: &TestApp) -> (String, String, String) {
-    let made = app.call("POST", "/v1/auth/qr-session/generate", None, None, &[("User-Agent", "SmartTV/1.0")]).await;
+    let made = app
+        .call(
+            "POST",
+            "/v1/auth/qr-session/generate",
+            None,
+            None,
+            &[("User-Agent", "SmartTV/1.0")],
+        )
+        .await;
     assert_eq!(made.status, 201, "{}", made.body);
     let data = &made.body["data"];
     assert_eq!(data["status"], "pending");
-    assert!(data["qrSvg"].as_str().is_some_and(|svg| svg.contains("<svg")));
+    assert!(
+        data["qrSvg"]
+            .as_str()
+            .is_some_and(|svg| svg.contains("<svg"))
+    );
     assert!(data["interval"].as_i64().is_some());
     (
         data["sessionId"].as_str().expect("id").to_owned(),
@@ -309,7 +607,14 @@ async fn generate(app: &TestApp) -> (String, String, String) {
 }
 
 async fn poll(app: &TestApp, session: &str, token: &str) -> Reply {
-    app.call("GET", &format!("/v1/auth/qr-session/status?sessionId={session}"), None, None, &[("X-Poll-Token", token)]).await
+    app.call(
+        "GET",
+        &format!("/v1/auth/qr-session/status?sessionId={session}"),
+        None,
+        None,
+        &[("X-Poll-Token", token)],
+    )
+    .await
 }
 
 #[actix_rt::test]
@@ -318,35 +623,64 @@ async fn a_qr_login_goes_from_pending_to_consumed_and_hands_out_one_session() {
     let (phone, tenant, user) = sign_up(&app, "ada@example.com").await;
     let (session, code, poll_token) = generate(&app).await;
 
-    assert_eq!(poll(&app, &session, &poll_token).await.body["data"]["status"], "pending");
+    assert_eq!(
+        poll(&app, &session, &poll_token).await.body["data"]["status"],
+        "pending"
+    );
     let fast = poll(&app, &session, &poll_token).await;
     assert_eq!(fast.status, 429, "{}", fast.body);
     assert_eq!(fast.code(), "SLOW_DOWN");
     assert!(fast.header("retry-after").is_some());
 
-    let scanned = app.post("/v1/auth/qr-session/scan", &phone, &json!({"code": code})).await;
+    let scanned = app
+        .post("/v1/auth/qr-session/scan", &phone, &json!({"code": code}))
+        .await;
     assert_eq!(scanned.status, 200, "{}", scanned.body);
     assert_eq!(scanned.body["data"]["status"], "scanned");
-    assert_eq!(scanned.body["data"]["requester"]["userAgent"], "SmartTV/1.0");
+    assert_eq!(
+        scanned.body["data"]["requester"]["userAgent"],
+        "SmartTV/1.0"
+    );
     assert!(scanned.body["data"]["requester"]["ip"].is_string());
-    let rescan = app.post("/v1/auth/qr-session/scan", &phone, &json!({"code": code})).await;
+    let rescan = app
+        .post("/v1/auth/qr-session/scan", &phone, &json!({"code": code}))
+        .await;
     assert_eq!(rescan.status, 409, "codes are single-use");
 
-    let linked = app.post("/v1/auth/qr-session/link", &phone, &json!({"sessionId": session})).await;
+    let linked = app
+        .post(
+            "/v1/auth/qr-session/link",
+            &phone,
+            &json!({"sessionId": session}),
+        )
+        .await;
     assert_eq!(linked.status, 200, "{}", linked.body);
     assert_eq!(linked.body["data"]["status"], "linked");
-    let relink = app.post("/v1/auth/qr-session/link", &phone, &json!({"sessionId": session})).await;
+    let relink = app
+        .post(
+            "/v1/auth/qr-session/link",
+            &phone,
+            &json!({"sessionId": session}),
+        )
+        .await;
     assert_eq!(relink.status, 409, "a QR code cannot be linked twice");
 
     let (_, _, stranger) = generate(&app).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let foreign = poll(&app, &session, &stranger).await;
-    assert_eq!(foreign.status, 403, "another device's poll token collects nothing: {}", foreign.body);
+    assert_eq!(
+        foreign.status, 403,
+        "another device's poll token collects nothing: {}",
+        foreign.body
+    );
 
     let collected = poll(&app, &session, &poll_token).await;
     assert_eq!(collected.status, 200, "{}", collected.body);
     assert_eq!(collected.body["data"]["status"], "linked");
-    let token = collected.body["data"]["session"]["token"].as_str().expect("the session").to_owned();
+    let token = collected.body["data"]["session"]["token"]
+        .as_str()
+        .expect("the session")
+        .to_owned();
     let me = app.get("/v1/me", &token).await;
     assert_eq!(me.body["data"]["tenant"]["id"], tenant.as_str());
     assert_eq!(me.body["data"]["user"]["id"], user.as_str());
@@ -363,28 +697,72 @@ async fn expired_cancelled_and_api_key_scans_each_answer_clearly() {
     let (phone, _, _) = sign_up(&app, "ada@example.com").await;
 
     let (session, code, poll_token) = generate(&app).await;
-    owner_sql(&app, &format!("UPDATE qr_sessions SET expires_at = now() - interval '1 second' WHERE id = '{session}'")).await;
-    let late = app.post("/v1/auth/qr-session/scan", &phone, &json!({"code": code})).await;
+    owner_sql(
+        &app,
+        &format!(
+            "UPDATE qr_sessions SET expires_at = now() - interval '1 second' WHERE id = '{session}'"
+        ),
+    )
+    .await;
+    let late = app
+        .post("/v1/auth/qr-session/scan", &phone, &json!({"code": code}))
+        .await;
     assert_eq!(late.status, 409);
     assert_eq!(late.body["details"]["status"], "expired");
-    assert_eq!(poll(&app, &session, &poll_token).await.body["data"]["status"], "expired");
+    assert_eq!(
+        poll(&app, &session, &poll_token).await.body["data"]["status"],
+        "expired"
+    );
 
     let (session, code, poll_token) = generate(&app).await;
-    app.post("/v1/auth/qr-session/scan", &phone, &json!({"code": code})).await;
-    let cancelled = app.post("/v1/auth/qr-session/cancel", &phone, &json!({"sessionId": session})).await;
+    app.post("/v1/auth/qr-session/scan", &phone, &json!({"code": code}))
+        .await;
+    let cancelled = app
+        .post(
+            "/v1/auth/qr-session/cancel",
+            &phone,
+            &json!({"sessionId": session}),
+        )
+        .await;
     assert_eq!(cancelled.body["data"]["status"], "cancelled");
-    assert_eq!(poll(&app, &session, &poll_token).await.body["data"]["status"], "cancelled");
-    let link = app.post("/v1/auth/qr-session/link", &phone, &json!({"sessionId": session})).await;
+    assert_eq!(
+        poll(&app, &session, &poll_token).await.body["data"]["status"],
+        "cancelled"
+    );
+    let link = app
+        .post(
+            "/v1/auth/qr-session/link",
+            &phone,
+            &json!({"sessionId": session}),
+        )
+        .await;
     assert_eq!(link.status, 409);
 
-    let key = app.post("/v1/api-keys", &phone, &json!({"name": "k", "scopes": ["*"]})).await;
+    let key = app
+        .post(
+            "/v1/api-keys",
+            &phone,
+            &json!({"name": "k", "scopes": ["*"]}),
+        )
+        .await;
     let key = key.body["data"]["key"].as_str().expect("key").to_owned();
     let (_, code, _) = generate(&app).await;
-    let by_key = app.post("/v1/auth/qr-session/scan", &key, &json!({"code": code})).await;
+    let by_key = app
+        .post("/v1/auth/qr-session/scan", &key, &json!({"code": code}))
+        .await;
     assert_eq!(by_key.status, 403, "API keys cannot link devices");
-    let unknown = app.post("/v1/auth/qr-session/scan", &phone, &json!({"code": "crm_qr_nothing"})).await;
+    let unknown = app
+        .post(
+            "/v1/auth/qr-session/scan",
+            &phone,
+            &json!({"code": "crm_qr_nothing"}),
+        )
+        .await;
     assert_eq!(unknown.status, 404);
     let missing = poll(&app, "00000000-0000-0000-0000-000000000000", "crm_qp_x").await;
-    assert_eq!(missing.status, 403, "a malformed poll token is refused before lookup");
+    assert_eq!(
+        missing.status, 403,
+        "a malformed poll token is refused before lookup"
+    );
     let _ = Value::Null;
 }

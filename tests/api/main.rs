@@ -7,4 +7,5 @@ mod errors;
 mod helpers;
 mod identity;
 mod isolation;
+mod qr_page;
 mod startup;

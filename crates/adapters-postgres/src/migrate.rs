@@ -170,6 +170,9 @@ mod tests {
             .collect();
         files.sort();
         let compiled: Vec<&str> = MIGRATIONS.iter().map(|(version, _)| *version).collect();
-        assert_eq!(compiled, files, "add new files in migrations/ to MIGRATIONS");
+        assert_eq!(
+            compiled, files,
+            "add new files in migrations/ to MIGRATIONS"
+        );
     }
 }
