@@ -61,10 +61,10 @@ pub async fn create_api_key<U: UnitOfWork>(
     let mut errors = FieldErrors::new();
     let name = errors.check("name", display_name(&input.name));
     let scopes = errors.check("scopes", Scopes::parse(&input.scopes));
-    if let Some(expires_at) = input.expires_at {
-        if expires_at <= OffsetDateTime::now_utc() {
-            errors.add("expiresAt", "must be in the future");
-        }
+    if let Some(expires_at) = input.expires_at
+        && expires_at <= OffsetDateTime::now_utc()
+    {
+        errors.add("expiresAt", "must be in the future");
     }
     let (Some(name), Some(scopes)) = (name, scopes) else {
         return Err(ApiKeyError::Invalid(errors));
