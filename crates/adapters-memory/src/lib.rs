@@ -9,19 +9,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use domain::company::{Company, CompanyDraft, CompanyPage, CompanyQuery};
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::identity::{
     ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser,
     QrRequester, QrStatus, TenantInfo,
 };
-use domain::ids::{ApiKeyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
+use domain::ids::{ApiKeyId, CompanyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
 use domain::list::{Cursor, Page, SortValue};
 use domain::principal::{Actor, Principal, Role, Scopes};
 use domain::token::TokenHash;
 use ports::{
-    ContactRepository, ContactWriteError, IdentityRepository, IdentityWriteError,
-    NewQrLoginSession, NewTenant, PreAuthStore, ProvisionedTenant, QrDecision, QrPoll,
-    QrRepository, QrScan, RepoError, TenantProvisioning, TenantStore, UnitOfWork,
+    CompanyRepository, CompanyWriteError, ContactRepository, ContactWriteError, IdentityRepository,
+    IdentityWriteError, NewQrLoginSession, NewTenant, PreAuthStore, ProvisionedTenant, QrDecision,
+    QrPoll, QrRepository, QrScan, RepoError, TenantProvisioning, TenantStore, UnitOfWork,
 };
 use time::OffsetDateTime;
 
@@ -32,6 +33,7 @@ struct TenantData {
     /// Members: role and when they joined.
     members: BTreeMap<UserId, (Role, OffsetDateTime)>,
     contacts: BTreeMap<ContactId, Contact>,
+    companies: BTreeMap<CompanyId, Company>,
     keys: BTreeMap<ApiKeyId, (ApiKeyRecord, [u8; 32])>,
     sessions: BTreeMap<SessionId, StoredSession>,
 }
@@ -46,6 +48,7 @@ impl TenantData {
             },
             members: BTreeMap::new(),
             contacts: BTreeMap::new(),
+            companies: BTreeMap::new(),
             keys: BTreeMap::new(),
             sessions: BTreeMap::new(),
         }
@@ -409,6 +412,11 @@ impl MemoryUnitOfWork {
         {
             return Err(ContactWriteError::UnknownOwner);
         }
+        if let Some(company) = draft.company_id
+            && !data.companies.contains_key(&company)
+        {
+            return Err(ContactWriteError::UnknownCompany);
+        }
         Ok(())
     }
 }
@@ -441,8 +449,38 @@ fn matches(contact: &Contact, query: &ContactQuery) -> bool {
         && query.updated_after.is_none_or(|t| contact.updated_at > t)
 }
 
-fn sort_key(contact: &Contact, query: &ContactQuery) -> (SortValue, uuid::Uuid) {
-    (query.sort.field.value_of(contact), contact.id.as_uuid())
+/// Sorts, applies the keyset cursor and cuts one page, like the SQL adapters do.
+fn page_of<T: Clone, F: Copy>(
+    mut rows: Vec<&T>,
+    key: impl Fn(&T) -> (SortValue, uuid::Uuid),
+    sort: domain::list::Sort<F>,
+    cursor: Option<&Cursor<F>>,
+    limit: domain::list::Limit,
+) -> Page<T, F> {
+    let directed = |order: std::cmp::Ordering| {
+        if sort.descending {
+            order.reverse()
+        } else {
+            order
+        }
+    };
+    rows.sort_by(|a, b| directed(compare(&key(a), &key(b))));
+    if let Some(cursor) = cursor {
+        let after = (cursor.value.clone(), cursor.id);
+        rows.retain(|row| directed(compare(&key(row), &after)).is_gt());
+    }
+    let limit = usize::from(limit.get());
+    let has_more = rows.len() > limit;
+    let items: Vec<T> = rows.into_iter().take(limit).cloned().collect();
+    let next = if has_more {
+        items.last().map(|last| {
+            let (value, id) = key(last);
+            Cursor { sort, value, id }
+        })
+    } else {
+        None
+    };
+    Page { items, next }
 }
 
 fn compare(a: &(SortValue, uuid::Uuid), b: &(SortValue, uuid::Uuid)) -> std::cmp::Ordering {
@@ -457,44 +495,20 @@ fn compare(a: &(SortValue, uuid::Uuid), b: &(SortValue, uuid::Uuid)) -> std::cmp
 
 impl ContactRepository for MemoryUnitOfWork {
     async fn list_contacts(&mut self, query: &ContactQuery) -> Result<ContactPage, RepoError> {
-        let mut rows: Vec<&Contact> = self
+        let rows: Vec<&Contact> = self
             .data()?
             .contacts
             .values()
             .filter(|c| matches(c, query))
             .collect();
-        rows.sort_by(|a, b| {
-            let order = compare(&sort_key(a, query), &sort_key(b, query));
-            if query.sort.descending {
-                order.reverse()
-            } else {
-                order
-            }
-        });
-        if let Some(cursor) = &query.cursor {
-            let after = (cursor.value.clone(), cursor.id);
-            rows.retain(|c| {
-                let order = compare(&sort_key(c, query), &after);
-                if query.sort.descending {
-                    order.is_lt()
-                } else {
-                    order.is_gt()
-                }
-            });
-        }
-        let limit = usize::from(query.limit.get());
-        let has_more = rows.len() > limit;
-        let items: Vec<Contact> = rows.into_iter().take(limit).cloned().collect();
-        let next = if has_more {
-            items.last().map(|last| Cursor {
-                sort: query.sort,
-                value: query.sort.field.value_of(last),
-                id: last.id.as_uuid(),
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let key = |c: &Contact| (query.sort.field.value_of(c), c.id.as_uuid());
+        Ok(page_of(
+            rows,
+            key,
+            query.sort,
+            query.cursor.as_ref(),
+            query.limit,
+        ))
     }
 
     async fn get_contact(
@@ -941,5 +955,124 @@ impl PreAuthStore for MemoryStore {
             },
         );
         Ok(QrPoll::Collected { tenant_id, user_id })
+    }
+}
+
+fn company_matches(company: &Company, query: &CompanyQuery) -> bool {
+    let fields = &company.fields;
+    let q_ok = query.q.as_deref().is_none_or(|q| {
+        let q = q.to_lowercase();
+        fields.name.to_lowercase().contains(&q)
+            || fields
+                .domain
+                .as_ref()
+                .is_some_and(|d| d.as_str().contains(&q))
+    });
+    q_ok && query
+        .domain
+        .as_ref()
+        .is_none_or(|d| fields.domain.as_ref() == Some(d))
+        && query
+            .tag
+            .as_ref()
+            .is_none_or(|t| fields.tags.as_slice().contains(t))
+        && query
+            .industry
+            .as_ref()
+            .is_none_or(|i| fields.industry.as_ref() == Some(i))
+        && query.created_after.is_none_or(|t| company.created_at > t)
+        && query.updated_after.is_none_or(|t| company.updated_at > t)
+}
+
+impl MemoryUnitOfWork {
+    fn check_company(&self, id: CompanyId, draft: &CompanyDraft) -> Result<(), CompanyWriteError> {
+        let taken = draft.domain.as_ref().is_some_and(|domain| {
+            self.data.as_ref().is_some_and(|data| {
+                data.companies
+                    .values()
+                    .any(|c| c.id != id && c.fields.domain.as_ref() == Some(domain))
+            })
+        });
+        if taken {
+            Err(CompanyWriteError::DuplicateDomain)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl CompanyRepository for MemoryUnitOfWork {
+    async fn list_companies(&mut self, query: &CompanyQuery) -> Result<CompanyPage, RepoError> {
+        let rows: Vec<&Company> = self
+            .data()?
+            .companies
+            .values()
+            .filter(|c| company_matches(c, query))
+            .collect();
+        let key = |c: &Company| (query.sort.field.value_of(c), c.id.as_uuid());
+        Ok(page_of(
+            rows,
+            key,
+            query.sort,
+            query.cursor.as_ref(),
+            query.limit,
+        ))
+    }
+
+    async fn get_company(
+        &mut self,
+        id: CompanyId,
+        _for_update: bool,
+    ) -> Result<Option<Company>, RepoError> {
+        Ok(self.data()?.companies.get(&id).cloned())
+    }
+
+    async fn insert_company(
+        &mut self,
+        id: CompanyId,
+        draft: &CompanyDraft,
+    ) -> Result<Company, CompanyWriteError> {
+        self.check_company(id, draft)?;
+        let now = now();
+        let company = Company {
+            id,
+            tenant_id: self.tenant_id,
+            fields: draft.clone(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.data_mut()?.companies.insert(id, company.clone());
+        Ok(company)
+    }
+
+    async fn update_company(
+        &mut self,
+        id: CompanyId,
+        draft: &CompanyDraft,
+    ) -> Result<Company, CompanyWriteError> {
+        self.check_company(id, draft)?;
+        let company = self
+            .data_mut()?
+            .companies
+            .get_mut(&id)
+            .ok_or(CompanyWriteError::NotFound)?;
+        company.fields = draft.clone();
+        company.updated_at = now().max(company.updated_at);
+        company.version += 1;
+        Ok(company.clone())
+    }
+
+    async fn delete_company(&mut self, id: CompanyId) -> Result<(), CompanyWriteError> {
+        let data = self.data_mut()?;
+        data.companies
+            .remove(&id)
+            .ok_or(CompanyWriteError::NotFound)?;
+        for contact in data.contacts.values_mut() {
+            if contact.fields.company_id == Some(id) {
+                contact.fields.company_id = None;
+            }
+        }
+        Ok(())
     }
 }

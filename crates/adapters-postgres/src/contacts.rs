@@ -5,13 +5,14 @@ use domain::contact::{
     Tags,
 };
 use domain::ids::{CompanyId, ContactId, TenantId, UserId};
-use domain::list::{Cursor, Page, SortValue};
+use domain::list::{Cursor, Page};
 use ports::{ContactRepository, ContactWriteError, RepoError};
 use sea_orm::{DbErr, FromQueryResult, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::errors::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, repo_error, violated_constraint};
+use crate::keyset::ListSql;
 use crate::store::{PgUnitOfWork, statement};
 
 const COLUMNS: &str = "tenant_id, id, first_name, last_name, email, phone, title, tags, \
@@ -90,18 +91,6 @@ fn sort_expression(field: ContactSortField) -> &'static str {
     }
 }
 
-/// Escapes LIKE wildcards so `q` is matched literally.
-fn like_literal(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() + 2);
-    for c in text.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
 /// Values of the draft's columns, in the order INSERT and UPDATE use them.
 fn draft_values(draft: &ContactDraft) -> Vec<Value> {
     vec![
@@ -125,6 +114,9 @@ fn write_error(error: DbErr) -> ContactWriteError {
         Some(("contacts_owner_fkey", code)) if code == FOREIGN_KEY_VIOLATION => {
             ContactWriteError::UnknownOwner
         }
+        Some(("contacts_company_fkey", code)) if code == FOREIGN_KEY_VIOLATION => {
+            ContactWriteError::UnknownCompany
+        }
         _ => ContactWriteError::Repo(repo_error(error)),
     }
 }
@@ -142,66 +134,35 @@ impl PgUnitOfWork {
 
 impl ContactRepository for PgUnitOfWork {
     async fn list_contacts(&mut self, query: &ContactQuery) -> Result<ContactPage, RepoError> {
-        // tenant_id is repeated explicitly (RLS enforces it anyway) so the planner can use
-        // the (tenant_id, sort, id) indexes directly.
-        let mut sql = format!("SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1");
-        let mut values: Vec<Value> = vec![self.tenant_id.as_uuid().into()];
-        let mut bind = |sql: &mut String, clause: &str, value: Value| {
-            values.push(value);
-            sql.push_str(&clause.replace("{}", &format!("${}", values.len())));
-        };
+        let mut list = ListSql::new(COLUMNS, "contacts", self.tenant_id.as_uuid());
         if let Some(q) = &query.q {
-            bind(
-                &mut sql,
-                " AND search_text LIKE '%' || lower({}) || '%'",
-                like_literal(q).into(),
-            );
+            list.search(q);
         }
         if let Some(email) = &query.email {
-            bind(
-                &mut sql,
-                " AND email = {}",
-                email.as_str().to_owned().into(),
-            );
+            list.and("email = {}", email.as_str().to_owned());
         }
         if let Some(company) = query.company_id {
-            bind(&mut sql, " AND company_id = {}", company.as_uuid().into());
+            list.and("company_id = {}", company.as_uuid());
         }
         if let Some(owner) = query.owner_id {
-            bind(&mut sql, " AND owner_id = {}", owner.as_uuid().into());
+            list.and("owner_id = {}", owner.as_uuid());
         }
         if let Some(tag) = &query.tag {
-            bind(&mut sql, " AND tags @> ARRAY[{}::text]", tag.clone().into());
+            list.and("tags @> ARRAY[{}::text]", tag.clone());
         }
         if let Some(after) = query.created_after {
-            bind(&mut sql, " AND created_at > {}", after.into());
+            list.and("created_at > {}", after);
         }
         if let Some(after) = query.updated_after {
-            bind(&mut sql, " AND updated_at > {}", after.into());
-        }
-        let expression = sort_expression(query.sort.field);
-        let (comparison, direction) = if query.sort.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        if let Some(cursor) = &query.cursor {
-            let value: Value = match &cursor.value {
-                SortValue::Timestamp(at) => (*at).into(),
-                SortValue::Text(text) => text.clone().into(),
-            };
-            bind(
-                &mut sql,
-                &format!(" AND ({expression}, id) {comparison} ({{}}"),
-                value,
-            );
-            bind(&mut sql, ", {})", cursor.id.into());
+            list.and("updated_at > {}", after);
         }
         let limit = usize::from(query.limit.get());
-        sql.push_str(&format!(
-            " ORDER BY {expression} {direction}, id {direction} LIMIT {}",
-            limit + 1
-        ));
+        let (sql, values) = list.page(
+            sort_expression(query.sort.field),
+            query.sort.descending,
+            query.cursor.as_ref(),
+            limit,
+        );
         let rows = ContactRow::find_by_statement(statement(&sql, values))
             .all(&self.txn)
             .await

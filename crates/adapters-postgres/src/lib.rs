@@ -7,9 +7,11 @@
 //! tenant in the same statement (`crm_authenticate_api_key`), so it costs no round trip
 //! of its own.
 
+mod companies;
 mod contacts;
 mod errors;
 mod identity;
+mod keyset;
 pub mod migrate;
 mod provisioning;
 mod store;

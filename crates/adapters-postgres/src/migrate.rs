@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_identity",
         include_str!("../../../migrations/0005_identity.sql"),
     ),
+    (
+        "0006_companies",
+        include_str!("../../../migrations/0006_companies.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

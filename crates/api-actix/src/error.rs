@@ -9,6 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use app::api_keys::ApiKeyError;
 use app::auth::AuthError;
+use app::companies::CompanyError;
 use app::contacts::ContactError;
 use app::identity::IdentityError;
 use app::members::MemberError;
@@ -220,6 +221,29 @@ impl From<ContactError> for ApiError {
 fn forbidden(forbidden: domain::principal::Forbidden) -> ApiError {
     ApiError::new(ErrorCode::Forbidden, forbidden.to_string())
         .with_details(json!({ "requiredScope": forbidden.0.scope() }))
+}
+
+impl From<CompanyError> for ApiError {
+    fn from(error: CompanyError) -> Self {
+        match error {
+            CompanyError::Forbidden(f) => forbidden(f),
+            CompanyError::Invalid(fields) => Self::validation(&fields),
+            CompanyError::NotFound => Self::new(ErrorCode::NotFound, "company not found"),
+            CompanyError::PreconditionFailed { current_etag } => Self::new(
+                ErrorCode::PreconditionFailed,
+                "the company has changed since the ETag you sent; fetch it again",
+            )
+            .with_details(json!({ "currentEtag": current_etag })),
+            CompanyError::DuplicateDomain => Self::new(
+                ErrorCode::Conflict,
+                "a company with this domain already exists",
+            )
+            .with_details(
+                json!({ "fields": { "domain": ["is already used by another company"] } }),
+            ),
+            CompanyError::Repo(repo) => repo.into(),
+        }
+    }
 }
 
 impl From<IdentityError> for ApiError {

@@ -5,6 +5,7 @@
 //! server hands it a [`ApiState`] over whichever [`ports::TenantStore`] it wired.
 
 pub mod auth;
+mod cursor;
 pub mod envelope;
 pub mod error;
 pub mod middleware;
@@ -78,6 +79,7 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
         .service(
             web::scope("/v1")
                 .configure(routes::contacts::configure::<S>)
+                .configure(routes::companies::configure::<S>)
                 .configure(routes::auth::configure::<S>)
                 .configure(routes::api_keys::configure::<S>)
                 .configure(routes::members::configure::<S>)

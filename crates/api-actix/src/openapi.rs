@@ -12,7 +12,7 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::envelope::{Failure, Metadata, Pagination};
-use crate::routes::{api_keys, auth, contacts, health, members, qr};
+use crate::routes::{api_keys, auth, companies, contacts, health, members, qr};
 
 /// The error responses every authenticated operation can give, each in the error envelope.
 #[derive(Debug)]
@@ -92,6 +92,8 @@ impl Modify for BearerAuth {
     paths(
         health::healthz, health::readyz,
         contacts::list, contacts::create, contacts::get, contacts::replace, contacts::patch, contacts::delete,
+        companies::list, companies::create, companies::get, companies::replace, companies::patch,
+        companies::delete, companies::contacts,
         auth::signup_handler, auth::login_handler, auth::logout_handler, auth::demo_login_handler, auth::me_handler,
         api_keys::create, api_keys::list, api_keys::get, api_keys::revoke,
         members::list, members::add, members::change_role, members::remove,
@@ -101,6 +103,7 @@ impl Modify for BearerAuth {
                        contacts::ContactPatchBody, contacts::DeletedResponse)),
     modifiers(&BearerAuth),
     tags((name = "contacts", description = "People a tenant does business with"),
+         (name = "companies", description = "Organisations a tenant does business with"),
          (name = "auth", description = "Sign-up, login, sessions, demo sandbox"),
          (name = "api-keys", description = "API keys of the tenant (admins)"),
          (name = "members", description = "Members of the tenant and their roles (admins)"),

@@ -44,6 +44,11 @@ impl From<ContactWriteError> for ContactError {
                 fields.add("ownerId", "must be a member of this tenant");
                 Self::Invalid(fields)
             }
+            ContactWriteError::UnknownCompany => {
+                let mut fields = FieldErrors::new();
+                fields.add("companyId", "must be a company of this tenant");
+                Self::Invalid(fields)
+            }
             ContactWriteError::NotFound => Self::NotFound,
             ContactWriteError::Repo(repo) => Self::Repo(repo),
         }
@@ -60,13 +65,18 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
+    /// Whether `current` (an entity tag) satisfies the precondition (strong comparison).
+    #[must_use]
+    pub fn matches(&self, current: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Tags(tags) => tags.iter().any(|tag| tag == current),
+        }
+    }
+
     fn check(&self, contact: &Contact) -> Result<(), ContactError> {
         let current = contact.etag();
-        let matches = match self {
-            Self::Any => true,
-            Self::Tags(tags) => tags.contains(&current),
-        };
-        if matches {
+        if self.matches(&current) {
             Ok(())
         } else {
             Err(ContactError::PreconditionFailed {

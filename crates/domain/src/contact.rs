@@ -507,6 +507,10 @@ impl SortField for ContactSortField {
         (Self::LastName, "lastName"),
         (Self::Email, "email"),
     ];
+
+    fn is_timestamp(self) -> bool {
+        matches!(self, Self::CreatedAt | Self::UpdatedAt)
+    }
 }
 
 impl ContactSortField {

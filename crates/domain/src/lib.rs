@@ -5,6 +5,7 @@
 //! Values are parsed once at the boundary (`Email::parse`, `ContactDraft::new`) and are
 //! valid from then on.
 
+pub mod company;
 pub mod contact;
 pub mod field_errors;
 pub mod identity;

@@ -93,6 +93,9 @@ pub trait SortField: Sized + Copy + PartialEq + 'static {
     /// Every sortable field with its API name.
     const FIELDS: &'static [(Self, &'static str)];
 
+    /// Whether the field's cursor values are timestamps (else text).
+    fn is_timestamp(self) -> bool;
+
     /// The API name.
     fn name(self) -> &'static str {
         Self::FIELDS
@@ -161,6 +164,10 @@ mod tests {
     impl SortField for Field {
         const FIELDS: &'static [(Self, &'static str)] =
             &[(Self::CreatedAt, "createdAt"), (Self::Email, "email")];
+
+        fn is_timestamp(self) -> bool {
+            self == Self::CreatedAt
+        }
     }
 
     #[test]

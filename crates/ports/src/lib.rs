@@ -11,12 +11,13 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use domain::company::{Company, CompanyDraft, CompanyPage, CompanyQuery};
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::identity::{
     ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser,
     QrRequester, QrStatus, TenantInfo,
 };
-use domain::ids::{ApiKeyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
+use domain::ids::{ApiKeyId, CompanyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
 use domain::password::Password;
 use domain::principal::Principal;
 use domain::principal::Role;
@@ -44,6 +45,9 @@ pub enum ContactWriteError {
     /// `ownerId` is not a member of the tenant.
     #[error("the owner is not a member of this tenant")]
     UnknownOwner,
+    /// `companyId` is not a company of the tenant.
+    #[error("the company does not exist in this tenant")]
+    UnknownCompany,
     /// The contact does not exist in this tenant.
     #[error("contact not found")]
     NotFound,
@@ -312,9 +316,76 @@ pub trait QrRepository {
     ) -> impl Future<Output = Result<QrDecision, RepoError>> + Send;
 }
 
+/// Why a company could not be written.
+#[derive(Debug, Error)]
+pub enum CompanyWriteError {
+    /// Another company of the tenant has this domain.
+    #[error("a company with this domain already exists")]
+    DuplicateDomain,
+    /// The company does not exist in this tenant.
+    #[error("company not found")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Companies of the unit of work's tenant.
+pub trait CompanyRepository {
+    /// One page of companies.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn list_companies(
+        &mut self,
+        query: &CompanyQuery,
+    ) -> impl Future<Output = Result<CompanyPage, RepoError>> + Send;
+
+    /// One company; `for_update` locks it until the unit of work ends.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn get_company(
+        &mut self,
+        id: CompanyId,
+        for_update: bool,
+    ) -> impl Future<Output = Result<Option<Company>, RepoError>> + Send;
+
+    /// Stores a new company at version 1.
+    ///
+    /// # Errors
+    /// [`CompanyWriteError::DuplicateDomain`], or storage.
+    fn insert_company(
+        &mut self,
+        id: CompanyId,
+        draft: &CompanyDraft,
+    ) -> impl Future<Output = Result<Company, CompanyWriteError>> + Send;
+
+    /// Replaces a company's fields and bumps its version.
+    ///
+    /// # Errors
+    /// As insert, plus [`CompanyWriteError::NotFound`].
+    fn update_company(
+        &mut self,
+        id: CompanyId,
+        draft: &CompanyDraft,
+    ) -> impl Future<Output = Result<Company, CompanyWriteError>> + Send;
+
+    /// Deletes a company; its contacts keep existing without a company.
+    ///
+    /// # Errors
+    /// [`CompanyWriteError::NotFound`], or storage.
+    fn delete_company(
+        &mut self,
+        id: CompanyId,
+    ) -> impl Future<Output = Result<(), CompanyWriteError>> + Send;
+}
+
 /// One tenant-scoped, all-or-nothing piece of work. Dropping it without
 /// [`UnitOfWork::commit`] discards every change.
-pub trait UnitOfWork: ContactRepository + IdentityRepository + QrRepository + Send {
+pub trait UnitOfWork:
+    ContactRepository + CompanyRepository + IdentityRepository + QrRepository + Send
+{
     /// Makes every change of this unit of work durable at once.
     ///
     /// # Errors

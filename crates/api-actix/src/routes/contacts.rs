@@ -7,15 +7,13 @@ use app::contacts::{
     ContactChange, IfMatch, create_contact, delete_contact, get_contact, list_contacts,
     update_contact,
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::FieldErrors;
 use domain::contact::{
     Contact, ContactDraft, ContactInput, ContactPatch, ContactQuery, ContactSortField,
     DEFAULT_CONTACT_SORT, Email,
 };
 use domain::ids::{CompanyId, ContactId, UserId};
-use domain::list::{Cursor, Limit, Sort, SortValue};
+use domain::list::{Limit, Sort};
 use garde::Validate;
 use ports::TenantStore;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -327,50 +325,11 @@ pub struct ListContactsParams {
     pub updated_after: Option<String>,
 }
 
-/// The opaque cursor's content: sort, the last row's sort value and id.
-#[derive(Debug, Serialize, Deserialize)]
-struct CursorToken {
-    s: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    t: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    x: Option<String>,
-    i: Uuid,
-}
-
-fn encode_cursor(cursor: &Cursor<ContactSortField>) -> String {
-    let (t, x) = match &cursor.value {
-        SortValue::Timestamp(at) => (at.format(&Rfc3339).ok(), None),
-        SortValue::Text(text) => (None, Some(text.clone())),
-    };
-    let token = CursorToken {
-        s: cursor.sort.to_param(),
-        t,
-        x,
-        i: cursor.id,
-    };
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
-}
-
-fn decode_cursor(raw: &str) -> Option<Cursor<ContactSortField>> {
-    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
-    let token: CursorToken = serde_json::from_slice(&bytes).ok()?;
-    let sort = Sort::<ContactSortField>::parse(&token.s).ok()?;
-    let value = match (sort.field, token.t, token.x) {
-        (ContactSortField::CreatedAt | ContactSortField::UpdatedAt, Some(t), None) => {
-            SortValue::Timestamp(OffsetDateTime::parse(&t, &Rfc3339).ok()?)
-        }
-        (ContactSortField::LastName | ContactSortField::Email, None, Some(x)) => SortValue::Text(x),
-        _ => return None,
-    };
-    Some(Cursor {
-        sort,
-        value,
-        id: token.i,
-    })
-}
-
-fn parse_time(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Option<OffsetDateTime> {
+pub(crate) fn parse_time(
+    field: &str,
+    raw: Option<&str>,
+    errors: &mut FieldErrors,
+) -> Option<OffsetDateTime> {
     raw.and_then(|raw| {
         errors.check(
             field,
@@ -379,7 +338,7 @@ fn parse_time(field: &str, raw: Option<&str>, errors: &mut FieldErrors) -> Optio
     })
 }
 
-fn filter_text(
+pub(crate) fn filter_text(
     field: &str,
     raw: Option<String>,
     max: usize,
@@ -400,7 +359,7 @@ impl ListContactsParams {
         let mut sort = self.sort.map(Sort::from);
         let cursor = match self.cursor.as_deref() {
             None => None,
-            Some(raw) => match decode_cursor(raw) {
+            Some(raw) => match crate::cursor::decode::<ContactSortField>(raw) {
                 Some(cursor) if sort.is_none_or(|s| s == cursor.sort) => {
                     sort = Some(cursor.sort);
                     Some(cursor)
@@ -441,7 +400,7 @@ impl ListContactsParams {
 }
 
 /// Parses `If-Match`: `*` or a comma-separated list of entity tags.
-fn if_match(req: &HttpRequest) -> Option<IfMatch> {
+pub(crate) fn if_match(req: &HttpRequest) -> Option<IfMatch> {
     let raw = req
         .headers()
         .get(header::IF_MATCH)?
@@ -513,7 +472,7 @@ pub async fn list<S: TenantStore>(
     let pagination = Pagination {
         limit,
         has_more: page.next.is_some(),
-        next_cursor: page.next.as_ref().map(encode_cursor),
+        next_cursor: page.next.as_ref().map(crate::cursor::encode),
     };
     Ok(respond_with(
         HttpResponseBuilder::new(StatusCode::OK),

@@ -1,0 +1,81 @@
+//! The shape every list query shares: tenant filter, optional filters, keyset cursor,
+//! order and limit, with positional parameters.
+
+use domain::list::{Cursor, SortValue};
+use sea_orm::Value;
+use uuid::Uuid;
+
+/// A list query under construction.
+pub(crate) struct ListSql {
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl ListSql {
+    /// `SELECT {columns} FROM {table} WHERE tenant_id = $1`. The tenant is repeated
+    /// explicitly (RLS enforces it anyway) so the planner uses the `(tenant_id, …)` indexes.
+    pub(crate) fn new(columns: &str, table: &str, tenant: Uuid) -> Self {
+        Self {
+            sql: format!("SELECT {columns} FROM {table} WHERE tenant_id = $1"),
+            values: vec![tenant.into()],
+        }
+    }
+
+    /// Adds ` AND {clause}` where `{}` in the clause is the next parameter.
+    pub(crate) fn and(&mut self, clause: &str, value: impl Into<Value>) {
+        self.values.push(value.into());
+        let placeholder = format!("${}", self.values.len());
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&clause.replace("{}", &placeholder));
+    }
+
+    /// Adds the case-insensitive substring search on the trigram-indexed `search_text`.
+    pub(crate) fn search(&mut self, q: &str) {
+        self.and("search_text LIKE '%' || lower({}) || '%'", like_literal(q));
+    }
+
+    /// Adds the keyset condition, the order and the limit (one more row than the page, to
+    /// know whether another page exists).
+    pub(crate) fn page<F>(
+        mut self,
+        expression: &str,
+        descending: bool,
+        cursor: Option<&Cursor<F>>,
+        limit: usize,
+    ) -> (String, Vec<Value>) {
+        let (comparison, direction) = if descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        if let Some(cursor) = cursor {
+            let value: Value = match &cursor.value {
+                SortValue::Timestamp(at) => (*at).into(),
+                SortValue::Text(text) => text.clone().into(),
+            };
+            self.values.push(value);
+            self.values.push(cursor.id.into());
+            let (v, i) = (self.values.len() - 1, self.values.len());
+            self.sql.push_str(&format!(
+                " AND ({expression}, id) {comparison} (${v}, ${i})"
+            ));
+        }
+        self.sql.push_str(&format!(
+            " ORDER BY {expression} {direction}, id {direction} LIMIT {}",
+            limit + 1
+        ));
+        (self.sql, self.values)
+    }
+}
+
+/// Escapes LIKE wildcards so a search matches literally.
+pub(crate) fn like_literal(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
