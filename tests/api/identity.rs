@@ -766,3 +766,130 @@ async fn expired_cancelled_and_api_key_scans_each_answer_clearly() {
     );
     let _ = Value::Null;
 }
+
+#[actix_rt::test]
+async fn a_key_never_outranks_its_creator_and_leaves_with_them() {
+    let app = spawn_app().await;
+    let (owner, _, _) = sign_up(&app, "owner@example.com").await;
+    let added = add_member(&app, &owner, "admin@example.com", "admin").await;
+    let admin_id = added.body["data"]["userId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let admin = log_in(&app, "admin@example.com", PASSWORD).await.body["data"]["session"]["token"]
+        .as_str()
+        .expect("t")
+        .to_owned();
+    let key = app
+        .post(
+            "/v1/api-keys",
+            &admin,
+            &json!({"name": "admin's", "scopes": ["*"]}),
+        )
+        .await;
+    assert_eq!(key.body["data"]["role"], "admin");
+    let key = key.body["data"]["key"].as_str().expect("key").to_owned();
+    assert_eq!(
+        app.post("/v1/contacts", &key, &json!({"firstName": "a"}))
+            .await
+            .status,
+        201
+    );
+
+    let demoted = app
+        .call(
+            "PATCH",
+            &format!("/v1/members/{admin_id}"),
+            Some(&owner),
+            Some(&json!({"role": "viewer"})),
+            &[],
+        )
+        .await;
+    assert_eq!(demoted.status, 200);
+    assert_eq!(
+        app.get("/v1/me", &key).await.body["data"]["role"],
+        "viewer",
+        "the key acts as its creator now is"
+    );
+    assert_eq!(
+        app.post("/v1/contacts", &key, &json!({"firstName": "b"}))
+            .await
+            .status,
+        403
+    );
+    let regain = app
+        .call(
+            "PATCH",
+            &format!("/v1/members/{admin_id}"),
+            Some(&key),
+            Some(&json!({"role": "admin"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        regain.status, 403,
+        "a demoted admin's key cannot restore admin power"
+    );
+
+    app.call(
+        "DELETE",
+        &format!("/v1/members/{admin_id}"),
+        Some(&owner),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        app.get("/v1/me", &key).await.status,
+        401,
+        "the key left with its creator"
+    );
+}
+
+#[actix_rt::test]
+async fn narrow_keys_and_demo_sandboxes_cannot_create_people() {
+    let app = spawn_app().await;
+    let (owner, _, _) = sign_up(&app, "owner@example.com").await;
+    let narrow = app
+        .post(
+            "/v1/api-keys",
+            &owner,
+            &json!({"name": "members only", "scopes": ["members:manage"]}),
+        )
+        .await;
+    let narrow = narrow.body["data"]["key"].as_str().expect("key").to_owned();
+    assert_eq!(
+        app.get("/v1/members", &narrow).await.status,
+        200,
+        "it can list"
+    );
+    let create = add_member(&app, &narrow, "escalate@example.com", "admin").await;
+    assert_eq!(
+        create.status, 403,
+        "but cannot mint a user with a known password: {}",
+        create.body
+    );
+
+    let demo = app
+        .call("POST", "/v1/auth/demo-login", None, None, &[])
+        .await;
+    let demo = demo.body["data"]["session"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let planted = add_member(&app, &demo, "victim@corp.example", "viewer").await;
+    assert_eq!(
+        planted.status, 403,
+        "a sandbox cannot plant identities: {}",
+        planted.body
+    );
+    let db = app.db.owner().await;
+    assert_eq!(
+        scalar_i64(
+            &db,
+            "SELECT count(*) FROM users WHERE email = 'victim@corp.example'"
+        )
+        .await,
+        0
+    );
+}

@@ -158,6 +158,7 @@ impl MemoryStore {
             prefix: "crm_sk_test".into(),
             role,
             scopes: Scopes::from_names(scopes.iter().map(|s| (*s).to_owned()).collect()),
+            created_by: None,
             created_at: now(),
             last_used_at: None,
             expires_at: None,
@@ -368,6 +369,7 @@ impl TenantProvisioning for MemoryStore {
             name: tenant.key_name,
             prefix: tenant.key_prefix,
             role: Role::Owner,
+            created_by: Some(owner_id),
             scopes: Scopes::all(),
             created_at: now(),
             last_used_at: None,
@@ -695,6 +697,7 @@ impl IdentityRepository for MemoryUnitOfWork {
             name: key.name.clone(),
             prefix: key.prefix.clone(),
             role: key.role,
+            created_by: key.created_by,
             scopes: key.scopes.clone(),
             created_at: now(),
             last_used_at: None,
@@ -762,6 +765,8 @@ impl IdentityRepository for MemoryUnitOfWork {
     async fn delete_member(&mut self, user: UserId) -> Result<bool, RepoError> {
         let data = self.data_mut()?;
         data.sessions.retain(|_, s| s.user_id != user);
+        data.keys
+            .retain(|_, (record, _)| record.created_by != Some(user));
         Ok(data.members.remove(&user).is_some())
     }
 

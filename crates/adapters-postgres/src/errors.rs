@@ -50,7 +50,12 @@ pub(crate) fn repo_error(error: DbErr) -> RepoError {
         }
         _ => false,
     };
-    if unavailable {
+    let contention = database_error(&error)
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "40P01" || code == "40001");
+    if contention {
+        RepoError::Contention(error.to_string())
+    } else if unavailable {
         RepoError::Unavailable(error.to_string())
     } else {
         RepoError::Unexpected(error.to_string())

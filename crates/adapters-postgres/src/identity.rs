@@ -65,7 +65,7 @@ impl TryFrom<MemberRow> for Member {
 }
 
 const KEY_COLUMNS: &str =
-    "id, name, prefix, role, scopes, created_at, last_used_at, expires_at, revoked_at";
+    "id, name, prefix, role, scopes, created_by, created_at, last_used_at, expires_at, revoked_at";
 
 #[derive(Debug, FromQueryResult)]
 struct ApiKeyRow {
@@ -74,6 +74,7 @@ struct ApiKeyRow {
     prefix: String,
     role: String,
     scopes: Vec<String>,
+    created_by: Option<Uuid>,
     created_at: OffsetDateTime,
     last_used_at: Option<OffsetDateTime>,
     expires_at: Option<OffsetDateTime>,
@@ -89,6 +90,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
             prefix: row.prefix,
             role: role(&row.role)?,
             scopes: Scopes::from_names(row.scopes),
+            created_by: row.created_by.map(UserId::from_uuid),
             created_at: row.created_at,
             last_used_at: row.last_used_at,
             expires_at: row.expires_at,
@@ -361,7 +363,7 @@ impl IdentityRepository for PgUnitOfWork {
             user_id: Uuid,
         }
         Ok(Owner::find_by_statement(statement(
-            "SELECT user_id FROM memberships WHERE tenant_id = $1 AND role = 'owner' FOR UPDATE",
+            "SELECT user_id FROM memberships WHERE tenant_id = $1 AND role = 'owner' ORDER BY user_id FOR UPDATE",
             vec![self.tenant_value()],
         ))
         .all(&self.txn)

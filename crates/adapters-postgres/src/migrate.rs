@@ -40,6 +40,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_companies",
         include_str!("../../../migrations/0006_companies.sql"),
     ),
+    (
+        "0007_identity_hardening",
+        include_str!("../../../migrations/0007_identity_hardening.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

@@ -180,6 +180,13 @@ impl From<RepoError> for ApiError {
                     "service temporarily unavailable, retry shortly",
                 )
             }
+            RepoError::Contention(cause) => {
+                tracing::info!(request_id = %request_id::current(), %cause, "concurrent change");
+                Self::new(
+                    ErrorCode::Conflict,
+                    "a concurrent change conflicted with this one; retry",
+                )
+            }
             RepoError::Unexpected(cause) => Self::internal(&cause),
         }
     }
@@ -290,6 +297,10 @@ impl From<MemberError> for ApiError {
             MemberError::AlreadyMember => Self::new(
                 ErrorCode::Conflict,
                 "this user is already a member of the tenant",
+            ),
+            MemberError::DemoSandbox => Self::new(
+                ErrorCode::Forbidden,
+                "members cannot be added to a demo sandbox; sign up for a real tenant",
             ),
             MemberError::LastOwner => Self::new(
                 ErrorCode::Conflict,

@@ -7,7 +7,7 @@ use domain::contact::Email;
 use domain::identity::{Member, NewUser, display_name};
 use domain::ids::UserId;
 use domain::password::Password;
-use domain::principal::{Forbidden, Permission, Principal, Role};
+use domain::principal::{Forbidden, Permission, Principal, Role, Scopes};
 use ports::{IdentityWriteError, PasswordHasher, PreAuthStore, RepoError, UnitOfWork};
 use thiserror::Error;
 
@@ -26,6 +26,9 @@ pub enum MemberError {
     /// The user is already a member.
     #[error("this user is already a member of the tenant")]
     AlreadyMember,
+    /// Demo sandboxes cannot add people: an identity made there would outlive the sandbox.
+    #[error("members cannot be added to a demo sandbox")]
+    DemoSandbox,
     /// The change would leave the tenant without an owner.
     #[error("the last owner can be neither removed nor demoted")]
     LastOwner,
@@ -65,6 +68,16 @@ fn require_assignable(principal: &Principal, role: Role) -> Result<(), MemberErr
     }
 }
 
+/// Creating people and handing out admin power are as strong as every scope at once (a new
+/// user with a known password is a full session), so a narrowly scoped key cannot do them.
+fn require_full_scopes(principal: &Principal) -> Result<(), MemberError> {
+    if principal.scopes.covers(&Scopes::all()) {
+        Ok(())
+    } else {
+        Err(MemberError::Forbidden(Forbidden(Permission::MembersManage)))
+    }
+}
+
 /// Every member, oldest first.
 ///
 /// # Errors
@@ -91,7 +104,11 @@ pub async fn add_member<U: UnitOfWork, P: PreAuthStore>(
     input: AddMemberInput,
 ) -> Result<Member, MemberError> {
     principal.require(Permission::MembersManage)?;
+    require_full_scopes(principal)?;
     require_assignable(principal, input.role)?;
+    if uow.tenant().await?.expires_at.is_some() {
+        return Err(MemberError::DemoSandbox);
+    }
     let mut errors = FieldErrors::new();
     let email = errors.check("email", Email::parse(&input.email));
     let name = errors.check("name", display_name(&input.name));

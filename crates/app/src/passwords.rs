@@ -8,10 +8,15 @@ use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
 use domain::password::Password;
 use ports::{BoxFuture, PasswordHasher, RepoError};
 
+/// Most argon2 computations at once. Each takes 19 MiB and a core for tens of
+/// milliseconds; without a bound, a burst of logins could exhaust memory.
+const CONCURRENT_HASHES: usize = 4;
+
 /// The production hasher.
 #[derive(Clone, Debug)]
 pub struct Argon2Hasher {
     dummy: Arc<str>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 fn hash_blocking(password: &str) -> Result<String, RepoError> {
@@ -40,6 +45,7 @@ impl Argon2Hasher {
         let dummy = hash_blocking(nobody.expose())?;
         Ok(Self {
             dummy: dummy.into(),
+            permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_HASHES)),
         })
     }
 }
@@ -48,6 +54,11 @@ impl PasswordHasher for Argon2Hasher {
     fn hash<'a>(&'a self, password: &'a Password) -> BoxFuture<'a, Result<String, RepoError>> {
         let password = password.expose().to_owned();
         Box::pin(async move {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|e| RepoError::Unexpected(format!("hashing closed: {e}")))?;
             tokio::task::spawn_blocking(move || hash_blocking(&password))
                 .await
                 .map_err(|e| RepoError::Unexpected(format!("hashing task failed: {e}")))?
@@ -58,6 +69,9 @@ impl PasswordHasher for Argon2Hasher {
         let password = password.expose().to_owned();
         let stored = stored.to_owned();
         Box::pin(async move {
+            let Ok(_permit) = self.permits.acquire().await else {
+                return false;
+            };
             tokio::task::spawn_blocking(move || verify_blocking(&password, &stored))
                 .await
                 .unwrap_or(false)

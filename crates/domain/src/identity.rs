@@ -89,6 +89,9 @@ pub struct ApiKeyRecord {
     pub role: Role,
     /// What it may do.
     pub scopes: Scopes,
+    /// The member who made it (`None` for operator-made keys); the key acts at most with
+    /// this member's current role and is deleted when they leave the tenant.
+    pub created_by: Option<UserId>,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Last authenticated use (refreshed at most once a minute).

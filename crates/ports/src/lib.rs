@@ -31,6 +31,10 @@ pub enum RepoError {
     /// The store cannot be reached or is shutting down; worth retrying later (503).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A concurrent change won (deadlock or serialization failure); the whole request may
+    /// be retried (409).
+    #[error("concurrent change: {0}")]
+    Contention(String),
     /// Anything else: a bug or a broken invariant. The message is for logs only.
     #[error("unexpected storage error: {0}")]
     Unexpected(String),

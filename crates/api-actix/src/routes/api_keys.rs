@@ -93,6 +93,9 @@ pub struct ApiKeyResponse {
     pub role: String,
     /// Scopes.
     pub scopes: Vec<String>,
+    /// The member who made it (null for operator-made keys). The key acts at most with
+    /// this member's current role, and is deleted when they leave the tenant.
+    pub created_by: Option<Uuid>,
     /// Created.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -119,6 +122,7 @@ impl From<&ApiKeyRecord> for ApiKeyResponse {
             prefix: key.prefix.clone(),
             role: key.role.as_str().to_owned(),
             scopes: key.scopes.names().to_vec(),
+            created_by: key.created_by.map(|u| u.as_uuid()),
             created_at: key.created_at,
             expires_at: key.expires_at,
             last_used_at: key.last_used_at,
@@ -161,8 +165,8 @@ pub struct CreatedApiKeyResponse {
         crate::openapi::CommonErrors,
     ))]
 pub async fn create<S: Store>(
-    auth: Authenticated<S>,
     body: web::Json<CreateApiKeyBody>,
+    auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     body.validate()

@@ -474,8 +474,8 @@ pub async fn list<S: Store>(
         crate::openapi::CommonErrors,
     ))]
 pub async fn create<S: Store>(
-    auth: Authenticated<S>,
     body: web::Json<CompanyBody>,
+    auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let input = validated(body.into_inner())?;
     let company = create_company(auth.uow, &auth.principal, input).await?;
@@ -508,9 +508,9 @@ pub async fn get<S: Store>(
     ))]
 pub async fn replace<S: Store>(
     req: HttpRequest,
+    body: web::Json<CompanyBody>,
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
-    body: web::Json<CompanyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let input = validated(body.into_inner())?;
     let precondition = if_match(&req);
@@ -536,9 +536,9 @@ pub async fn replace<S: Store>(
     ))]
 pub async fn patch<S: Store>(
     req: HttpRequest,
+    body: web::Json<CompanyPatchBody>,
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
-    body: web::Json<CompanyPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let patch = body.into_inner().into_patch()?;
     let precondition = if_match(&req);

@@ -489,8 +489,8 @@ pub async fn list<S: TenantStore>(
         crate::openapi::CommonErrors,
     ))]
 pub async fn create<S: TenantStore>(
-    auth: Authenticated<S>,
     body: web::Json<ContactBody>,
+    auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let input = validated(body.into_inner())?;
     let contact = create_contact(auth.uow, &auth.principal, input).await?;
@@ -524,9 +524,9 @@ pub async fn get<S: TenantStore>(
     ))]
 pub async fn replace<S: TenantStore>(
     req: HttpRequest,
+    body: web::Json<ContactBody>,
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
-    body: web::Json<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
     let input = validated(body.into_inner())?;
     let precondition = if_match(&req);
@@ -553,9 +553,9 @@ pub async fn replace<S: TenantStore>(
     ))]
 pub async fn patch<S: TenantStore>(
     req: HttpRequest,
+    body: web::Json<ContactPatchBody>,
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
-    body: web::Json<ContactPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let precondition = if_match(&req);
     let change = ContactChange::Patch(body.into_inner().into());

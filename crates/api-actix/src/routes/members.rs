@@ -143,8 +143,8 @@ pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiE
     ))]
 pub async fn add<S: Store>(
     state: web::Data<ApiState<S>>,
-    auth: Authenticated<S>,
     body: web::Json<AddMemberBody>,
+    auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     body.validate()
@@ -175,9 +175,9 @@ pub async fn add<S: Store>(
         crate::openapi::CommonErrors,
     ))]
 pub async fn change_role<S: Store>(
+    body: web::Json<ChangeRoleBody>,
     auth: Authenticated<S>,
     user: web::Path<Uuid>,
-    body: web::Json<ChangeRoleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let member = change_member_role(
         auth.uow,

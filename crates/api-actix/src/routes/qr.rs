@@ -140,8 +140,8 @@ pub async fn generate<S: Store>(
         crate::openapi::CommonErrors,
     ))]
 pub async fn scan<S: Store>(
-    auth: Authenticated<S>,
     body: web::Json<ScanBody>,
+    auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let requester = scan_qr(auth.uow, &auth.principal, &body.code).await?;
     Ok(respond(
@@ -166,8 +166,8 @@ pub async fn scan<S: Store>(
         crate::openapi::CommonErrors,
     ))]
 pub async fn link<S: Store>(
-    auth: Authenticated<S>,
     body: web::Json<DecisionBody>,
+    auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     link_qr(
         auth.uow,
@@ -193,8 +193,8 @@ pub async fn link<S: Store>(
         crate::openapi::CommonErrors,
     ))]
 pub async fn cancel<S: Store>(
-    auth: Authenticated<S>,
     body: web::Json<DecisionBody>,
+    auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     cancel_qr(
         auth.uow,
