@@ -2,8 +2,9 @@
 # Black-box contract check of the real `crm` binary against a real PostgreSQL:
 #   1. `crm migrate` applies to a fresh database, and a second run changes nothing;
 #   2. `crm tenant create` prints {"tenantId","apiKey"};
-#   3. `crm serve` (as the application role) answers /healthz, and an
-#      unauthenticated request gets the 401 error envelope;
+#   3. `crm serve` (as the application role) answers /healthz, one company is created
+#      through the API (its id feeds `companyId`), and an unauthenticated request gets
+#      the 401 error envelope;
 #   4. schemathesis, every check, against the served /openapi.json; the few accepted
 #      state-dependent answers are in schemathesis.toml;
 #   5. the API key schemathesis authenticated with still works afterwards.
@@ -187,6 +188,20 @@ until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/healthz" 
     sleep 0.2
 done
 pass "GET /healthz answers 200"
+
+# --- one company -------------------------------------------------------------
+# The one valid `companyId`: schemathesis.toml feeds it to generated contact bodies (a
+# random UUID names no company of the tenant and answers 400). Created through the API,
+# as a client would.
+status="$(curl -s -o "$OUT_DIR/company.json" -w '%{http_code}' --max-time 10 \
+    -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
+    -d '{"name":"Schemathesis Co"}' "$BASE/v1/companies")" || status="curl failed"
+[[ "$status" == 201 || "$status" == 200 ]] ||
+    die "POST /v1/companies answered $status: $(head -c 500 "$OUT_DIR/company.json" 2>/dev/null || true)"
+COMPANY_ID="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["data"]["id"])' \
+    "$OUT_DIR/company.json")" || die "POST /v1/companies returned no data.id"
+[[ "$COMPANY_ID" =~ ^[0-9a-f-]{36}$ ]] || die "POST /v1/companies returned id $COMPANY_ID"
+printf '"%s"\n' "$COMPANY_ID" >"$OUT_DIR/tenant-company.dict"
 
 # --- unauthenticated request -------------------------------------------------
 status="$(curl -s -D "$OUT_DIR/unauth.headers" -o "$OUT_DIR/unauth.json" -w '%{http_code}' \

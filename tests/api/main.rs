@@ -6,6 +6,7 @@ mod companies;
 mod contacts;
 mod errors;
 mod helpers;
+mod idempotency;
 mod identity;
 mod isolation;
 mod qr_page;

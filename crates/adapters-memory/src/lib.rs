@@ -36,6 +36,8 @@ struct TenantData {
     companies: BTreeMap<CompanyId, Company>,
     keys: BTreeMap<ApiKeyId, (ApiKeyRecord, [u8; 32])>,
     sessions: BTreeMap<SessionId, StoredSession>,
+    /// Idempotency keys: request hash and, once completed, the stored response.
+    idempotency: HashMap<String, ([u8; 32], Option<ports::StoredResponse>)>,
 }
 
 impl TenantData {
@@ -51,6 +53,7 @@ impl TenantData {
             companies: BTreeMap::new(),
             keys: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            idempotency: HashMap::new(),
         }
     }
 
@@ -1078,6 +1081,42 @@ impl CompanyRepository for MemoryUnitOfWork {
                 contact.fields.company_id = None;
             }
         }
+        Ok(())
+    }
+}
+
+impl ports::IdempotencyRepository for MemoryUnitOfWork {
+    async fn claim_idempotency_key(
+        &mut self,
+        key: &str,
+        request_hash: &[u8; 32],
+    ) -> Result<ports::IdempotencyClaim, RepoError> {
+        let data = self.data_mut()?;
+        match data.idempotency.get(key) {
+            None => {
+                data.idempotency
+                    .insert(key.to_owned(), (*request_hash, None));
+                Ok(ports::IdempotencyClaim::Claimed)
+            }
+            Some((hash, _)) if hash != request_hash => Ok(ports::IdempotencyClaim::Mismatch),
+            Some((_, None)) => Ok(ports::IdempotencyClaim::InFlight),
+            Some((_, Some(stored))) => Ok(ports::IdempotencyClaim::Replay(stored.clone())),
+        }
+    }
+
+    async fn complete_idempotency_key(
+        &mut self,
+        key: &str,
+        response: &ports::StoredResponse,
+    ) -> Result<(), RepoError> {
+        if let Some(entry) = self.data_mut()?.idempotency.get_mut(key) {
+            entry.1 = Some(response.clone());
+        }
+        Ok(())
+    }
+
+    async fn release_idempotency_key(&mut self, key: &str) -> Result<(), RepoError> {
+        self.data_mut()?.idempotency.remove(key);
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 mod companies;
 mod contacts;
 mod errors;
+mod idempotency;
 mod identity;
 mod keyset;
 pub mod migrate;

@@ -44,6 +44,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_identity_hardening",
         include_str!("../../../migrations/0007_identity_hardening.sql"),
     ),
+    (
+        "0008_idempotency",
+        include_str!("../../../migrations/0008_idempotency.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: not JSON.
     UnsupportedMediaType,
+    /// 422: an `Idempotency-Key` reused with another request.
+    IdempotencyKeyReused,
     /// 429: a QR login request polled faster than its interval.
     SlowDown,
     /// 500: a bug; details only in the log.
@@ -67,6 +69,7 @@ impl ErrorCode {
             Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::SlowDown => "SLOW_DOWN",
             Self::Internal => "INTERNAL",
             Self::Unavailable => "UNAVAILABLE",
@@ -86,6 +89,7 @@ impl ErrorCode {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SlowDown => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -104,6 +108,7 @@ impl ErrorCode {
             412 => Self::PreconditionFailed,
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
+            422 => Self::IdempotencyKeyReused,
             429 => Self::SlowDown,
             503 => Self::Unavailable,
             400..=499 => Self::ValidationFailed,

@@ -8,6 +8,7 @@ pub mod auth;
 mod cursor;
 pub mod envelope;
 pub mod error;
+pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
 pub mod request_id;
@@ -101,6 +102,7 @@ pub fn app<S: Store>(
     >,
 > {
     App::new()
+        .wrap(idempotency::Idempotency::new(state.clone()))
         .wrap(middleware::RequestContext)
         .configure(|cfg| configure(cfg, state))
         .default_service(web::to(error::not_found))

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod companies;
 pub mod contacts;
 pub mod demo;
+pub mod idempotency;
 pub mod identity;
 pub mod members;
 pub mod passwords;

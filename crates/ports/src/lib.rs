@@ -385,10 +385,71 @@ pub trait CompanyRepository {
     ) -> impl Future<Output = Result<(), CompanyWriteError>> + Send;
 }
 
+/// A response kept for idempotent replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The headers worth replaying (`Location`, `ETag`), as (name, value).
+    pub headers: Vec<(String, String)>,
+    /// The body, byte for byte.
+    pub body: Vec<u8>,
+}
+
+/// What claiming an idempotency key found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// New (or expired, or abandoned by a crashed request): go ahead, then complete or release.
+    Claimed,
+    /// Done before with the same request: send this again.
+    Replay(StoredResponse),
+    /// Used before with another request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InFlight,
+}
+
+/// Idempotency keys of the unit of work's tenant.
+pub trait IdempotencyRepository {
+    /// Claims `key` for a request with this hash.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn claim_idempotency_key(
+        &mut self,
+        key: &str,
+        request_hash: &[u8; 32],
+    ) -> impl Future<Output = Result<IdempotencyClaim, RepoError>> + Send;
+
+    /// Stores the response of a claimed key.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn complete_idempotency_key(
+        &mut self,
+        key: &str,
+        response: &StoredResponse,
+    ) -> impl Future<Output = Result<(), RepoError>> + Send;
+
+    /// Forgets a claimed key (the request stored nothing: validation failure, 5xx).
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn release_idempotency_key(
+        &mut self,
+        key: &str,
+    ) -> impl Future<Output = Result<(), RepoError>> + Send;
+}
+
 /// One tenant-scoped, all-or-nothing piece of work. Dropping it without
 /// [`UnitOfWork::commit`] discards every change.
 pub trait UnitOfWork:
-    ContactRepository + CompanyRepository + IdentityRepository + QrRepository + Send
+    ContactRepository
+    + CompanyRepository
+    + IdentityRepository
+    + QrRepository
+    + IdempotencyRepository
+    + Send
 {
     /// Makes every change of this unit of work durable at once.
     ///
