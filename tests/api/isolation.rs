@@ -284,3 +284,27 @@ async fn missing_malformed_unknown_and_revoked_keys_are_401() {
     assert_eq!(created.status, 401);
     assert_eq!(app.contact_rows().await, 0);
 }
+
+#[actix_rt::test]
+async fn the_search_functions_only_ever_see_the_callers_tenant() {
+    let app = spawn_app().await;
+    let (a, _, _, _) = two_tenants_with_a_contact_each(&app).await;
+    let db = app.db.app_role().await;
+    for function in [
+        "crm_search_contacts('%')",
+        "crm_tagged_contacts('vip')",
+        "crm_search_companies('%')",
+    ] {
+        assert_eq!(
+            count(&db, &format!("SELECT count(*) FROM {function}")).await,
+            0,
+            "{function} without a tenant"
+        );
+    }
+    let txn = as_tenant(&db, &a.id).await;
+    assert_eq!(
+        count(&txn, "SELECT count(*) FROM crm_search_contacts('%')").await,
+        1,
+        "only A's contact"
+    );
+}

@@ -10,4 +10,5 @@ mod idempotency;
 mod identity;
 mod isolation;
 mod qr_page;
+mod search;
 mod startup;

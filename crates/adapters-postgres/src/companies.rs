@@ -132,13 +132,13 @@ impl CompanyRepository for PgUnitOfWork {
     async fn list_companies(&mut self, query: &CompanyQuery) -> Result<CompanyPage, RepoError> {
         let mut list = ListSql::new(COLUMNS, "companies", self.tenant_id.as_uuid());
         if let Some(q) = &query.q {
-            list.search(q);
+            list.search("crm_search_companies", q);
         }
         if let Some(domain) = &query.domain {
             list.and("domain = {}", domain.as_str().to_owned());
         }
         if let Some(tag) = &query.tag {
-            list.and("tags @> ARRAY[{}::text]", tag.clone());
+            list.tagged("crm_tagged_companies", tag);
         }
         if let Some(industry) = &query.industry {
             list.and("industry = {}", industry.clone());

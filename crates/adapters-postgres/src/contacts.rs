@@ -136,7 +136,7 @@ impl ContactRepository for PgUnitOfWork {
     async fn list_contacts(&mut self, query: &ContactQuery) -> Result<ContactPage, RepoError> {
         let mut list = ListSql::new(COLUMNS, "contacts", self.tenant_id.as_uuid());
         if let Some(q) = &query.q {
-            list.search(q);
+            list.search("crm_search_contacts", q);
         }
         if let Some(email) = &query.email {
             list.and("email = {}", email.as_str().to_owned());
@@ -148,7 +148,7 @@ impl ContactRepository for PgUnitOfWork {
             list.and("owner_id = {}", owner.as_uuid());
         }
         if let Some(tag) = &query.tag {
-            list.and("tags @> ARRAY[{}::text]", tag.clone());
+            list.tagged("crm_tagged_contacts", tag);
         }
         if let Some(after) = query.created_after {
             list.and("created_at > {}", after);

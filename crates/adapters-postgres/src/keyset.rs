@@ -29,9 +29,19 @@ impl ListSql {
         self.sql.push_str(&clause.replace("{}", &placeholder));
     }
 
-    /// Adds the case-insensitive substring search on the trigram-indexed `search_text`.
-    pub(crate) fn search(&mut self, q: &str) {
-        self.and("search_text LIKE '%' || lower({}) || '%'", like_literal(q));
+    /// Adds the case-insensitive substring search, through the table's
+    /// `crm_search_<table>` function so the trigram index is used under RLS.
+    pub(crate) fn search(&mut self, function: &str, q: &str) {
+        self.and(
+            &format!("id IN (SELECT {function}('%' || lower({{}}) || '%'))"),
+            like_literal(q),
+        );
+    }
+
+    /// Adds the tag filter, through the table's `crm_tagged_<table>` function so the GIN
+    /// index is used under RLS.
+    pub(crate) fn tagged(&mut self, function: &str, tag: &str) {
+        self.and(&format!("id IN (SELECT {function}({{}}))"), tag.to_owned());
     }
 
     /// Adds the keyset condition, the order and the limit (one more row than the page, to

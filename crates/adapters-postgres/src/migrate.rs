@@ -48,6 +48,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_idempotency",
         include_str!("../../../migrations/0008_idempotency.sql"),
     ),
+    (
+        "0009_search",
+        include_str!("../../../migrations/0009_search.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.
