@@ -2,6 +2,7 @@
 //! connected as the real application role `crm_app`, each test with its own database.
 //! One test binary for the whole crate, so it is compiled and linked once.
 
+mod batch;
 mod companies;
 mod contacts;
 mod errors;

@@ -524,6 +524,18 @@ impl ContactRepository for MemoryUnitOfWork {
         Ok(self.data()?.contacts.get(&id).cloned())
     }
 
+    async fn find_contact_by_email(
+        &mut self,
+        email: &domain::contact::Email,
+    ) -> Result<Option<Contact>, RepoError> {
+        Ok(self
+            .data()?
+            .contacts
+            .values()
+            .find(|c| c.fields.email.as_ref() == Some(email))
+            .cloned())
+    }
+
     async fn insert_contact(
         &mut self,
         id: ContactId,
@@ -1033,6 +1045,18 @@ impl CompanyRepository for MemoryUnitOfWork {
         _for_update: bool,
     ) -> Result<Option<Company>, RepoError> {
         Ok(self.data()?.companies.get(&id).cloned())
+    }
+
+    async fn find_company_by_domain(
+        &mut self,
+        domain: &domain::company::Domain,
+    ) -> Result<Option<Company>, RepoError> {
+        Ok(self
+            .data()?
+            .companies
+            .values()
+            .find(|c| c.fields.domain.as_ref() == Some(domain))
+            .cloned())
     }
 
     async fn insert_company(

@@ -192,6 +192,23 @@ impl CompanyRepository for PgUnitOfWork {
         .map_err(repo_error)
     }
 
+    async fn find_company_by_domain(
+        &mut self,
+        domain: &Domain,
+    ) -> Result<Option<Company>, RepoError> {
+        self.one_company(
+            &format!(
+                "SELECT {COLUMNS} FROM companies WHERE tenant_id = $1 AND domain = $2 FOR UPDATE"
+            ),
+            vec![
+                self.tenant_id.as_uuid().into(),
+                domain.as_str().to_owned().into(),
+            ],
+        )
+        .await
+        .map_err(repo_error)
+    }
+
     async fn insert_company(
         &mut self,
         id: CompanyId,

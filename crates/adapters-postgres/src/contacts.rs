@@ -199,6 +199,23 @@ impl ContactRepository for PgUnitOfWork {
         .map_err(repo_error)
     }
 
+    async fn find_contact_by_email(
+        &mut self,
+        email: &domain::contact::Email,
+    ) -> Result<Option<Contact>, RepoError> {
+        self.one_contact(
+            &format!(
+                "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND email = $2 FOR UPDATE"
+            ),
+            vec![
+                self.tenant_id.as_uuid().into(),
+                email.as_str().to_owned().into(),
+            ],
+        )
+        .await
+        .map_err(repo_error)
+    }
+
     async fn insert_contact(
         &mut self,
         id: ContactId,

@@ -79,6 +79,7 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
         .configure(routes::qr::configure_page)
         .service(
             web::scope("/v1")
+                .configure(routes::batch::configure::<S>)
                 .configure(routes::contacts::configure::<S>)
                 .configure(routes::companies::configure::<S>)
                 .configure(routes::auth::configure::<S>)

@@ -12,7 +12,7 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::envelope::{Failure, Metadata, Pagination};
-use crate::routes::{api_keys, auth, companies, contacts, health, members, qr};
+use crate::routes::{api_keys, auth, batch, companies, contacts, health, members, qr};
 
 /// The error responses every authenticated operation can give, each in the error envelope.
 #[derive(Debug)]
@@ -93,7 +93,7 @@ impl Modify for BearerAuth {
         health::healthz, health::readyz,
         contacts::list, contacts::create, contacts::get, contacts::replace, contacts::patch, contacts::delete,
         companies::list, companies::create, companies::get, companies::replace, companies::patch,
-        companies::delete, companies::contacts,
+        companies::delete, companies::contacts, batch::contacts, batch::companies,
         auth::signup_handler, auth::login_handler, auth::logout_handler, auth::demo_login_handler, auth::me_handler,
         api_keys::create, api_keys::list, api_keys::get, api_keys::revoke,
         members::list, members::add, members::change_role, members::remove,

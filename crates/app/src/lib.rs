@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod batch;
 pub mod companies;
 pub mod contacts;
 pub mod demo;

@@ -83,6 +83,15 @@ pub trait ContactRepository {
         for_update: bool,
     ) -> impl Future<Output = Result<Option<Contact>, RepoError>> + Send;
 
+    /// The contact with this (normalised) e-mail, locked for update: the key of batch upserts.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn find_contact_by_email(
+        &mut self,
+        email: &domain::contact::Email,
+    ) -> impl Future<Output = Result<Option<Contact>, RepoError>> + Send;
+
     /// Stores a new contact at version 1.
     ///
     /// # Errors
@@ -353,6 +362,15 @@ pub trait CompanyRepository {
         &mut self,
         id: CompanyId,
         for_update: bool,
+    ) -> impl Future<Output = Result<Option<Company>, RepoError>> + Send;
+
+    /// The company with this (normalised) domain, locked for update.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn find_company_by_domain(
+        &mut self,
+        domain: &domain::company::Domain,
     ) -> impl Future<Output = Result<Option<Company>, RepoError>> + Send;
 
     /// Stores a new company at version 1.

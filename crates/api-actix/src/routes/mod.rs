@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod batch;
 pub mod companies;
 pub mod contacts;
 pub mod health;

@@ -1,0 +1,280 @@
+//! Batch create or upsert of contacts (by e-mail) and companies (by domain), up to 100
+//! items, in one transaction, with a result per item.
+//!
+//! - `create` is all-or-nothing: if any item is invalid or cannot be written (e-mail or
+//!   domain taken, unknown owner or company), nothing is written and every failing index is
+//!   reported.
+//! - `upsert` is per item: invalid items, and items naming an unknown owner or company, are
+//!   reported and skipped; every other item is created, updated or left unchanged, and all
+//!   of those are committed together. Two items with the same key are applied in order (the
+//!   later one updates what the earlier one wrote).
+
+use domain::FieldErrors;
+use domain::company::{CompanyDraft, CompanyInput};
+use domain::contact::{ContactDraft, ContactInput};
+use domain::ids::{CompanyId, ContactId};
+use domain::principal::{Forbidden, Permission, Principal};
+use ports::{CompanyWriteError, ContactWriteError, RepoError, UnitOfWork};
+use thiserror::Error;
+
+/// Most items in one batch.
+pub const BATCH_MAX: usize = 100;
+
+/// How a batch writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchMode {
+    /// Create every item, or nothing.
+    Create,
+    /// Create or update each item by its natural key (e-mail, domain), skipping bad items.
+    Upsert,
+}
+
+/// What happened to one item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// A new row, with its id.
+    Created(uuid::Uuid),
+    /// An existing row changed.
+    Updated(uuid::Uuid),
+    /// An existing row already held these values.
+    Unchanged(uuid::Uuid),
+    /// Refused: the reasons, by field.
+    Error(ItemError),
+}
+
+/// Why one item was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemError {
+    /// Broken rules, by field.
+    Invalid(FieldErrors),
+    /// The natural key is taken (create mode).
+    Conflict(FieldErrors),
+    /// Not written because another item of an all-or-nothing batch failed.
+    Skipped,
+}
+
+/// Why a batch as a whole failed.
+#[derive(Debug, Error)]
+pub enum BatchError {
+    /// Role or scopes do not allow writing.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// Zero or more than 100 items.
+    #[error("a batch holds 1 to {BATCH_MAX} items")]
+    Size,
+    /// A `create` batch with failing items: nothing was written; the outcome of every item.
+    #[error("the batch was not written: some items failed")]
+    Rejected(Vec<ItemOutcome>),
+    /// Storage failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+fn field(name: &str, message: &str) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    errors.add(name, message);
+    errors
+}
+
+/// Marks every successful outcome as skipped: the shape of a rejected all-or-nothing batch.
+fn rejected(outcomes: Vec<ItemOutcome>) -> BatchError {
+    BatchError::Rejected(
+        outcomes
+            .into_iter()
+            .map(|o| match o {
+                ItemOutcome::Error(e) => ItemOutcome::Error(e),
+                _ => ItemOutcome::Error(ItemError::Skipped),
+            })
+            .collect(),
+    )
+}
+
+/// Writes a batch of contacts.
+///
+/// # Errors
+/// [`BatchError`]; on [`BatchError::Rejected`] nothing was written.
+pub async fn batch_contacts<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    mode: BatchMode,
+    items: Vec<Result<ContactInput, FieldErrors>>,
+) -> Result<Vec<ItemOutcome>, BatchError> {
+    principal.require(Permission::ContactsWrite)?;
+    if items.is_empty() || items.len() > BATCH_MAX {
+        return Err(BatchError::Size);
+    }
+    let drafts: Vec<Result<ContactDraft, FieldErrors>> = items
+        .into_iter()
+        .map(|item| item.and_then(ContactDraft::new))
+        .collect();
+    if mode == BatchMode::Create && drafts.iter().any(Result::is_err) {
+        let outcomes = drafts
+            .into_iter()
+            .map(|d| match d {
+                Ok(_) => ItemOutcome::Error(ItemError::Skipped),
+                Err(errors) => ItemOutcome::Error(ItemError::Invalid(errors)),
+            })
+            .collect();
+        return Err(BatchError::Rejected(outcomes));
+    }
+    let mut outcomes = Vec::with_capacity(drafts.len());
+    let mut failed = false;
+    for draft in drafts {
+        let draft = match draft {
+            Ok(draft) => draft,
+            Err(errors) => {
+                outcomes.push(ItemOutcome::Error(ItemError::Invalid(errors)));
+                continue;
+            }
+        };
+        // References are checked before writing, so one bad item cannot abort the
+        // transaction of an upsert batch.
+        if let Some(owner) = draft.owner_id
+            && uow.get_member(owner, false).await?.is_none()
+        {
+            outcomes.push(ItemOutcome::Error(ItemError::Invalid(field(
+                "ownerId",
+                "must be a member of this tenant",
+            ))));
+            failed = true;
+            continue;
+        }
+        if let Some(company) = draft.company_id
+            && uow.get_company(company, false).await?.is_none()
+        {
+            outcomes.push(ItemOutcome::Error(ItemError::Invalid(field(
+                "companyId",
+                "must be a company of this tenant",
+            ))));
+            failed = true;
+            continue;
+        }
+        let existing = match (&draft.email, mode) {
+            (Some(email), _) => uow.find_contact_by_email(email).await?,
+            (None, _) => None,
+        };
+        let outcome = match (existing, mode) {
+            (Some(_), BatchMode::Create) => {
+                failed = true;
+                ItemOutcome::Error(ItemError::Conflict(field(
+                    "email",
+                    "is already used by another contact",
+                )))
+            }
+            (Some(current), BatchMode::Upsert) if current.fields == draft => {
+                ItemOutcome::Unchanged(current.id.as_uuid())
+            }
+            (Some(current), BatchMode::Upsert) => {
+                match uow.update_contact(current.id, &draft).await {
+                    Ok(updated) => ItemOutcome::Updated(updated.id.as_uuid()),
+                    Err(ContactWriteError::Repo(repo)) => return Err(repo.into()),
+                    Err(other) => {
+                        return Err(RepoError::Unexpected(format!("batch update: {other}")).into());
+                    }
+                }
+            }
+            (None, _) => match uow.insert_contact(ContactId::new(), &draft).await {
+                Ok(created) => ItemOutcome::Created(created.id.as_uuid()),
+                // Only a concurrent writer can take the key between the look-up and the
+                // insert; the transaction is aborted then, so the whole batch is retried.
+                Err(ContactWriteError::DuplicateEmail) => {
+                    return Err(RepoError::Contention("email taken concurrently".into()).into());
+                }
+                Err(ContactWriteError::Repo(repo)) => return Err(repo.into()),
+                Err(other) => {
+                    return Err(RepoError::Unexpected(format!("batch insert: {other}")).into());
+                }
+            },
+        };
+        outcomes.push(outcome);
+    }
+    if mode == BatchMode::Create && failed {
+        return Err(rejected(outcomes));
+    }
+    uow.commit().await?;
+    Ok(outcomes)
+}
+
+/// Writes a batch of companies.
+///
+/// # Errors
+/// [`BatchError`]; on [`BatchError::Rejected`] nothing was written.
+pub async fn batch_companies<U: UnitOfWork>(
+    mut uow: U,
+    principal: &Principal,
+    mode: BatchMode,
+    items: Vec<Result<CompanyInput, FieldErrors>>,
+) -> Result<Vec<ItemOutcome>, BatchError> {
+    principal.require(Permission::ContactsWrite)?;
+    if items.is_empty() || items.len() > BATCH_MAX {
+        return Err(BatchError::Size);
+    }
+    let drafts: Vec<Result<CompanyDraft, FieldErrors>> = items
+        .into_iter()
+        .map(|item| item.and_then(CompanyDraft::new))
+        .collect();
+    if mode == BatchMode::Create && drafts.iter().any(Result::is_err) {
+        let outcomes = drafts
+            .into_iter()
+            .map(|d| match d {
+                Ok(_) => ItemOutcome::Error(ItemError::Skipped),
+                Err(errors) => ItemOutcome::Error(ItemError::Invalid(errors)),
+            })
+            .collect();
+        return Err(BatchError::Rejected(outcomes));
+    }
+    let mut outcomes = Vec::with_capacity(drafts.len());
+    let mut failed = false;
+    for draft in drafts {
+        let draft = match draft {
+            Ok(draft) => draft,
+            Err(errors) => {
+                outcomes.push(ItemOutcome::Error(ItemError::Invalid(errors)));
+                continue;
+            }
+        };
+        let existing = match &draft.domain {
+            Some(domain) => uow.find_company_by_domain(domain).await?,
+            None => None,
+        };
+        let outcome = match (existing, mode) {
+            (Some(_), BatchMode::Create) => {
+                failed = true;
+                ItemOutcome::Error(ItemError::Conflict(field(
+                    "domain",
+                    "is already used by another company",
+                )))
+            }
+            (Some(current), BatchMode::Upsert) if current.fields == draft => {
+                ItemOutcome::Unchanged(current.id.as_uuid())
+            }
+            (Some(current), BatchMode::Upsert) => {
+                match uow.update_company(current.id, &draft).await {
+                    Ok(updated) => ItemOutcome::Updated(updated.id.as_uuid()),
+                    Err(CompanyWriteError::Repo(repo)) => return Err(repo.into()),
+                    Err(other) => {
+                        return Err(RepoError::Unexpected(format!("batch update: {other}")).into());
+                    }
+                }
+            }
+            (None, _) => match uow.insert_company(CompanyId::new(), &draft).await {
+                Ok(created) => ItemOutcome::Created(created.id.as_uuid()),
+                // Only a concurrent writer can take the key between the look-up and the
+                // insert; the transaction is aborted then, so the whole batch is retried.
+                Err(CompanyWriteError::DuplicateDomain) => {
+                    return Err(RepoError::Contention("domain taken concurrently".into()).into());
+                }
+                Err(CompanyWriteError::Repo(repo)) => return Err(repo.into()),
+                Err(other) => {
+                    return Err(RepoError::Unexpected(format!("batch insert: {other}")).into());
+                }
+            },
+        };
+        outcomes.push(outcome);
+    }
+    if mode == BatchMode::Create && failed {
+        return Err(rejected(outcomes));
+    }
+    uow.commit().await?;
+    Ok(outcomes)
+}
