@@ -226,9 +226,9 @@ where
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(clippy::option_option)]
 pub struct CompanyPatchBody {
-    /// Name (cannot be cleared).
+    /// Name (cannot be cleared: `null` is refused).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub name: Option<Option<String>>,
     /// Domain.
     #[serde(default, deserialize_with = "present")]
