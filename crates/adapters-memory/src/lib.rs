@@ -34,6 +34,7 @@ struct TenantData {
     members: BTreeMap<UserId, (Role, OffsetDateTime)>,
     contacts: BTreeMap<ContactId, Contact>,
     companies: BTreeMap<CompanyId, Company>,
+    pipelines: BTreeMap<domain::pipeline::PipelineId, domain::pipeline::Pipeline>,
     keys: BTreeMap<ApiKeyId, (ApiKeyRecord, [u8; 32])>,
     sessions: BTreeMap<SessionId, StoredSession>,
     /// Idempotency keys: request hash and, once completed, the stored response.
@@ -42,7 +43,9 @@ struct TenantData {
 
 impl TenantData {
     fn new(id: TenantId, name: String, expires_at: Option<OffsetDateTime>) -> Self {
+        let default = default_pipeline(id);
         Self {
+            pipelines: BTreeMap::from([(default.id, default)]),
             info: TenantInfo {
                 id,
                 name,
@@ -1142,5 +1145,145 @@ impl ports::IdempotencyRepository for MemoryUnitOfWork {
     async fn release_idempotency_key(&mut self, key: &str) -> Result<(), RepoError> {
         self.data_mut()?.idempotency.remove(key);
         Ok(())
+    }
+}
+
+/// The pipeline every tenant starts with (the PostgreSQL adapter makes it in a trigger).
+fn default_pipeline(tenant_id: TenantId) -> domain::pipeline::Pipeline {
+    use domain::pipeline::{Pipeline, PipelineId, Stage, StageId, StageKind};
+    let stages = [
+        ("Qualified", 10, StageKind::Open),
+        ("Contact made", 20, StageKind::Open),
+        ("Proposal sent", 50, StageKind::Open),
+        ("Negotiation", 75, StageKind::Open),
+        ("Won", 100, StageKind::Won),
+        ("Lost", 0, StageKind::Lost),
+    ];
+    let now = now();
+    Pipeline {
+        id: PipelineId::new(),
+        tenant_id,
+        name: "Sales".into(),
+        is_default: true,
+        stages: stages
+            .iter()
+            .zip(0..)
+            .map(|((name, probability, kind), position)| Stage {
+                id: StageId::new(),
+                name: (*name).into(),
+                position,
+                probability: *probability,
+                kind: *kind,
+            })
+            .collect(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
+impl ports::PipelineRepository for MemoryUnitOfWork {
+    async fn list_pipelines(&mut self) -> Result<Vec<domain::pipeline::Pipeline>, RepoError> {
+        let mut pipelines: Vec<domain::pipeline::Pipeline> =
+            self.data()?.pipelines.values().cloned().collect();
+        pipelines.sort_by(|a, b| {
+            b.is_default
+                .cmp(&a.is_default)
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(pipelines)
+    }
+
+    async fn get_pipeline(
+        &mut self,
+        id: domain::pipeline::PipelineId,
+        _for_update: bool,
+    ) -> Result<Option<domain::pipeline::Pipeline>, RepoError> {
+        Ok(self.data()?.pipelines.get(&id).cloned())
+    }
+
+    async fn insert_pipeline(
+        &mut self,
+        id: domain::pipeline::PipelineId,
+        draft: &domain::pipeline::PipelineDraft,
+    ) -> Result<domain::pipeline::Pipeline, RepoError> {
+        let now = now();
+        let pipeline = domain::pipeline::Pipeline {
+            id,
+            tenant_id: self.tenant_id,
+            name: draft.name.clone(),
+            is_default: false,
+            stages: draft
+                .stages
+                .iter()
+                .zip(0..)
+                .map(|(s, position)| domain::pipeline::Stage {
+                    id: domain::pipeline::StageId::new(),
+                    name: s.name.clone(),
+                    position,
+                    probability: s.probability,
+                    kind: s.kind,
+                })
+                .collect(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.data_mut()?.pipelines.insert(id, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    async fn rename_pipeline(
+        &mut self,
+        id: domain::pipeline::PipelineId,
+        name: &str,
+    ) -> Result<domain::pipeline::Pipeline, ports::PipelineWriteError> {
+        let pipeline = self
+            .data_mut()?
+            .pipelines
+            .get_mut(&id)
+            .ok_or(ports::PipelineWriteError::NotFound)?;
+        pipeline.name = name.to_owned();
+        pipeline.version += 1;
+        pipeline.updated_at = now().max(pipeline.updated_at);
+        Ok(pipeline.clone())
+    }
+
+    async fn delete_pipeline(
+        &mut self,
+        id: domain::pipeline::PipelineId,
+    ) -> Result<(), ports::PipelineWriteError> {
+        self.data_mut()?
+            .pipelines
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(ports::PipelineWriteError::NotFound)
+    }
+
+    async fn set_stages(
+        &mut self,
+        id: domain::pipeline::PipelineId,
+        stages: &[(domain::pipeline::StageId, domain::pipeline::StageDraft)],
+    ) -> Result<domain::pipeline::Pipeline, ports::PipelineWriteError> {
+        let pipeline = self
+            .data_mut()?
+            .pipelines
+            .get_mut(&id)
+            .ok_or(ports::PipelineWriteError::NotFound)?;
+        pipeline.stages = stages
+            .iter()
+            .zip(0..)
+            .map(|((stage, draft), position)| domain::pipeline::Stage {
+                id: *stage,
+                name: draft.name.clone(),
+                position,
+                probability: draft.probability,
+                kind: draft.kind,
+            })
+            .collect();
+        pipeline.version += 1;
+        pipeline.updated_at = now().max(pipeline.updated_at);
+        Ok(pipeline.clone())
     }
 }

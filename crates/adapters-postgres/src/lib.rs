@@ -14,6 +14,7 @@ mod idempotency;
 mod identity;
 mod keyset;
 pub mod migrate;
+mod pipelines;
 mod provisioning;
 mod store;
 

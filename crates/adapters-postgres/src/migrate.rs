@@ -52,6 +52,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_search",
         include_str!("../../../migrations/0009_search.sql"),
     ),
+    (
+        "0010_pipelines",
+        include_str!("../../../migrations/0010_pipelines.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

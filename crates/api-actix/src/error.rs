@@ -13,6 +13,7 @@ use app::companies::CompanyError;
 use app::contacts::ContactError;
 use app::identity::IdentityError;
 use app::members::MemberError;
+use app::pipelines::PipelineError;
 use app::qr::QrError;
 use domain::FieldErrors;
 use ports::RepoError;
@@ -254,6 +255,35 @@ impl From<CompanyError> for ApiError {
                 json!({ "fields": { "domain": ["is already used by another company"] } }),
             ),
             CompanyError::Repo(repo) => repo.into(),
+        }
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(error: PipelineError) -> Self {
+        match error {
+            PipelineError::Forbidden(f) => forbidden(f),
+            PipelineError::Invalid(fields) => Self::validation(&fields),
+            PipelineError::NotFound => {
+                Self::new(ErrorCode::NotFound, "pipeline or stage not found")
+            }
+            PipelineError::PreconditionFailed { current_etag } => Self::new(
+                ErrorCode::PreconditionFailed,
+                "the pipeline has changed since the ETag you sent; fetch it again",
+            )
+            .with_details(json!({ "currentEtag": current_etag })),
+            PipelineError::DefaultPipeline => Self::new(
+                ErrorCode::Conflict,
+                "the default pipeline cannot be deleted",
+            ),
+            PipelineError::LastStage => {
+                Self::new(ErrorCode::Conflict, "a pipeline keeps at least one stage")
+            }
+            PipelineError::InUse => Self::new(
+                ErrorCode::Conflict,
+                "leads are still in this stage or pipeline; move them first",
+            ),
+            PipelineError::Repo(repo) => repo.into(),
         }
     }
 }

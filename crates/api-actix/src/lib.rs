@@ -82,6 +82,7 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
                 .configure(routes::batch::configure::<S>)
                 .configure(routes::contacts::configure::<S>)
                 .configure(routes::companies::configure::<S>)
+                .configure(routes::pipelines::configure::<S>)
                 .configure(routes::auth::configure::<S>)
                 .configure(routes::api_keys::configure::<S>)
                 .configure(routes::members::configure::<S>)

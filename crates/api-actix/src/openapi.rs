@@ -12,7 +12,7 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::envelope::{Failure, Metadata, Pagination};
-use crate::routes::{api_keys, auth, batch, companies, contacts, health, members, qr};
+use crate::routes::{api_keys, auth, batch, companies, contacts, health, members, pipelines, qr};
 
 /// The error responses every authenticated operation can give, each in the error envelope.
 #[derive(Debug)]
@@ -94,6 +94,8 @@ impl Modify for BearerAuth {
         contacts::list, contacts::create, contacts::get, contacts::replace, contacts::patch, contacts::delete,
         companies::list, companies::create, companies::get, companies::replace, companies::patch,
         companies::delete, companies::contacts, batch::contacts, batch::companies,
+        pipelines::list, pipelines::create, pipelines::get, pipelines::rename, pipelines::delete,
+        pipelines::add_stage, pipelines::update_stage, pipelines::delete_stage, pipelines::reorder,
         auth::signup_handler, auth::login_handler, auth::logout_handler, auth::demo_login_handler, auth::me_handler,
         api_keys::create, api_keys::list, api_keys::get, api_keys::revoke,
         members::list, members::add, members::change_role, members::remove,
@@ -104,6 +106,7 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     tags((name = "contacts", description = "People a tenant does business with"),
          (name = "companies", description = "Organisations a tenant does business with"),
+         (name = "pipelines", description = "Sales pipelines and their ordered stages"),
          (name = "auth", description = "Sign-up, login, sessions, demo sandbox"),
          (name = "api-keys", description = "API keys of the tenant (admins)"),
          (name = "members", description = "Members of the tenant and their roles (admins)"),

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod members;
 pub mod passwords;
+pub mod pipelines;
 pub mod qr;
 pub mod secrets;
 pub mod tenants;

@@ -85,6 +85,14 @@ id_newtype!(
     QrSessionId
 );
 id_newtype!(
+    /// A pipeline of one tenant.
+    PipelineId
+);
+id_newtype!(
+    /// A stage of one pipeline.
+    StageId
+);
+id_newtype!(
     /// A company of one tenant (the resource arrives later; contacts may already name one).
     CompanyId
 );

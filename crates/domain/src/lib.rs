@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ids;
 pub mod list;
 pub mod password;
+pub mod pipeline;
 pub mod principal;
 pub mod text;
 pub mod token;

@@ -7,6 +7,7 @@ pub mod companies;
 pub mod contacts;
 pub mod health;
 pub mod members;
+pub mod pipelines;
 pub mod qr;
 
 use actix_web::{HttpRequest, HttpResponse, Route, web};

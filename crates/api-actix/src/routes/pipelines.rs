@@ -1,0 +1,515 @@
+//! `/v1/pipelines`: pipelines with ordered stages; stages added, changed, deleted and
+//! reordered under `/v1/pipelines/{id}/stages…`. Every change answers the whole pipeline.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use app::pipelines::{
+    StageChange, change_stages, create_pipeline, delete_pipeline, get_pipeline, list_pipelines,
+    rename_pipeline,
+};
+use domain::pipeline::{Pipeline, PipelineId, StageId, StageInput, StageKind};
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::contacts::{DeletedResponse, if_match};
+use crate::Store;
+use crate::auth::Authenticated;
+use crate::envelope::{Pagination, respond, respond_with};
+use crate::error::ApiError;
+use crate::validation::field_errors;
+
+/// What reaching a stage means for a lead.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKindDto {
+    /// Still in play.
+    Open,
+    /// Closed, won.
+    Won,
+    /// Closed, lost.
+    Lost,
+}
+
+impl From<StageKindDto> for StageKind {
+    fn from(kind: StageKindDto) -> Self {
+        match kind {
+            StageKindDto::Open => Self::Open,
+            StageKindDto::Won => Self::Won,
+            StageKindDto::Lost => Self::Lost,
+        }
+    }
+}
+
+/// A stage as shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StageResponse {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Position, from 0.
+    pub position: i32,
+    /// Win probability in percent.
+    pub probability: i32,
+    /// `open`, `won` or `lost`.
+    pub kind: String,
+}
+
+/// A pipeline as shown, with its stages in order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineResponse {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Whether this is the tenant's default pipeline.
+    pub is_default: bool,
+    /// Stages, by position.
+    pub stages: Vec<StageResponse>,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Last change (stages included).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    /// Version; the ETag is this number, quoted.
+    pub version: i64,
+}
+
+impl From<&Pipeline> for PipelineResponse {
+    fn from(p: &Pipeline) -> Self {
+        Self {
+            id: p.id.as_uuid(),
+            name: p.name.clone(),
+            is_default: p.is_default,
+            stages: p
+                .stages
+                .iter()
+                .map(|s| StageResponse {
+                    id: s.id.as_uuid(),
+                    name: s.name.clone(),
+                    position: s.position,
+                    probability: s.probability,
+                    kind: s.kind.as_str().to_owned(),
+                })
+                .collect(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            version: p.version,
+        }
+    }
+}
+
+/// A stage to create.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageBody {
+    /// Name.
+    #[garde(length(chars, min = 1, max = 100))]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Demo scheduled"
+    )]
+    pub name: String,
+    /// Win probability, 0-100 (default from the kind: open 50, won 100, lost 0).
+    #[garde(skip)]
+    #[schema(minimum = 0, maximum = 100)]
+    pub probability: Option<i64>,
+    /// Kind (default open).
+    #[garde(skip)]
+    pub kind: Option<StageKindDto>,
+}
+
+impl From<StageBody> for StageInput {
+    fn from(body: StageBody) -> Self {
+        Self {
+            name: body.name,
+            probability: body.probability,
+            kind: body.kind.map(StageKind::from),
+        }
+    }
+}
+
+/// `POST /v1/pipelines`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePipelineBody {
+    /// Name.
+    #[garde(length(chars, min = 1, max = 200))]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "Partnerships"
+    )]
+    pub name: String,
+    /// Stages, in order (1 to 50).
+    #[garde(length(min = 1, max = 50), dive)]
+    #[schema(min_items = 1, max_items = 50)]
+    pub stages: Vec<StageBody>,
+}
+
+/// `PATCH /v1/pipelines/{id}`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenamePipelineBody {
+    /// New name.
+    #[garde(length(chars, min = 1, max = 200))]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
+    pub name: String,
+}
+
+/// `POST /v1/pipelines/{id}/stages`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddStageBody {
+    /// Name.
+    #[garde(length(chars, min = 1, max = 100))]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
+    pub name: String,
+    /// Win probability, 0-100.
+    #[garde(skip)]
+    #[schema(minimum = 0, maximum = 100)]
+    pub probability: Option<i64>,
+    /// Kind (default open).
+    #[garde(skip)]
+    pub kind: Option<StageKindDto>,
+    /// Where to insert it, from 0 (default: at the end).
+    #[garde(skip)]
+    #[schema(minimum = 0, maximum = 49)]
+    pub position: Option<u16>,
+}
+
+/// `PATCH /v1/pipelines/{id}/stages/{stageId}`: fields left out are kept.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStageBody {
+    /// New name.
+    #[garde(inner(length(chars, min = 1, max = 100)))]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
+    pub name: Option<String>,
+    /// New probability, 0-100.
+    #[garde(skip)]
+    #[schema(minimum = 0, maximum = 100)]
+    pub probability: Option<i64>,
+    /// New kind.
+    #[garde(skip)]
+    pub kind: Option<StageKindDto>,
+}
+
+/// `POST /v1/pipelines/{id}/stages/reorder`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReorderBody {
+    /// Every stage id of the pipeline, once each, in the new order.
+    #[schema(min_items = 1, max_items = 50)]
+    pub stage_ids: Vec<Uuid>,
+}
+
+fn pipeline_response(status: StatusCode, pipeline: &Pipeline) -> HttpResponse {
+    let mut builder = HttpResponseBuilder::new(status);
+    if let Ok(etag) = HeaderValue::from_str(&pipeline.etag()) {
+        builder.insert_header((header::ETAG, etag));
+    }
+    if status == StatusCode::CREATED
+        && let Ok(location) = HeaderValue::from_str(&format!("/v1/pipelines/{}", pipeline.id))
+    {
+        builder.insert_header((header::LOCATION, location));
+    }
+    respond_with(builder, PipelineResponse::from(pipeline), None)
+}
+
+fn check<T: Validate<Context = ()>>(body: &T) -> Result<(), ApiError> {
+    body.validate()
+        .map_err(|report| ApiError::validation(&field_errors(&report)))
+}
+
+/// List pipelines, the default first.
+#[utoipa::path(get, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every pipeline", body = crate::envelope::Success<Vec<PipelineResponse>>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
+    let pipelines = list_pipelines(auth.uow, &auth.principal).await?;
+    let data: Vec<PipelineResponse> = pipelines.iter().map(PipelineResponse::from).collect();
+    let pagination = Pagination {
+        limit: u16::try_from(data.len()).unwrap_or(u16::MAX),
+        next_cursor: None,
+        has_more: false,
+    };
+    Ok(respond_with(
+        HttpResponseBuilder::new(StatusCode::OK),
+        data,
+        Some(pagination),
+    ))
+}
+
+/// Create a pipeline with its stages.
+#[utoipa::path(post, path = "/v1/pipelines", tag = "pipelines", request_body = CreatePipelineBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = crate::envelope::Success<PipelineResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn create<S: Store>(
+    body: web::Json<CreatePipelineBody>,
+    auth: Authenticated<S>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check(&body)?;
+    let stages = body.stages.into_iter().map(StageInput::from).collect();
+    let pipeline = create_pipeline(auth.uow, &auth.principal, &body.name, stages).await?;
+    Ok(pipeline_response(StatusCode::CREATED, &pipeline))
+}
+
+/// Fetch a pipeline.
+#[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "pipelines",
+    params(("id" = Uuid, Path, description = "Pipeline id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The pipeline", body = crate::envelope::Success<PipelineResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn get<S: Store>(
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let pipeline = get_pipeline(auth.uow, &auth.principal, PipelineId::from_uuid(*id)).await?;
+    Ok(pipeline_response(StatusCode::OK, &pipeline))
+}
+
+/// Rename a pipeline.
+#[utoipa::path(patch, path = "/v1/pipelines/{id}", tag = "pipelines", request_body = RenamePipelineBody,
+    params(("id" = Uuid, Path, description = "Pipeline id"),
+           ("If-Match" = Option<String>, Header, description = "ETag the change is based on; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Renamed", body = crate::envelope::Success<PipelineResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn rename<S: Store>(
+    req: HttpRequest,
+    body: web::Json<RenamePipelineBody>,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    check(&*body)?;
+    let precondition = if_match(&req);
+    let pipeline = rename_pipeline(
+        auth.uow,
+        &auth.principal,
+        PipelineId::from_uuid(*id),
+        precondition.as_ref(),
+        &body.name,
+    )
+    .await?;
+    Ok(pipeline_response(StatusCode::OK, &pipeline))
+}
+
+/// Delete a pipeline (not the default one).
+#[utoipa::path(delete, path = "/v1/pipelines/{id}", tag = "pipelines",
+    params(("id" = Uuid, Path, description = "Pipeline id"),
+           ("If-Match" = Option<String>, Header, description = "ETag the deletion is based on; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = crate::envelope::Success<DeletedResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn delete<S: Store>(
+    req: HttpRequest,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let precondition = if_match(&req);
+    delete_pipeline(
+        auth.uow,
+        &auth.principal,
+        PipelineId::from_uuid(*id),
+        precondition.as_ref(),
+    )
+    .await?;
+    Ok(respond(
+        StatusCode::OK,
+        DeletedResponse {
+            id: *id,
+            deleted: true,
+        },
+    ))
+}
+
+async fn stages_changed<S: Store>(
+    req: &HttpRequest,
+    auth: Authenticated<S>,
+    pipeline: Uuid,
+    change: StageChange,
+    status: StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    let precondition = if_match(req);
+    let pipeline = change_stages(
+        auth.uow,
+        &auth.principal,
+        PipelineId::from_uuid(pipeline),
+        precondition.as_ref(),
+        change,
+    )
+    .await?;
+    Ok(pipeline_response(status, &pipeline))
+}
+
+/// Add a stage (at `position`, else at the end).
+#[utoipa::path(post, path = "/v1/pipelines/{id}/stages", tag = "pipelines", request_body = AddStageBody,
+    params(("id" = Uuid, Path, description = "Pipeline id"),
+           ("If-Match" = Option<String>, Header, description = "The pipeline's ETag; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The pipeline with the new stage", body = crate::envelope::Success<PipelineResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn add_stage<S: Store>(
+    req: HttpRequest,
+    body: web::Json<AddStageBody>,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check(&body)?;
+    let change = StageChange::Add {
+        stage: StageInput {
+            name: body.name,
+            probability: body.probability,
+            kind: body.kind.map(StageKind::from),
+        },
+        position: body.position.map(usize::from),
+    };
+    stages_changed(&req, auth, *id, change, StatusCode::CREATED).await
+}
+
+/// Change a stage's name, probability or kind.
+#[utoipa::path(patch, path = "/v1/pipelines/{id}/stages/{stageId}", tag = "pipelines", request_body = UpdateStageBody,
+    params(("id" = Uuid, Path, description = "Pipeline id"), ("stageId" = Uuid, Path, description = "Stage id"),
+           ("If-Match" = Option<String>, Header, description = "The pipeline's ETag; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The pipeline", body = crate::envelope::Success<PipelineResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn update_stage<S: Store>(
+    req: HttpRequest,
+    body: web::Json<UpdateStageBody>,
+    auth: Authenticated<S>,
+    ids: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check(&body)?;
+    let (pipeline, stage) = ids.into_inner();
+    let change = StageChange::Update {
+        stage: StageId::from_uuid(stage),
+        name: body.name,
+        probability: body.probability,
+        kind: body.kind.map(StageKind::from),
+    };
+    stages_changed(&req, auth, pipeline, change, StatusCode::OK).await
+}
+
+/// Delete a stage (a pipeline keeps at least one).
+#[utoipa::path(delete, path = "/v1/pipelines/{id}/stages/{stageId}", tag = "pipelines",
+    params(("id" = Uuid, Path, description = "Pipeline id"), ("stageId" = Uuid, Path, description = "Stage id"),
+           ("If-Match" = Option<String>, Header, description = "The pipeline's ETag; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The pipeline without the stage", body = crate::envelope::Success<PipelineResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn delete_stage<S: Store>(
+    req: HttpRequest,
+    auth: Authenticated<S>,
+    ids: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (pipeline, stage) = ids.into_inner();
+    stages_changed(
+        &req,
+        auth,
+        pipeline,
+        StageChange::Delete(StageId::from_uuid(stage)),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Reorder the stages: every stage id, once, in the new order.
+#[utoipa::path(post, path = "/v1/pipelines/{id}/stages/reorder", tag = "pipelines", request_body = ReorderBody,
+    params(("id" = Uuid, Path, description = "Pipeline id"),
+           ("If-Match" = Option<String>, Header, description = "The pipeline's ETag; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The reordered pipeline", body = crate::envelope::Success<PipelineResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn reorder<S: Store>(
+    req: HttpRequest,
+    body: web::Json<ReorderBody>,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let order = body
+        .into_inner()
+        .stage_ids
+        .into_iter()
+        .map(StageId::from_uuid)
+        .collect();
+    stages_changed(&req, auth, *id, StageChange::Reorder(order), StatusCode::OK).await
+}
+
+/// Registers the routes (under `/v1`).
+pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/pipelines")
+            .route(web::get().to(list::<S>))
+            .route(web::post().to(create::<S>))
+            .default_service(super::method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/pipelines/{id}/stages/reorder")
+            .route(web::post().to(reorder::<S>))
+            .default_service(super::method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/pipelines/{id}/stages/{stageId}")
+            .route(web::patch().to(update_stage::<S>))
+            .route(web::delete().to(delete_stage::<S>))
+            .default_service(super::method_not_allowed("PATCH, DELETE")),
+    )
+    .service(
+        web::resource("/pipelines/{id}/stages")
+            .route(web::post().to(add_stage::<S>))
+            .default_service(super::method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/pipelines/{id}")
+            .route(web::get().to(get::<S>))
+            .route(web::patch().to(rename::<S>))
+            .route(web::delete().to(delete::<S>))
+            .default_service(super::method_not_allowed("GET, PATCH, DELETE")),
+    );
+}
