@@ -45,3 +45,26 @@ mod tests {
         assert_eq!(camel_case("tags[3]"), "tags[3]");
     }
 }
+
+/// An optional integer that also accepts integral JSON numbers written with a fraction
+/// (`71.0`): JSON Schema calls them integers, so clients and generators may send them.
+pub(crate) fn optional_integer<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(whole) = number.as_i64() {
+        return Ok(Some(whole));
+    }
+    match number.as_f64() {
+        Some(float) if float.fract() == 0.0 && float.abs() < 9.0e15 =>
+        {
+            #[allow(clippy::cast_possible_truncation)]
+            Ok(Some(float as i64))
+        }
+        _ => Err(serde::de::Error::custom("expected a whole number")),
+    }
+}

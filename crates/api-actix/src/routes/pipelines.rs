@@ -122,6 +122,7 @@ pub struct StageBody {
     pub name: String,
     /// Win probability, 0-100 (default from the kind: open 50, won 100, lost 0).
     #[garde(skip)]
+    #[serde(default, deserialize_with = "crate::validation::optional_integer")]
     #[schema(minimum = 0, maximum = 100)]
     pub probability: Option<i64>,
     /// Kind (default open).
@@ -186,15 +187,17 @@ pub struct AddStageBody {
     pub name: String,
     /// Win probability, 0-100.
     #[garde(skip)]
+    #[serde(default, deserialize_with = "crate::validation::optional_integer")]
     #[schema(minimum = 0, maximum = 100)]
     pub probability: Option<i64>,
     /// Kind (default open).
     #[garde(skip)]
     pub kind: Option<StageKindDto>,
     /// Where to insert it, from 0 (default: at the end).
-    #[garde(skip)]
+    #[garde(range(min = 0, max = 49))]
+    #[serde(default, deserialize_with = "crate::validation::optional_integer")]
     #[schema(minimum = 0, maximum = 49)]
-    pub position: Option<u16>,
+    pub position: Option<i64>,
 }
 
 /// `PATCH /v1/pipelines/{id}/stages/{stageId}`: fields left out are kept.
@@ -211,6 +214,7 @@ pub struct UpdateStageBody {
     pub name: Option<String>,
     /// New probability, 0-100.
     #[garde(skip)]
+    #[serde(default, deserialize_with = "crate::validation::optional_integer")]
     #[schema(minimum = 0, maximum = 100)]
     pub probability: Option<i64>,
     /// New kind.
@@ -400,7 +404,7 @@ pub async fn add_stage<S: Store>(
             probability: body.probability,
             kind: body.kind.map(StageKind::from),
         },
-        position: body.position.map(usize::from),
+        position: body.position.and_then(|p| usize::try_from(p).ok()),
     };
     stages_changed(&req, auth, *id, change, StatusCode::CREATED).await
 }
