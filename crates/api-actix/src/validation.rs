@@ -34,18 +34,6 @@ pub(crate) fn field_errors(report: &garde::Report) -> FieldErrors {
     fields
 }
 
-#[cfg(test)]
-mod tests {
-    use super::camel_case;
-
-    #[test]
-    fn snake_case_paths_become_camel_case() {
-        assert_eq!(camel_case("first_name"), "firstName");
-        assert_eq!(camel_case("custom_fields.some_key"), "customFields.someKey");
-        assert_eq!(camel_case("tags[3]"), "tags[3]");
-    }
-}
-
 /// An optional integer that also accepts integral JSON numbers written with a fraction
 /// (`71.0`): JSON Schema calls them integers, so clients and generators may send them.
 pub(crate) fn optional_integer<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
@@ -66,5 +54,17 @@ where
             Ok(Some(float as i64))
         }
         _ => Err(serde::de::Error::custom("expected a whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::camel_case;
+
+    #[test]
+    fn snake_case_paths_become_camel_case() {
+        assert_eq!(camel_case("first_name"), "firstName");
+        assert_eq!(camel_case("custom_fields.some_key"), "customFields.someKey");
+        assert_eq!(camel_case("tags[3]"), "tags[3]");
     }
 }
