@@ -2,4 +2,5 @@
 //! binary for the crate.
 
 mod contacts;
+mod crm;
 mod identity;
