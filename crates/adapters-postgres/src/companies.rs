@@ -6,14 +6,13 @@ use domain::company::{
 };
 use domain::contact::{CustomFields, Tags};
 use domain::ids::{CompanyId, TenantId};
-use domain::list::{Cursor, Page};
 use ports::{CompanyRepository, CompanyWriteError, RepoError};
 use sea_orm::{DbErr, FromQueryResult, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::errors::{UNIQUE_VIOLATION, repo_error, violated_constraint};
-use crate::keyset::ListSql;
+use crate::keyset::{ListSql, into_page};
 use crate::store::{PgUnitOfWork, statement};
 
 const COLUMNS: &str = "tenant_id, id, name, domain, industry, size, address, tags, custom_fields, \
@@ -160,22 +159,13 @@ impl CompanyRepository for PgUnitOfWork {
             .all(&self.txn)
             .await
             .map_err(repo_error)?;
-        let has_more = rows.len() > limit;
         let items = rows
             .into_iter()
-            .take(limit)
             .map(Company::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if has_more {
-            items.last().map(|last| Cursor {
-                sort: query.sort,
-                value: query.sort.field.value_of(last),
-                id: last.id.as_uuid(),
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(into_page(items, limit, query.sort, |row| {
+            (query.sort.field.value_of(row), row.id.as_uuid())
+        }))
     }
 
     async fn get_company(

@@ -1,7 +1,7 @@
 //! The shape every list query shares: tenant filter, optional filters, keyset cursor,
 //! order and limit, with positional parameters.
 
-use domain::list::{Cursor, SortValue};
+use domain::list::{Cursor, Page, Sort, SortValue};
 use sea_orm::Value;
 use uuid::Uuid;
 
@@ -88,4 +88,25 @@ pub(crate) fn like_literal(text: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+/// Cuts a page from the `limit + 1` rows a list query fetched: the extra row only says
+/// that another page exists, and the last kept row becomes the cursor.
+pub(crate) fn into_page<T, F: Copy>(
+    mut rows: Vec<T>,
+    limit: usize,
+    sort: Sort<F>,
+    key: impl Fn(&T) -> (SortValue, Uuid),
+) -> Page<T, F> {
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if has_more {
+        rows.last().map(|last| {
+            let (value, id) = key(last);
+            Cursor { sort, value, id }
+        })
+    } else {
+        None
+    };
+    Page { items: rows, next }
 }

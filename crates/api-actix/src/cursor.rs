@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::FieldErrors;
 use domain::list::{Cursor, Sort, SortField, SortValue};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -50,4 +51,31 @@ pub(crate) fn decode<F: SortField>(raw: &str) -> Option<Cursor<F>> {
         value,
         id: token.i,
     })
+}
+
+/// Resolves a list's `cursor` and `sort` parameters: a cursor carries its sort, so `sort`
+/// may be left out; a cursor made for another sort, or not made by this API, is recorded
+/// as a `cursor` field error.
+pub(crate) fn resolve<F: SortField>(
+    raw: Option<&str>,
+    sort: Option<Sort<F>>,
+    errors: &mut FieldErrors,
+) -> (Option<Cursor<F>>, Option<Sort<F>>) {
+    let Some(raw) = raw else {
+        return (None, sort);
+    };
+    match decode::<F>(raw) {
+        Some(cursor) if sort.is_none_or(|s| s == cursor.sort) => {
+            let sort = Some(cursor.sort);
+            (Some(cursor), sort)
+        }
+        Some(_) => {
+            errors.add("cursor", "was made for another sort; pass the same sort");
+            (None, sort)
+        }
+        None => {
+            errors.add("cursor", "is not a cursor this API issued");
+            (None, sort)
+        }
+    }
 }

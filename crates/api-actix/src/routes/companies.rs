@@ -363,24 +363,11 @@ impl ListCompaniesParams {
         let limit = errors
             .check("limit", Limit::new(self.limit))
             .unwrap_or_default();
-        let mut sort = self.sort.map(Sort::from);
-        let cursor = match self.cursor.as_deref() {
-            None => None,
-            Some(raw) => match crate::cursor::decode::<CompanySortField>(raw) {
-                Some(cursor) if sort.is_none_or(|s| s == cursor.sort) => {
-                    sort = Some(cursor.sort);
-                    Some(cursor)
-                }
-                Some(_) => {
-                    errors.add("cursor", "was made for another sort; pass the same sort");
-                    None
-                }
-                None => {
-                    errors.add("cursor", "is not a cursor this API issued");
-                    None
-                }
-            },
-        };
+        let (cursor, sort) = crate::cursor::resolve::<CompanySortField>(
+            self.cursor.as_deref(),
+            self.sort.map(Sort::from),
+            &mut errors,
+        );
         let q = filter_text("q", self.q, 200, &mut errors);
         let tag = filter_text("tag", self.tag, 50, &mut errors);
         let industry = filter_text("industry", self.industry, 100, &mut errors);
