@@ -263,6 +263,16 @@ async fn the_qr_login_page_logs_a_browser_in_after_a_real_scan_and_link() {
         )
         .await;
     assert_eq!(status, "logged-in");
+    let who = page
+        .wait_for(
+            "(document.getElementById('who') || {}).textContent || ''",
+            "the page to say whose session it is",
+        )
+        .await;
+    assert!(
+        who.contains("ada@example.com") && who.contains("Acme"),
+        "the device shows who logged it in: {who}"
+    );
     let token = page.eval("sessionStorage.getItem('crm.session')").await;
     let token = token.as_str().expect("the page kept the session token");
     let me = app.get("/v1/me", token).await;
