@@ -10,6 +10,7 @@ mod helpers;
 mod idempotency;
 mod identity;
 mod isolation;
+mod leads;
 mod pipelines;
 mod qr_page;
 mod search;

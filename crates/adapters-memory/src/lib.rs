@@ -35,6 +35,8 @@ struct TenantData {
     contacts: BTreeMap<ContactId, Contact>,
     companies: BTreeMap<CompanyId, Company>,
     pipelines: BTreeMap<domain::pipeline::PipelineId, domain::pipeline::Pipeline>,
+    leads: BTreeMap<domain::lead::LeadId, domain::lead::Lead>,
+    activities: BTreeMap<domain::activity::ActivityId, domain::activity::Activity>,
     keys: BTreeMap<ApiKeyId, (ApiKeyRecord, [u8; 32])>,
     sessions: BTreeMap<SessionId, StoredSession>,
     /// Idempotency keys: request hash and, once completed, the stored response.
@@ -46,6 +48,8 @@ impl TenantData {
         let default = default_pipeline(id);
         Self {
             pipelines: BTreeMap::from([(default.id, default)]),
+            leads: BTreeMap::new(),
+            activities: BTreeMap::new(),
             info: TenantInfo {
                 id,
                 name,
@@ -576,11 +580,18 @@ impl ContactRepository for MemoryUnitOfWork {
     }
 
     async fn delete_contact(&mut self, id: ContactId) -> Result<(), ContactWriteError> {
-        self.data_mut()?
-            .contacts
+        let data = self.data_mut()?;
+        data.contacts
             .remove(&id)
-            .map(|_| ())
-            .ok_or(ContactWriteError::NotFound)
+            .ok_or(ContactWriteError::NotFound)?;
+        for lead in data.leads.values_mut() {
+            if lead.fields.contact_id == Some(id) {
+                lead.fields.contact_id = None;
+            }
+        }
+        data.activities
+            .retain(|_, a| a.fields.contact_id != Some(id));
+        Ok(())
     }
 }
 
@@ -1108,6 +1119,13 @@ impl CompanyRepository for MemoryUnitOfWork {
                 contact.fields.company_id = None;
             }
         }
+        for lead in data.leads.values_mut() {
+            if lead.fields.company_id == Some(id) {
+                lead.fields.company_id = None;
+            }
+        }
+        data.activities
+            .retain(|_, a| a.fields.company_id != Some(id));
         Ok(())
     }
 }
@@ -1285,5 +1303,236 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
         pipeline.version += 1;
         pipeline.updated_at = now().max(pipeline.updated_at);
         Ok(pipeline.clone())
+    }
+}
+
+impl MemoryUnitOfWork {
+    /// The kind of the lead's stage, or the field naming the broken reference.
+    fn check_lead(
+        &self,
+        draft: &domain::lead::LeadDraft,
+    ) -> Result<domain::pipeline::StageKind, ports::CrmWriteError> {
+        let data = self.data()?;
+        let stage = data
+            .pipelines
+            .get(&draft.pipeline_id)
+            .and_then(|p| p.stages.iter().find(|s| s.id == draft.stage_id))
+            .ok_or(ports::CrmWriteError::UnknownReference("stageId"))?;
+        if draft
+            .contact_id
+            .is_some_and(|c| !data.contacts.contains_key(&c))
+        {
+            return Err(ports::CrmWriteError::UnknownReference("contactId"));
+        }
+        if draft
+            .company_id
+            .is_some_and(|c| !data.companies.contains_key(&c))
+        {
+            return Err(ports::CrmWriteError::UnknownReference("companyId"));
+        }
+        if draft
+            .owner_id
+            .is_some_and(|o| !data.members.contains_key(&o))
+        {
+            return Err(ports::CrmWriteError::UnknownReference("ownerId"));
+        }
+        Ok(stage.kind)
+    }
+
+    fn check_activity(
+        &self,
+        draft: &domain::activity::ActivityDraft,
+    ) -> Result<(), ports::CrmWriteError> {
+        let data = self.data()?;
+        if draft
+            .contact_id
+            .is_some_and(|c| !data.contacts.contains_key(&c))
+        {
+            return Err(ports::CrmWriteError::UnknownReference("contactId"));
+        }
+        if draft
+            .company_id
+            .is_some_and(|c| !data.companies.contains_key(&c))
+        {
+            return Err(ports::CrmWriteError::UnknownReference("companyId"));
+        }
+        if draft.lead_id.is_some_and(|l| !data.leads.contains_key(&l)) {
+            return Err(ports::CrmWriteError::UnknownReference("leadId"));
+        }
+        Ok(())
+    }
+}
+
+impl ports::LeadRepository for MemoryUnitOfWork {
+    async fn list_leads(
+        &mut self,
+        query: &domain::lead::LeadQuery,
+    ) -> Result<domain::lead::LeadPage, RepoError> {
+        let rows: Vec<&domain::lead::Lead> = self
+            .data()?
+            .leads
+            .values()
+            .filter(|l| {
+                let f = &l.fields;
+                query.pipeline_id.is_none_or(|v| f.pipeline_id == v)
+                    && query.stage_id.is_none_or(|v| f.stage_id == v)
+                    && query.status.is_none_or(|v| l.status == v)
+                    && query.owner_id.is_none_or(|v| f.owner_id == Some(v))
+                    && query.contact_id.is_none_or(|v| f.contact_id == Some(v))
+                    && query.company_id.is_none_or(|v| f.company_id == Some(v))
+                    && query
+                        .min_value
+                        .is_none_or(|v| f.value.as_ref().is_some_and(|m| m.minor >= v))
+                    && query
+                        .max_value
+                        .is_none_or(|v| f.value.as_ref().is_some_and(|m| m.minor <= v))
+            })
+            .collect();
+        let key = |l: &domain::lead::Lead| (query.sort.field.value_of(l), l.id.as_uuid());
+        Ok(page_of(
+            rows,
+            key,
+            query.sort,
+            query.cursor.as_ref(),
+            query.limit,
+        ))
+    }
+
+    async fn get_lead(
+        &mut self,
+        id: domain::lead::LeadId,
+        _for_update: bool,
+    ) -> Result<Option<domain::lead::Lead>, RepoError> {
+        Ok(self.data()?.leads.get(&id).cloned())
+    }
+
+    async fn insert_lead(
+        &mut self,
+        id: domain::lead::LeadId,
+        draft: &domain::lead::LeadDraft,
+    ) -> Result<domain::lead::Lead, ports::CrmWriteError> {
+        let status = self.check_lead(draft)?;
+        let now = now();
+        let lead = domain::lead::Lead {
+            id,
+            tenant_id: self.tenant_id,
+            fields: draft.clone(),
+            status,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.data_mut()?.leads.insert(id, lead.clone());
+        Ok(lead)
+    }
+
+    async fn update_lead(
+        &mut self,
+        id: domain::lead::LeadId,
+        draft: &domain::lead::LeadDraft,
+    ) -> Result<domain::lead::Lead, ports::CrmWriteError> {
+        let status = self.check_lead(draft)?;
+        let lead = self
+            .data_mut()?
+            .leads
+            .get_mut(&id)
+            .ok_or(ports::CrmWriteError::NotFound)?;
+        lead.fields = draft.clone();
+        lead.status = status;
+        lead.updated_at = now().max(lead.updated_at);
+        lead.version += 1;
+        Ok(lead.clone())
+    }
+
+    async fn delete_lead(&mut self, id: domain::lead::LeadId) -> Result<(), ports::CrmWriteError> {
+        let data = self.data_mut()?;
+        data.leads
+            .remove(&id)
+            .ok_or(ports::CrmWriteError::NotFound)?;
+        data.activities.retain(|_, a| a.fields.lead_id != Some(id));
+        Ok(())
+    }
+}
+
+impl ports::ActivityRepository for MemoryUnitOfWork {
+    async fn list_activities(
+        &mut self,
+        query: &domain::activity::ActivityQuery,
+    ) -> Result<domain::activity::ActivityPage, RepoError> {
+        let rows: Vec<&domain::activity::Activity> = self
+            .data()?
+            .activities
+            .values()
+            .filter(|a| {
+                let f = &a.fields;
+                query.kind.is_none_or(|v| f.kind == v)
+                    && query.contact_id.is_none_or(|v| f.contact_id == Some(v))
+                    && query.company_id.is_none_or(|v| f.company_id == Some(v))
+                    && query.lead_id.is_none_or(|v| f.lead_id == Some(v))
+            })
+            .collect();
+        let key = |a: &domain::activity::Activity| (query.sort.field.value_of(a), a.id.as_uuid());
+        Ok(page_of(
+            rows,
+            key,
+            query.sort,
+            query.cursor.as_ref(),
+            query.limit,
+        ))
+    }
+
+    async fn get_activity(
+        &mut self,
+        id: domain::activity::ActivityId,
+        _for_update: bool,
+    ) -> Result<Option<domain::activity::Activity>, RepoError> {
+        Ok(self.data()?.activities.get(&id).cloned())
+    }
+
+    async fn insert_activity(
+        &mut self,
+        id: domain::activity::ActivityId,
+        draft: &domain::activity::ActivityDraft,
+    ) -> Result<domain::activity::Activity, ports::CrmWriteError> {
+        self.check_activity(draft)?;
+        let now = now();
+        let activity = domain::activity::Activity {
+            id,
+            tenant_id: self.tenant_id,
+            fields: draft.clone(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.data_mut()?.activities.insert(id, activity.clone());
+        Ok(activity)
+    }
+
+    async fn update_activity(
+        &mut self,
+        id: domain::activity::ActivityId,
+        draft: &domain::activity::ActivityDraft,
+    ) -> Result<domain::activity::Activity, ports::CrmWriteError> {
+        self.check_activity(draft)?;
+        let activity = self
+            .data_mut()?
+            .activities
+            .get_mut(&id)
+            .ok_or(ports::CrmWriteError::NotFound)?;
+        activity.fields = draft.clone();
+        activity.updated_at = now().max(activity.updated_at);
+        activity.version += 1;
+        Ok(activity.clone())
+    }
+
+    async fn delete_activity(
+        &mut self,
+        id: domain::activity::ActivityId,
+    ) -> Result<(), ports::CrmWriteError> {
+        self.data_mut()?
+            .activities
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(ports::CrmWriteError::NotFound)
     }
 }

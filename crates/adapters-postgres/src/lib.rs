@@ -13,6 +13,7 @@ mod errors;
 mod idempotency;
 mod identity;
 mod keyset;
+mod leads;
 pub mod migrate;
 mod pipelines;
 mod provisioning;

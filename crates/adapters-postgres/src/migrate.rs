@@ -56,6 +56,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_pipelines",
         include_str!("../../../migrations/0010_pipelines.sql"),
     ),
+    (
+        "0011_leads_activities",
+        include_str!("../../../migrations/0011_leads_activities.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

@@ -12,6 +12,7 @@ use app::auth::AuthError;
 use app::companies::CompanyError;
 use app::contacts::ContactError;
 use app::identity::IdentityError;
+use app::leads::CrmError;
 use app::members::MemberError;
 use app::pipelines::PipelineError;
 use app::qr::QrError;
@@ -284,6 +285,22 @@ impl From<PipelineError> for ApiError {
                 "leads are still in this stage or pipeline; move them first",
             ),
             PipelineError::Repo(repo) => repo.into(),
+        }
+    }
+}
+
+impl From<CrmError> for ApiError {
+    fn from(error: CrmError) -> Self {
+        match error {
+            CrmError::Forbidden(f) => forbidden(f),
+            CrmError::Invalid(fields) => Self::validation(&fields),
+            CrmError::NotFound => Self::new(ErrorCode::NotFound, "not found"),
+            CrmError::PreconditionFailed { current_etag } => Self::new(
+                ErrorCode::PreconditionFailed,
+                "the record has changed since the ETag you sent; fetch it again",
+            )
+            .with_details(json!({ "currentEtag": current_etag })),
+            CrmError::Repo(repo) => repo.into(),
         }
     }
 }

@@ -12,7 +12,9 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::envelope::{Failure, Metadata, Pagination};
-use crate::routes::{api_keys, auth, batch, companies, contacts, health, members, pipelines, qr};
+use crate::routes::{
+    api_keys, auth, batch, companies, contacts, health, leads, members, pipelines, qr,
+};
 
 /// The error responses every authenticated operation can give, each in the error envelope.
 #[derive(Debug)]
@@ -96,6 +98,9 @@ impl Modify for BearerAuth {
         companies::delete, companies::contacts, batch::contacts, batch::companies,
         pipelines::list, pipelines::create, pipelines::get, pipelines::rename, pipelines::delete,
         pipelines::add_stage, pipelines::update_stage, pipelines::delete_stage, pipelines::reorder,
+        leads::list, leads::create, leads::get, leads::replace, leads::patch, leads::move_lead, leads::delete,
+        leads::list_all, leads::create_one, leads::get_one, leads::replace_one, leads::delete_one,
+        leads::contact_timeline, leads::company_timeline, leads::lead_timeline,
         auth::signup_handler, auth::login_handler, auth::logout_handler, auth::demo_login_handler, auth::me_handler,
         api_keys::create, api_keys::list, api_keys::get, api_keys::revoke,
         members::list, members::add, members::change_role, members::remove,
@@ -107,6 +112,8 @@ impl Modify for BearerAuth {
     tags((name = "contacts", description = "People a tenant does business with"),
          (name = "companies", description = "Organisations a tenant does business with"),
          (name = "pipelines", description = "Sales pipelines and their ordered stages"),
+         (name = "leads", description = "Potential sales moving through pipeline stages"),
+         (name = "activities", description = "Notes, calls, e-mails, meetings and tasks, and timelines"),
          (name = "auth", description = "Sign-up, login, sessions, demo sandbox"),
          (name = "api-keys", description = "API keys of the tenant (admins)"),
          (name = "members", description = "Members of the tenant and their roles (admins)"),

@@ -93,6 +93,14 @@ id_newtype!(
     StageId
 );
 id_newtype!(
+    /// A lead (deal) of one tenant.
+    LeadId
+);
+id_newtype!(
+    /// An activity (note, call, e-mail, meeting, task) of one tenant.
+    ActivityId
+);
+id_newtype!(
     /// A company of one tenant (the resource arrives later; contacts may already name one).
     CompanyId
 );

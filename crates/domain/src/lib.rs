@@ -5,11 +5,13 @@
 //! Values are parsed once at the boundary (`Email::parse`, `ContactDraft::new`) and are
 //! valid from then on.
 
+pub mod activity;
 pub mod company;
 pub mod contact;
 pub mod field_errors;
 pub mod identity;
 pub mod ids;
+pub mod lead;
 pub mod list;
 pub mod password;
 pub mod pipeline;

@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use domain::activity::{Activity, ActivityDraft, ActivityId, ActivityPage, ActivityQuery};
 use domain::company::{Company, CompanyDraft, CompanyPage, CompanyQuery};
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::identity::{
@@ -18,6 +19,7 @@ use domain::identity::{
     QrRequester, QrStatus, TenantInfo,
 };
 use domain::ids::{ApiKeyId, CompanyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
+use domain::lead::{Lead, LeadDraft, LeadId, LeadPage, LeadQuery};
 use domain::password::Password;
 use domain::pipeline::{Pipeline, PipelineDraft, PipelineId, StageDraft, StageId};
 use domain::principal::Principal;
@@ -478,6 +480,121 @@ pub trait PipelineRepository {
     ) -> impl Future<Output = Result<Pipeline, PipelineWriteError>> + Send;
 }
 
+/// Why a lead or activity could not be written: a reference outside the tenant (or
+/// inconsistent, like a stage of another pipeline), named by its API field, or storage.
+#[derive(Debug, Error)]
+pub enum CrmWriteError {
+    /// A referenced record does not exist in this tenant: the API field that names it.
+    #[error("{0} does not refer to a record of this tenant")]
+    UnknownReference(&'static str),
+    /// The row does not exist in this tenant.
+    #[error("not found")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Leads of the unit of work's tenant.
+pub trait LeadRepository {
+    /// One page of leads.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn list_leads(
+        &mut self,
+        query: &LeadQuery,
+    ) -> impl Future<Output = Result<LeadPage, RepoError>> + Send;
+
+    /// One lead; `for_update` locks it.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn get_lead(
+        &mut self,
+        id: LeadId,
+        for_update: bool,
+    ) -> impl Future<Output = Result<Option<Lead>, RepoError>> + Send;
+
+    /// Stores a new lead (its status follows its stage).
+    ///
+    /// # Errors
+    /// [`CrmWriteError::UnknownReference`] (`stageId` for a stage outside the pipeline), storage.
+    fn insert_lead(
+        &mut self,
+        id: LeadId,
+        draft: &LeadDraft,
+    ) -> impl Future<Output = Result<Lead, CrmWriteError>> + Send;
+
+    /// Replaces a lead's fields and bumps its version.
+    ///
+    /// # Errors
+    /// As insert, plus [`CrmWriteError::NotFound`].
+    fn update_lead(
+        &mut self,
+        id: LeadId,
+        draft: &LeadDraft,
+    ) -> impl Future<Output = Result<Lead, CrmWriteError>> + Send;
+
+    /// Deletes a lead and the activities linked to it.
+    ///
+    /// # Errors
+    /// [`CrmWriteError::NotFound`], storage.
+    fn delete_lead(&mut self, id: LeadId)
+    -> impl Future<Output = Result<(), CrmWriteError>> + Send;
+}
+
+/// Activities of the unit of work's tenant.
+pub trait ActivityRepository {
+    /// One page of activities (a timeline when a link filter is set).
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn list_activities(
+        &mut self,
+        query: &ActivityQuery,
+    ) -> impl Future<Output = Result<ActivityPage, RepoError>> + Send;
+
+    /// One activity; `for_update` locks it.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn get_activity(
+        &mut self,
+        id: ActivityId,
+        for_update: bool,
+    ) -> impl Future<Output = Result<Option<Activity>, RepoError>> + Send;
+
+    /// Stores a new activity.
+    ///
+    /// # Errors
+    /// [`CrmWriteError::UnknownReference`], storage.
+    fn insert_activity(
+        &mut self,
+        id: ActivityId,
+        draft: &ActivityDraft,
+    ) -> impl Future<Output = Result<Activity, CrmWriteError>> + Send;
+
+    /// Replaces an activity's fields and bumps its version.
+    ///
+    /// # Errors
+    /// As insert, plus [`CrmWriteError::NotFound`].
+    fn update_activity(
+        &mut self,
+        id: ActivityId,
+        draft: &ActivityDraft,
+    ) -> impl Future<Output = Result<Activity, CrmWriteError>> + Send;
+
+    /// Deletes an activity.
+    ///
+    /// # Errors
+    /// [`CrmWriteError::NotFound`], storage.
+    fn delete_activity(
+        &mut self,
+        id: ActivityId,
+    ) -> impl Future<Output = Result<(), CrmWriteError>> + Send;
+}
+
 /// A response kept for idempotent replay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -540,6 +657,8 @@ pub trait UnitOfWork:
     ContactRepository
     + CompanyRepository
     + PipelineRepository
+    + LeadRepository
+    + ActivityRepository
     + IdentityRepository
     + QrRepository
     + IdempotencyRepository
