@@ -359,6 +359,11 @@ pub async fn list<S: Store>(
         },
     });
     let (cursor, sort) = crate::cursor::resolve(p.cursor.as_deref(), sort, &mut errors);
+    for (field, value) in [("minValue", p.min_value), ("maxValue", p.max_value)] {
+        if value.is_some_and(|v| v < 0) {
+            errors.add(field, "must not be negative");
+        }
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(&errors));
     }
