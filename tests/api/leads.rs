@@ -415,3 +415,61 @@ async fn tenant_a_key_on_tenant_b_leads_is_404_and_changes_nothing() {
     assert_eq!(still.body["data"]["title"], "B's deal");
     assert_eq!(still.body["data"]["version"], 1);
 }
+
+#[actix_rt::test]
+async fn deleting_a_stage_with_move_to_moves_its_leads_first_with_notes() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let pipeline = app
+        .post(
+            "/v1/pipelines",
+            &acme.key,
+            &json!({"name": "P", "stages": [{"name": "A"}, {"name": "B"}]}),
+        )
+        .await
+        .body["data"]
+        .clone();
+    let id = pipeline["id"].as_str().expect("id").to_owned();
+    let (a, b) = (stage(&pipeline, 0), stage(&pipeline, 1));
+    let lead = app
+        .post(
+            "/v1/leads",
+            &acme.key,
+            &json!({"title": "held", "stageId": a}),
+        )
+        .await
+        .body["data"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let to_itself = app
+        .call(
+            "DELETE",
+            &format!("/v1/pipelines/{id}/stages/{a}?moveTo={a}"),
+            Some(&acme.key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(to_itself.status, 400);
+    let deleted = app
+        .call(
+            "DELETE",
+            &format!("/v1/pipelines/{id}/stages/{a}?moveTo={b}"),
+            Some(&acme.key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(
+        deleted.body["data"]["stages"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let moved = app.get(&format!("/v1/leads/{lead}"), &acme.key).await;
+    assert_eq!(moved.body["data"]["stageId"], b.as_str());
+    let timeline = app
+        .get(&format!("/v1/leads/{lead}/activities"), &acme.key)
+        .await;
+    assert_eq!(timeline.body["data"][0]["subject"], "Moved from A to B");
+}

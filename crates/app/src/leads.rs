@@ -149,6 +149,38 @@ async fn change_stage<U: UnitOfWork>(
     Ok(updated)
 }
 
+/// Moves every lead of `from` to `to` (stages of `pipeline`), one by one through the
+/// stage-change rule, so each move is noted on the lead's timeline.
+pub(crate) async fn move_all<U: UnitOfWork>(
+    uow: &mut U,
+    pipeline: domain::pipeline::PipelineId,
+    from: StageId,
+    to: StageId,
+) -> Result<usize, CrmError> {
+    let mut moved = 0;
+    loop {
+        let query = LeadQuery {
+            limit: domain::list::Limit::new(Some(100)).unwrap_or_default(),
+            pipeline_id: Some(pipeline),
+            stage_id: Some(from),
+            ..LeadQuery::default()
+        };
+        let page = uow.list_leads(&query).await?;
+        if page.items.is_empty() {
+            return Ok(moved);
+        }
+        for lead in page.items {
+            let Some(current) = uow.get_lead(lead.id, true).await? else {
+                continue;
+            };
+            let mut draft = current.fields.clone();
+            draft.stage_id = to;
+            change_stage(uow, &current, &draft).await?;
+            moved += 1;
+        }
+    }
+}
+
 /// Lists leads.
 ///
 /// # Errors

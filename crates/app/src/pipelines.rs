@@ -212,8 +212,14 @@ pub enum StageChange {
         /// New kind.
         kind: Option<StageKind>,
     },
-    /// Delete a stage.
-    Delete(StageId),
+    /// Delete a stage; its leads move to `move_to` (a stage of the same pipeline) first.
+    /// Without `move_to`, a stage that holds leads is refused.
+    Delete {
+        /// The stage to delete.
+        stage: StageId,
+        /// Where its leads go.
+        move_to: Option<StageId>,
+    },
     /// Put the stages in this order (every stage exactly once).
     Reorder(Vec<StageId>),
 }
@@ -261,7 +267,22 @@ pub async fn change_stages<U: UnitOfWork>(
             };
             *draft = StageDraft::new(input, "").map_err(PipelineError::Invalid)?;
         }
-        StageChange::Delete(stage) => {
+        StageChange::Delete { stage, move_to } => {
+            if let Some(target) = move_to {
+                if target == stage || !current.stages.iter().any(|s| s.id == target) {
+                    let mut fields = FieldErrors::new();
+                    fields.add("moveTo", "must be another stage of the same pipeline");
+                    return Err(PipelineError::Invalid(fields));
+                }
+                crate::leads::move_all(&mut uow, id, stage, target)
+                    .await
+                    .map_err(|e| match e {
+                        crate::leads::CrmError::Repo(repo) => PipelineError::Repo(repo),
+                        other => PipelineError::Repo(RepoError::Unexpected(format!(
+                            "moving leads: {other}"
+                        ))),
+                    })?;
+            }
             let before = stages.len();
             stages.retain(|(s, _)| *s != stage);
             if stages.len() == before {

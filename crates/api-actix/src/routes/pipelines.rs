@@ -222,6 +222,16 @@ pub struct UpdateStageBody {
     pub kind: Option<StageKindDto>,
 }
 
+/// `DELETE /v1/pipelines/{id}/stages/{stageId}` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteStageParams {
+    /// Another stage of the pipeline to move the stage's leads to; without it, a stage that
+    /// holds leads is not deleted (409).
+    pub move_to: Option<Uuid>,
+}
+
 /// `POST /v1/pipelines/{id}/stages/reorder`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -436,9 +446,9 @@ pub async fn update_stage<S: Store>(
     stages_changed(&req, auth, pipeline, change, StatusCode::OK).await
 }
 
-/// Delete a stage (a pipeline keeps at least one).
+/// Delete a stage (a pipeline keeps at least one); `moveTo` moves its leads first.
 #[utoipa::path(delete, path = "/v1/pipelines/{id}/stages/{stageId}", tag = "pipelines",
-    params(("id" = Uuid, Path, description = "Pipeline id"), ("stageId" = Uuid, Path, description = "Stage id"),
+    params(("id" = Uuid, Path, description = "Pipeline id"), ("stageId" = Uuid, Path, description = "Stage id"), DeleteStageParams,
            ("If-Match" = Option<String>, Header, description = "The pipeline's ETag; 412 when stale")),
     security(("bearer" = [])),
     responses(
@@ -449,16 +459,14 @@ pub async fn delete_stage<S: Store>(
     req: HttpRequest,
     auth: Authenticated<S>,
     ids: web::Path<(Uuid, Uuid)>,
+    params: web::Query<DeleteStageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let (pipeline, stage) = ids.into_inner();
-    stages_changed(
-        &req,
-        auth,
-        pipeline,
-        StageChange::Delete(StageId::from_uuid(stage)),
-        StatusCode::OK,
-    )
-    .await
+    let change = StageChange::Delete {
+        stage: StageId::from_uuid(stage),
+        move_to: params.move_to.map(StageId::from_uuid),
+    };
+    stages_changed(&req, auth, pipeline, change, StatusCode::OK).await
 }
 
 /// Reorder the stages: every stage id, once, in the new order.

@@ -128,9 +128,18 @@ async fn the_default_pipeline_is_there_stays_and_keeps_a_stage() {
     let mut current = default.clone();
     for stage in default.stages.iter().skip(1) {
         let (p, uow) = auth(&store, &acme).await;
-        current = change_stages(uow, &p, default.id, None, StageChange::Delete(stage.id))
-            .await
-            .expect("deleted");
+        current = change_stages(
+            uow,
+            &p,
+            default.id,
+            None,
+            StageChange::Delete {
+                stage: stage.id,
+                move_to: None,
+            },
+        )
+        .await
+        .expect("deleted");
     }
     assert_eq!(current.stages.len(), 1);
     assert_eq!(current.stages[0].position, 0);
@@ -140,7 +149,10 @@ async fn the_default_pipeline_is_there_stays_and_keeps_a_stage() {
         &p,
         default.id,
         None,
-        StageChange::Delete(current.stages[0].id),
+        StageChange::Delete {
+            stage: current.stages[0].id,
+            move_to: None,
+        },
     )
     .await;
     assert!(matches!(last, Err(PipelineError::LastStage)));
