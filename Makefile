@@ -80,8 +80,8 @@ lint: ## cargo fmt --check and clippy with warnings denied
 fmt: ## Format the workspace
 	$(CARGO) fmt --all
 
-bench: ## Benchmarks (arrive with a later issue)
-	@echo "make bench: benchmarks arrive with a later issue; nothing to run yet."
+bench: ## Benchmarks on this machine (release build, loopback, bounded): see docs/benchmarks.md
+	@scripts/bench.sh
 
 clean-db: ## Drop leftover crm_test_% databases
 	@admin="$$($(ENSURE_PG))"; \
