@@ -543,6 +543,30 @@ impl ContactRepository for MemoryUnitOfWork {
             .cloned())
     }
 
+    async fn find_contacts_by_emails(
+        &mut self,
+        emails: &[domain::contact::Email],
+    ) -> Result<Vec<Contact>, RepoError> {
+        Ok(self
+            .data()?
+            .contacts
+            .values()
+            .filter(|c| c.fields.email.as_ref().is_some_and(|e| emails.contains(e)))
+            .cloned()
+            .collect())
+    }
+
+    async fn insert_contacts(
+        &mut self,
+        rows: &[(ContactId, ContactDraft)],
+    ) -> Result<Vec<Contact>, ContactWriteError> {
+        let mut created = Vec::with_capacity(rows.len());
+        for (id, draft) in rows {
+            created.push(self.insert_contact(*id, draft).await?);
+        }
+        Ok(created)
+    }
+
     async fn insert_contact(
         &mut self,
         id: ContactId,

@@ -206,6 +206,78 @@ impl ContactRepository for PgUnitOfWork {
         .map_err(repo_error)
     }
 
+    async fn find_contacts_by_emails(
+        &mut self,
+        emails: &[domain::contact::Email],
+    ) -> Result<Vec<Contact>, RepoError> {
+        let emails: Vec<String> = emails.iter().map(|e| e.as_str().to_owned()).collect();
+        ContactRow::find_by_statement(statement(
+            &format!(
+                "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND email = ANY($2) FOR UPDATE"
+            ),
+            vec![self.tenant_id.as_uuid().into(), emails.into()],
+        ))
+        .all(&self.txn)
+        .await
+        .map_err(repo_error)?
+        .into_iter()
+        .map(Contact::try_from)
+        .collect()
+    }
+
+    async fn insert_contacts(
+        &mut self,
+        rows: &[(ContactId, ContactDraft)],
+    ) -> Result<Vec<Contact>, ContactWriteError> {
+        // One statement for the whole batch: the rows travel as one JSON array.
+        let records: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(id, d)| {
+                serde_json::json!({
+                    "id": id.as_uuid(),
+                    "first_name": d.first_name,
+                    "last_name": d.last_name,
+                    "email": d.email.as_ref().map(|e| e.as_str()),
+                    "phone": d.phone.as_ref().map(|p| p.as_str()),
+                    "title": d.title,
+                    "tags": d.tags.as_slice(),
+                    "custom_fields": d.custom_fields.to_value(),
+                    "owner_id": d.owner_id.map(|o| o.as_uuid()),
+                    "company_id": d.company_id.map(|c| c.as_uuid()),
+                })
+            })
+            .collect();
+        let inserted = ContactRow::find_by_statement(statement(
+            &format!(
+                "INSERT INTO contacts (tenant_id, id, first_name, last_name, email, phone, title, tags, \
+                 custom_fields, owner_id, company_id) \
+                 SELECT $1, x.id, x.first_name, x.last_name, x.email, x.phone, x.title, \
+                        ARRAY(SELECT jsonb_array_elements_text(x.tags)), x.custom_fields, x.owner_id, x.company_id \
+                   FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, first_name text, last_name text, email text, \
+                        phone text, title text, tags jsonb, custom_fields jsonb, owner_id uuid, company_id uuid) \
+                 RETURNING {COLUMNS}"
+            ),
+            vec![self.tenant_id.as_uuid().into(), serde_json::Value::Array(records).into()],
+        ))
+        .all(&self.txn)
+        .await
+        .map_err(write_error)?
+        .into_iter()
+        .map(Contact::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+        // Answer in the caller's order, whatever order the rows came back in.
+        let mut ordered = Vec::with_capacity(rows.len());
+        for (id, _) in rows {
+            let contact = inserted
+                .iter()
+                .find(|c| c.id == *id)
+                .cloned()
+                .ok_or_else(|| RepoError::Unexpected("batch insert lost a row".into()))?;
+            ordered.push(contact);
+        }
+        Ok(ordered)
+    }
+
     async fn insert_contact(
         &mut self,
         id: ContactId,

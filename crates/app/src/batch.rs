@@ -89,7 +89,9 @@ fn rejected(outcomes: Vec<ItemOutcome>) -> BatchError {
     )
 }
 
-/// Writes a batch of contacts.
+/// Writes a batch of contacts. Look-ups are one statement for the whole batch (e-mails)
+/// or per distinct referenced owner and company; `create` inserts every row in one
+/// statement, so a batch costs a handful of round trips, not hundreds.
 ///
 /// # Errors
 /// [`BatchError`]; on [`BatchError::Rejected`] nothing was written.
@@ -117,8 +119,98 @@ pub async fn batch_contacts<U: UnitOfWork>(
             .collect();
         return Err(BatchError::Rejected(outcomes));
     }
+    // References, checked once per distinct id, so one bad item cannot abort the
+    // transaction of an upsert batch.
+    let mut missing_owners = std::collections::BTreeSet::new();
+    let mut missing_companies = std::collections::BTreeSet::new();
+    let owners: std::collections::BTreeSet<_> =
+        drafts.iter().flatten().filter_map(|d| d.owner_id).collect();
+    for owner in owners {
+        if uow.get_member(owner, false).await?.is_none() {
+            missing_owners.insert(owner);
+        }
+    }
+    let companies: std::collections::BTreeSet<_> = drafts
+        .iter()
+        .flatten()
+        .filter_map(|d| d.company_id)
+        .collect();
+    for company in companies {
+        if uow.get_company(company, false).await?.is_none() {
+            missing_companies.insert(company);
+        }
+    }
+    let emails: Vec<_> = drafts
+        .iter()
+        .flatten()
+        .filter_map(|d| d.email.clone())
+        .collect();
+    let mut by_email: std::collections::HashMap<String, domain::contact::Contact> = uow
+        .find_contacts_by_emails(&emails)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            c.fields
+                .email
+                .as_ref()
+                .map(|e| (e.as_str().to_owned(), c.clone()))
+        })
+        .collect();
+    let reference_error = |draft: &ContactDraft| {
+        if draft.owner_id.is_some_and(|o| missing_owners.contains(&o)) {
+            Some(field("ownerId", "must be a member of this tenant"))
+        } else if draft
+            .company_id
+            .is_some_and(|c| missing_companies.contains(&c))
+        {
+            Some(field("companyId", "must be a company of this tenant"))
+        } else {
+            None
+        }
+    };
+
+    if mode == BatchMode::Create {
+        let mut outcomes = Vec::with_capacity(drafts.len());
+        let mut rows = Vec::with_capacity(drafts.len());
+        let mut seen = std::collections::HashSet::new();
+        for draft in drafts.into_iter().flatten() {
+            let key = draft.email.as_ref().map(|e| e.as_str().to_owned());
+            if let Some(errors) = reference_error(&draft) {
+                outcomes.push(ItemOutcome::Error(ItemError::Invalid(errors)));
+            } else if key
+                .as_ref()
+                .is_some_and(|k| by_email.contains_key(k) || !seen.insert(k.clone()))
+            {
+                outcomes.push(ItemOutcome::Error(ItemError::Conflict(field(
+                    "email",
+                    "is already used by another contact",
+                ))));
+            } else {
+                let id = ContactId::new();
+                outcomes.push(ItemOutcome::Created(id.as_uuid()));
+                rows.push((id, draft));
+            }
+        }
+        if outcomes.iter().any(|o| matches!(o, ItemOutcome::Error(_))) {
+            return Err(rejected(outcomes));
+        }
+        match uow.insert_contacts(&rows).await {
+            Ok(_) => {}
+            // Only a concurrent writer can take an e-mail between the look-up and the
+            // insert; the transaction is aborted then, so the whole batch is retried.
+            Err(ContactWriteError::DuplicateEmail) => {
+                return Err(RepoError::Contention("e-mail taken concurrently".into()).into());
+            }
+            Err(ContactWriteError::Repo(repo)) => return Err(repo.into()),
+            Err(other) => {
+                return Err(RepoError::Unexpected(format!("batch insert: {other}")).into());
+            }
+        }
+        uow.commit().await?;
+        return Ok(outcomes);
+    }
+
     let mut outcomes = Vec::with_capacity(drafts.len());
-    let mut failed = false;
     for draft in drafts {
         let draft = match draft {
             Ok(draft) => draft,
@@ -127,69 +219,38 @@ pub async fn batch_contacts<U: UnitOfWork>(
                 continue;
             }
         };
-        // References are checked before writing, so one bad item cannot abort the
-        // transaction of an upsert batch.
-        if let Some(owner) = draft.owner_id
-            && uow.get_member(owner, false).await?.is_none()
-        {
-            outcomes.push(ItemOutcome::Error(ItemError::Invalid(field(
-                "ownerId",
-                "must be a member of this tenant",
-            ))));
-            failed = true;
+        if let Some(errors) = reference_error(&draft) {
+            outcomes.push(ItemOutcome::Error(ItemError::Invalid(errors)));
             continue;
         }
-        if let Some(company) = draft.company_id
-            && uow.get_company(company, false).await?.is_none()
-        {
-            outcomes.push(ItemOutcome::Error(ItemError::Invalid(field(
-                "companyId",
-                "must be a company of this tenant",
-            ))));
-            failed = true;
-            continue;
+        let key = draft.email.as_ref().map(|e| e.as_str().to_owned());
+        let written = match key.as_ref().and_then(|k| by_email.get(k)) {
+            Some(current) if current.fields == draft => {
+                outcomes.push(ItemOutcome::Unchanged(current.id.as_uuid()));
+                continue;
+            }
+            Some(current) => uow
+                .update_contact(current.id, &draft)
+                .await
+                .map(|c| (ItemOutcome::Updated(c.id.as_uuid()), c)),
+            None => uow
+                .insert_contact(ContactId::new(), &draft)
+                .await
+                .map(|c| (ItemOutcome::Created(c.id.as_uuid()), c)),
+        };
+        match written {
+            Ok((outcome, contact)) => {
+                if let Some(key) = key {
+                    by_email.insert(key, contact);
+                }
+                outcomes.push(outcome);
+            }
+            Err(ContactWriteError::DuplicateEmail) => {
+                return Err(RepoError::Contention("e-mail taken concurrently".into()).into());
+            }
+            Err(ContactWriteError::Repo(repo)) => return Err(repo.into()),
+            Err(other) => return Err(RepoError::Unexpected(format!("batch write: {other}")).into()),
         }
-        let existing = match (&draft.email, mode) {
-            (Some(email), _) => uow.find_contact_by_email(email).await?,
-            (None, _) => None,
-        };
-        let outcome = match (existing, mode) {
-            (Some(_), BatchMode::Create) => {
-                failed = true;
-                ItemOutcome::Error(ItemError::Conflict(field(
-                    "email",
-                    "is already used by another contact",
-                )))
-            }
-            (Some(current), BatchMode::Upsert) if current.fields == draft => {
-                ItemOutcome::Unchanged(current.id.as_uuid())
-            }
-            (Some(current), BatchMode::Upsert) => {
-                match uow.update_contact(current.id, &draft).await {
-                    Ok(updated) => ItemOutcome::Updated(updated.id.as_uuid()),
-                    Err(ContactWriteError::Repo(repo)) => return Err(repo.into()),
-                    Err(other) => {
-                        return Err(RepoError::Unexpected(format!("batch update: {other}")).into());
-                    }
-                }
-            }
-            (None, _) => match uow.insert_contact(ContactId::new(), &draft).await {
-                Ok(created) => ItemOutcome::Created(created.id.as_uuid()),
-                // Only a concurrent writer can take the key between the look-up and the
-                // insert; the transaction is aborted then, so the whole batch is retried.
-                Err(ContactWriteError::DuplicateEmail) => {
-                    return Err(RepoError::Contention("email taken concurrently".into()).into());
-                }
-                Err(ContactWriteError::Repo(repo)) => return Err(repo.into()),
-                Err(other) => {
-                    return Err(RepoError::Unexpected(format!("batch insert: {other}")).into());
-                }
-            },
-        };
-        outcomes.push(outcome);
-    }
-    if mode == BatchMode::Create && failed {
-        return Err(rejected(outcomes));
     }
     uow.commit().await?;
     Ok(outcomes)

@@ -95,6 +95,24 @@ pub trait ContactRepository {
         email: &domain::contact::Email,
     ) -> impl Future<Output = Result<Option<Contact>, RepoError>> + Send;
 
+    /// The contacts having any of these (normalised) e-mails: one look-up for a batch.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn find_contacts_by_emails(
+        &mut self,
+        emails: &[domain::contact::Email],
+    ) -> impl Future<Output = Result<Vec<Contact>, RepoError>> + Send;
+
+    /// Stores many new contacts at once (one statement in PostgreSQL), in order.
+    ///
+    /// # Errors
+    /// As [`ContactRepository::insert_contact`], for the batch as a whole.
+    fn insert_contacts(
+        &mut self,
+        rows: &[(ContactId, ContactDraft)],
+    ) -> impl Future<Output = Result<Vec<Contact>, ContactWriteError>> + Send;
+
     /// Stores a new contact at version 1.
     ///
     /// # Errors
