@@ -232,22 +232,28 @@ impl ContactRepository for PgUnitOfWork {
         &mut self,
         rows: &[(ContactId, ContactDraft)],
     ) -> Result<Vec<Contact>, ContactWriteError> {
-        // One statement for the whole batch: the rows travel as one JSON array.
+        // The rows travel as JSON arrays, one statement per chunk (see below). Short keys and
+        // no nulls (an absent key reads as NULL) keep each record small, so chunks are few.
         let records: Vec<serde_json::Value> = rows
             .iter()
             .map(|(id, d)| {
-                serde_json::json!({
-                    "id": id.as_uuid(),
-                    "first_name": d.first_name,
-                    "last_name": d.last_name,
-                    "email": d.email.as_ref().map(|e| e.as_str()),
-                    "phone": d.phone.as_ref().map(|p| p.as_str()),
-                    "title": d.title,
-                    "tags": d.tags.as_slice(),
-                    "custom_fields": d.custom_fields.to_value(),
-                    "owner_id": d.owner_id.map(|o| o.as_uuid()),
-                    "company_id": d.company_id.map(|c| c.as_uuid()),
-                })
+                let mut record = serde_json::Map::new();
+                let mut put = |key: &str, value: serde_json::Value| {
+                    if !value.is_null() {
+                        record.insert(key.to_owned(), value);
+                    }
+                };
+                put("i", serde_json::json!(id.as_uuid()));
+                put("f", serde_json::json!(d.first_name));
+                put("l", serde_json::json!(d.last_name));
+                put("e", serde_json::json!(d.email.as_ref().map(|e| e.as_str())));
+                put("p", serde_json::json!(d.phone.as_ref().map(|p| p.as_str())));
+                put("t", serde_json::json!(d.title));
+                put("g", serde_json::json!(d.tags.as_slice()));
+                put("c", d.custom_fields.to_value());
+                put("o", serde_json::json!(d.owner_id.map(|o| o.as_uuid())));
+                put("y", serde_json::json!(d.company_id.map(|c| c.as_uuid())));
+                serde_json::Value::Object(record)
             })
             .collect();
         // sqlx does not set TCP_NODELAY: a statement over its 8 KiB write buffer goes out in
@@ -272,10 +278,10 @@ impl ContactRepository for PgUnitOfWork {
                 &format!(
                     "INSERT INTO contacts (tenant_id, id, first_name, last_name, email, phone, title, tags, \
                      custom_fields, owner_id, company_id) \
-                     SELECT $1, x.id, x.first_name, x.last_name, x.email, x.phone, x.title, \
-                            ARRAY(SELECT jsonb_array_elements_text(x.tags)), x.custom_fields, x.owner_id, x.company_id \
-                       FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, first_name text, last_name text, email text, \
-                            phone text, title text, tags jsonb, custom_fields jsonb, owner_id uuid, company_id uuid) \
+                     SELECT $1, x.i, x.f, x.l, x.e, x.p, x.t, ARRAY(SELECT jsonb_array_elements_text(x.g)), \
+                            x.c, x.o, x.y \
+                       FROM jsonb_to_recordset($2::jsonb) AS x(i uuid, f text, l text, e text, p text, t text, \
+                            g jsonb, c jsonb, o uuid, y uuid) \
                      RETURNING {COLUMNS}"
                 ),
                 vec![self.tenant_id.as_uuid().into(), serde_json::Value::Array(batch).into()],
