@@ -262,13 +262,17 @@ impl ContactRepository for PgUnitOfWork {
         let mut inserted = Vec::with_capacity(rows.len());
         let mut chunk: Vec<serde_json::Value> = Vec::new();
         let mut chunk_bytes = 0;
-        let mut records = records.into_iter().peekable();
-        while let Some(record) = records.next() {
-            chunk_bytes += record.to_string().len() + 1;
+        // Each record is measured once, with the comma that follows it.
+        let mut records = records
+            .into_iter()
+            .map(|record| (record.to_string().len() + 1, record))
+            .peekable();
+        while let Some((bytes, record)) = records.next() {
+            chunk_bytes += bytes;
             chunk.push(record);
             let next_fits = records
                 .peek()
-                .is_some_and(|next| chunk_bytes + next.to_string().len() < STATEMENT_BYTES);
+                .is_some_and(|(next, _)| chunk_bytes + next < STATEMENT_BYTES);
             if next_fits {
                 continue;
             }
