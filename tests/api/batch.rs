@@ -98,6 +98,64 @@ async fn a_create_batch_with_a_bad_item_writes_nothing_and_names_the_failing_ind
 }
 
 #[actix_rt::test]
+async fn a_taken_email_in_a_later_chunk_fails_the_whole_batch_and_names_its_index() {
+    // 100 items with tags and custom fields take several insert statements; the taken
+    // e-mail sits in the last one, so earlier statements have already written rows that
+    // must be rolled back.
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let taken = app
+        .post(
+            "/v1/contacts",
+            &acme.key,
+            &json!({"email": "p97@example.com"}),
+        )
+        .await;
+    assert_eq!(taken.status, 201, "{}", taken.body);
+    let items: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({"firstName": format!("Person {i}"), "email": format!("P{i}@example.com"),
+                   "tags": ["imported", "batch"], "customFields": {"source": "import", "row": i}})
+        })
+        .collect();
+    let reply = app
+        .post(
+            "/v1/contacts/batch",
+            &acme.key,
+            &json!({"mode": "create", "items": items}),
+        )
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    let results = reply.body["details"]["results"]
+        .as_array()
+        .expect("results");
+    let failing: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["error"]["code"] == "CONFLICT")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(failing, vec![97]);
+    assert_eq!(
+        results[97]["error"]["fields"]["email"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert!(
+        results
+            .iter()
+            .enumerate()
+            .all(|(i, r)| i == 97 || r["error"]["code"] == "SKIPPED")
+    );
+    assert_eq!(
+        app.contact_rows().await,
+        1,
+        "the earlier chunks were rolled back"
+    );
+}
+
+#[actix_rt::test]
 async fn an_upsert_batch_creates_updates_keeps_and_reports_per_item() {
     let app = spawn_app().await;
     let acme = app.tenant("Acme").await;

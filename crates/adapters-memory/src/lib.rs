@@ -559,10 +559,15 @@ impl ContactRepository for MemoryUnitOfWork {
     async fn insert_contacts(
         &mut self,
         rows: &[(ContactId, ContactDraft)],
-    ) -> Result<Vec<Contact>, ContactWriteError> {
+    ) -> Result<Vec<ContactId>, ContactWriteError> {
         let mut created = Vec::with_capacity(rows.len());
         for (id, draft) in rows {
-            created.push(self.insert_contact(*id, draft).await?);
+            match self.insert_contact(*id, draft).await {
+                Ok(contact) => created.push(contact.id),
+                // As PostgreSQL's ON CONFLICT DO NOTHING: a taken e-mail skips the row.
+                Err(ContactWriteError::DuplicateEmail) => {}
+                Err(other) => return Err(other),
+            }
         }
         Ok(created)
     }

@@ -20,6 +20,12 @@ const COLUMNS: &str = "tenant_id, id, first_name, last_name, email, phone, title
 /// Largest statement the batch insert sends at once (see `insert_contacts`).
 const STATEMENT_BYTES: usize = 6 * 1024;
 
+/// The id of a written row, all a batch insert needs back.
+#[derive(Debug, FromQueryResult)]
+struct IdRow {
+    id: Uuid,
+}
+
 /// A `contacts` row as stored.
 #[derive(Debug, FromQueryResult)]
 pub(crate) struct ContactRow {
@@ -231,10 +237,11 @@ impl ContactRepository for PgUnitOfWork {
     async fn insert_contacts(
         &mut self,
         rows: &[(ContactId, ContactDraft)],
-    ) -> Result<Vec<Contact>, ContactWriteError> {
-        // The rows travel as JSON arrays, one statement per chunk (see below). Short keys and
-        // no nulls (an absent key reads as NULL) keep each record small, so chunks are few.
-        let records: Vec<serde_json::Value> = rows
+    ) -> Result<Vec<ContactId>, ContactWriteError> {
+        // The rows travel as JSON text, one statement per chunk (see below). Short keys and
+        // no nulls (an absent key reads as NULL) keep each record small, so chunks are few;
+        // each record is encoded once, and only the ids come back.
+        let records: Vec<String> = rows
             .iter()
             .map(|(id, d)| {
                 let mut record = serde_json::Map::new();
@@ -249,65 +256,60 @@ impl ContactRepository for PgUnitOfWork {
                 put("e", serde_json::json!(d.email.as_ref().map(|e| e.as_str())));
                 put("p", serde_json::json!(d.phone.as_ref().map(|p| p.as_str())));
                 put("t", serde_json::json!(d.title));
-                put("g", serde_json::json!(d.tags.as_slice()));
-                put("c", d.custom_fields.to_value());
+                // Empty tags and custom fields are left out too: the statement fills them in.
+                if !d.tags.as_slice().is_empty() {
+                    put("g", serde_json::json!(d.tags.as_slice()));
+                }
+                if !d.custom_fields.as_map().is_empty() {
+                    put("c", d.custom_fields.to_value());
+                }
                 put("o", serde_json::json!(d.owner_id.map(|o| o.as_uuid())));
                 put("y", serde_json::json!(d.company_id.map(|c| c.as_uuid())));
-                serde_json::Value::Object(record)
+                serde_json::Value::Object(record).to_string()
             })
             .collect();
         // sqlx does not set TCP_NODELAY: a statement over its 8 KiB write buffer goes out in
         // two writes, and the second waits for PostgreSQL's delayed ACK (40 ms on Linux).
         // So the rows travel in chunks that stay under that size (one statement each).
-        let mut inserted = Vec::with_capacity(rows.len());
-        let mut chunk: Vec<serde_json::Value> = Vec::new();
-        let mut chunk_bytes = 0;
-        // Each record is measured once, with the comma that follows it.
-        let mut records = records
-            .into_iter()
-            .map(|record| (record.to_string().len() + 1, record))
-            .peekable();
-        while let Some((bytes, record)) = records.next() {
-            chunk_bytes += bytes;
-            chunk.push(record);
+        let mut written = std::collections::HashSet::with_capacity(rows.len());
+        let mut chunk = String::from("[");
+        let mut records = records.into_iter().peekable();
+        while let Some(record) = records.next() {
+            if chunk.len() > 1 {
+                chunk.push(',');
+            }
+            chunk.push_str(&record);
             let next_fits = records
                 .peek()
-                .is_some_and(|(next, _)| chunk_bytes + next < STATEMENT_BYTES);
+                .is_some_and(|next| chunk.len() + 1 + next.len() < STATEMENT_BYTES);
             if next_fits {
                 continue;
             }
-            let batch = std::mem::take(&mut chunk);
-            chunk_bytes = 0;
-            let rows = ContactRow::find_by_statement(statement(
-                &format!(
-                    "INSERT INTO contacts (tenant_id, id, first_name, last_name, email, phone, title, tags, \
-                     custom_fields, owner_id, company_id) \
-                     SELECT $1, x.i, x.f, x.l, x.e, x.p, x.t, ARRAY(SELECT jsonb_array_elements_text(x.g)), \
-                            x.c, x.o, x.y \
-                       FROM jsonb_to_recordset($2::jsonb) AS x(i uuid, f text, l text, e text, p text, t text, \
-                            g jsonb, c jsonb, o uuid, y uuid) \
-                     RETURNING {COLUMNS}"
-                ),
-                vec![self.tenant_id.as_uuid().into(), serde_json::Value::Array(batch).into()],
+            chunk.push(']');
+            let json = std::mem::replace(&mut chunk, String::from("["));
+            let ids = IdRow::find_by_statement(statement(
+                "INSERT INTO contacts (tenant_id, id, first_name, last_name, email, phone, title, tags, \
+                 custom_fields, owner_id, company_id) \
+                 SELECT $1, x.i, x.f, x.l, x.e, x.p, x.t, \
+                        coalesce(ARRAY(SELECT jsonb_array_elements_text(x.g)), '{}'), \
+                        coalesce(x.c, '{}'), x.o, x.y \
+                   FROM jsonb_to_recordset($2::text::jsonb) AS x(i uuid, f text, l text, e text, p text, \
+                        t text, g jsonb, c jsonb, o uuid, y uuid) \
+                 ON CONFLICT (tenant_id, email) WHERE email IS NOT NULL DO NOTHING \
+                 RETURNING id",
+                vec![self.tenant_id.as_uuid().into(), json.into()],
             ))
             .all(&self.txn)
             .await
             .map_err(write_error)?;
-            for row in rows {
-                inserted.push(Contact::try_from(row)?);
-            }
+            written.extend(ids.into_iter().map(|row| ContactId::from_uuid(row.id)));
         }
-        // Answer in the caller's order, whatever order the rows came back in.
-        let mut ordered = Vec::with_capacity(rows.len());
-        for (id, _) in rows {
-            let contact = inserted
-                .iter()
-                .find(|c| c.id == *id)
-                .cloned()
-                .ok_or_else(|| RepoError::Unexpected("batch insert lost a row".into()))?;
-            ordered.push(contact);
-        }
-        Ok(ordered)
+        // The caller's order; rows skipped for a taken e-mail are absent.
+        Ok(rows
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| written.contains(id))
+            .collect())
     }
 
     async fn insert_contact(

@@ -76,6 +76,14 @@ fn field(name: &str, message: &str) -> FieldErrors {
     errors
 }
 
+/// The outcome of a create item whose e-mail another contact holds.
+fn email_taken() -> ItemOutcome {
+    ItemOutcome::Error(ItemError::Conflict(field(
+        "email",
+        "is already used by another contact",
+    )))
+}
+
 /// Marks every successful outcome as skipped: the shape of a rejected all-or-nothing batch.
 fn rejected(outcomes: Vec<ItemOutcome>) -> BatchError {
     BatchError::Rejected(
@@ -89,9 +97,10 @@ fn rejected(outcomes: Vec<ItemOutcome>) -> BatchError {
     )
 }
 
-/// Writes a batch of contacts. Look-ups are one statement for the whole batch (e-mails)
-/// or per distinct referenced owner and company; `create` inserts every row in one
-/// statement, so a batch costs a handful of round trips, not hundreds.
+/// Writes a batch of contacts. Look-ups are one per distinct referenced owner and
+/// company, plus (upsert only) one statement for all the e-mails; `create` inserts every
+/// row in a few multi-row statements and learns the taken e-mails from the rows the
+/// insert skipped, so a batch costs a handful of round trips, not hundreds.
 ///
 /// # Errors
 /// [`BatchError`]; on [`BatchError::Rejected`] nothing was written.
@@ -140,22 +149,6 @@ pub async fn batch_contacts<U: UnitOfWork>(
             missing_companies.insert(company);
         }
     }
-    let emails: Vec<_> = drafts
-        .iter()
-        .flatten()
-        .filter_map(|d| d.email.clone())
-        .collect();
-    let mut by_email: std::collections::HashMap<String, domain::contact::Contact> = uow
-        .find_contacts_by_emails(&emails)
-        .await?
-        .into_iter()
-        .filter_map(|c| {
-            c.fields
-                .email
-                .as_ref()
-                .map(|e| (e.as_str().to_owned(), c.clone()))
-        })
-        .collect();
     let reference_error = |draft: &ContactDraft| {
         if draft.owner_id.is_some_and(|o| missing_owners.contains(&o)) {
             Some(field("ownerId", "must be a member of this tenant"))
@@ -177,38 +170,57 @@ pub async fn batch_contacts<U: UnitOfWork>(
             let key = draft.email.as_ref().map(|e| e.as_str().to_owned());
             if let Some(errors) = reference_error(&draft) {
                 outcomes.push(ItemOutcome::Error(ItemError::Invalid(errors)));
-            } else if key
-                .as_ref()
-                .is_some_and(|k| by_email.contains_key(k) || !seen.insert(k.clone()))
-            {
-                outcomes.push(ItemOutcome::Error(ItemError::Conflict(field(
-                    "email",
-                    "is already used by another contact",
-                ))));
+            } else if key.as_ref().is_some_and(|k| !seen.insert(k.clone())) {
+                outcomes.push(email_taken());
             } else {
                 let id = ContactId::new();
                 outcomes.push(ItemOutcome::Created(id.as_uuid()));
                 rows.push((id, draft));
             }
         }
-        if outcomes.iter().any(|o| matches!(o, ItemOutcome::Error(_))) {
-            return Err(rejected(outcomes));
-        }
-        match uow.insert_contacts(&rows).await {
-            Ok(_) => {}
-            // Only a concurrent writer can take an e-mail between the look-up and the
-            // insert; the transaction is aborted then, so the whole batch is retried.
-            Err(ContactWriteError::DuplicateEmail) => {
-                return Err(RepoError::Contention("e-mail taken concurrently".into()).into());
-            }
+        // No e-mail look-up first: the insert skips rows whose e-mail is taken, and those
+        // are exactly the conflicts to report (a round trip saved on every good batch). It
+        // runs even when other items already failed, so the answer names every failing
+        // index; the unit of work is then dropped, which rolls the rows back.
+        let written: std::collections::HashSet<ContactId> = match uow.insert_contacts(&rows).await {
+            Ok(ids) => ids.into_iter().collect(),
             Err(ContactWriteError::Repo(repo)) => return Err(repo.into()),
             Err(other) => {
                 return Err(RepoError::Unexpected(format!("batch insert: {other}")).into());
             }
+        };
+        if written.len() < rows.len() || outcomes.iter().any(|o| matches!(o, ItemOutcome::Error(_)))
+        {
+            for outcome in &mut outcomes {
+                if let ItemOutcome::Created(id) = outcome
+                    && !written.contains(&ContactId::from_uuid(*id))
+                {
+                    *outcome = email_taken();
+                }
+            }
+            // Dropping the unit of work rolls back the rows that were written.
+            return Err(rejected(outcomes));
         }
         uow.commit().await?;
         return Ok(outcomes);
     }
+
+    let emails: Vec<_> = drafts
+        .iter()
+        .flatten()
+        .filter_map(|d| d.email.clone())
+        .collect();
+    let mut by_email: std::collections::HashMap<String, domain::contact::Contact> = uow
+        .find_contacts_by_emails(&emails)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            c.fields
+                .email
+                .as_ref()
+                .map(|e| (e.as_str().to_owned(), c.clone()))
+        })
+        .collect();
 
     let mut outcomes = Vec::with_capacity(drafts.len());
     for draft in drafts {

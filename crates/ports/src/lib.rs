@@ -104,14 +104,18 @@ pub trait ContactRepository {
         emails: &[domain::contact::Email],
     ) -> impl Future<Output = Result<Vec<Contact>, RepoError>> + Send;
 
-    /// Stores many new contacts at once (one statement in PostgreSQL), in order.
+    /// Stores many new contacts at once (a few statements in PostgreSQL), in order, and
+    /// returns the ids of those written, in order. A row whose e-mail another contact already holds is skipped,
+    /// not an error, so the caller learns every conflicting row from one call (without a
+    /// look-up first) and decides whether to commit what was written.
     ///
     /// # Errors
-    /// As [`ContactRepository::insert_contact`], for the batch as a whole.
+    /// As [`ContactRepository::insert_contact`] (but for a taken e-mail), for the batch as
+    /// a whole.
     fn insert_contacts(
         &mut self,
         rows: &[(ContactId, ContactDraft)],
-    ) -> impl Future<Output = Result<Vec<Contact>, ContactWriteError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ContactId>, ContactWriteError>> + Send;
 
     /// Stores a new contact at version 1.
     ///
