@@ -6,6 +6,10 @@
 //! that run use cases one after another; the PostgreSQL adapter is the one with real
 //! isolation and locking.
 
+pub mod rate_limit;
+
+pub use rate_limit::GovernorRateLimiter;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 

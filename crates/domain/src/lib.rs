@@ -16,6 +16,7 @@ pub mod list;
 pub mod password;
 pub mod pipeline;
 pub mod principal;
+pub mod rate_limit;
 pub mod text;
 pub mod token;
 

@@ -878,3 +878,19 @@ pub trait HealthCheck: Send + Sync {
     /// [`RepoError`] describing why it cannot serve.
     fn check(&self) -> impl Future<Output = Result<(), RepoError>> + Send;
 }
+
+/// Counts requests against the named policies (SPEC §7).
+///
+/// Object-safe on purpose: the server picks the in-process limiter or the Redis one from
+/// configuration at start-up, and the HTTP layer holds it as `Arc<dyn RateLimiter>`.
+pub trait RateLimiter: Send + Sync {
+    /// Counts one request of `key` against `policy` and answers whether it may go on. A
+    /// refused request is not counted. Infallible by design: an adapter that depends on
+    /// a remote store answers from a local fallback when the store is unreachable, so a
+    /// limiter outage never turns into refused or failed requests.
+    fn check<'a>(
+        &'a self,
+        policy: &'a domain::rate_limit::RatePolicy,
+        key: &'a str,
+    ) -> BoxFuture<'a, domain::rate_limit::RateDecision>;
+}
