@@ -2,12 +2,14 @@
 //! the real application started on 127.0.0.1:0 as the real `crm_app` role, tenants made
 //! the way `crm tenant create` makes them, and small HTTP helpers.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use awc::Client;
+use domain::rate_limit::RatePolicies;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::Value;
-use server::ServeConfig;
+use server::{RateLimitConfig, ServeConfig};
 use uuid::Uuid;
 
 /// The superuser URL tests create databases through.
@@ -168,8 +170,36 @@ impl Reply {
     }
 }
 
+/// Rate limits no ordinary test reaches (a million requests a second per policy); the
+/// rate-limit tests pass their own.
+pub fn generous_limits() -> RateLimitConfig {
+    RateLimitConfig {
+        policies: RatePolicies::uniform(
+            NonZeroU32::new(1_000_000).expect("non-zero"),
+            Duration::from_secs(1),
+        ),
+        ..RateLimitConfig::default()
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(generous_limits()).await
+}
+
+/// The application with these rate limits.
+pub async fn spawn_app_with(rate_limits: RateLimitConfig) -> TestApp {
     let db = TestDb::create().await;
+    let address = start_server(&db, rate_limits).await;
+    let client = Client::builder().timeout(Duration::from_secs(30)).finish();
+    TestApp {
+        address,
+        client,
+        db,
+    }
+}
+
+/// Starts one more server on `db` (another API instance), returning its base URL.
+pub async fn start_server(db: &TestDb, rate_limits: RateLimitConfig) -> String {
     let config = ServeConfig {
         database_url: db.app_url.clone(),
         migration_database_url: None,
@@ -182,16 +212,12 @@ pub async fn spawn_app() -> TestApp {
             ..app::auth::AuthSettings::default()
         },
         sweep_interval: Duration::from_secs(3600),
+        rate_limits,
     };
     let running = server::start(&config).await.expect("server starts");
     let address = format!("http://{}", running.address);
     actix_rt::spawn(running.server);
-    let client = Client::builder().timeout(Duration::from_secs(30)).finish();
-    TestApp {
-        address,
-        client,
-        db,
-    }
+    address
 }
 
 impl TestApp {

@@ -13,5 +13,6 @@ mod isolation;
 mod leads;
 mod pipelines;
 mod qr_page;
+mod rate_limit;
 mod search;
 mod startup;

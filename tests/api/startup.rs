@@ -16,6 +16,7 @@ fn config(database_url: &str) -> ServeConfig {
         shutdown_timeout: Duration::from_secs(1),
         auth: app::auth::AuthSettings::default(),
         sweep_interval: Duration::from_secs(3600),
+        rate_limits: crate::helpers::generous_limits(),
     }
 }
 

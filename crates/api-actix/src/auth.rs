@@ -12,6 +12,7 @@ use ports::TenantStore;
 use crate::ApiState;
 use crate::error::{ApiError, unauthenticated};
 use crate::middleware::TenantTag;
+use crate::rate_limit;
 
 /// An authenticated request: who is calling, and the open unit of work for their tenant.
 /// Handlers take it after their body extractor: the body is read (at most 1 MiB) before
@@ -45,6 +46,21 @@ impl<S: TenantStore> FromRequest for Authenticated<S> {
             let state = state.ok_or_else(|| ApiError::internal(&"ApiState is not registered"))?;
             let (principal, uow) = authenticate(&state.store, &state.auth, &credential).await?;
             req.extensions_mut().insert(TenantTag(principal.tenant_id));
+            // The tenant policy, now that the tenant is known and before any work: a
+            // refusal drops the unit of work, which rolls back, so nothing changes.
+            let limits = &state.limits;
+            let decision = limits
+                .limiter
+                .check(
+                    &limits.policies.tenant,
+                    &format!("tenant:{}", principal.tenant_id),
+                )
+                .await;
+            rate_limit::record(&req, decision);
+            if !decision.allowed {
+                drop(uow);
+                return Err(rate_limit::refused(&decision));
+            }
             Ok(Self { principal, uow })
         })
     }

@@ -50,6 +50,8 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// 429: a QR login request polled faster than its interval.
     SlowDown,
+    /// 429: a rate-limit policy is exhausted (details: policy, retryAfterSeconds).
+    RateLimited,
     /// 500: a bug; details only in the log.
     Internal,
     /// 503: a dependency is down; retry.
@@ -73,6 +75,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::SlowDown => "SLOW_DOWN",
+            Self::RateLimited => "RATE_LIMITED",
             Self::Internal => "INTERNAL",
             Self::Unavailable => "UNAVAILABLE",
         }
@@ -92,7 +95,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::SlowDown => StatusCode::TOO_MANY_REQUESTS,
+            Self::SlowDown | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -111,7 +114,7 @@ impl ErrorCode {
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
             422 => Self::IdempotencyKeyReused,
-            429 => Self::SlowDown,
+            429 => Self::RateLimited,
             503 => Self::Unavailable,
             400..=499 => Self::ValidationFailed,
             _ => Self::Internal,
@@ -422,7 +425,7 @@ pub fn envelope_response(
     if code == ErrorCode::Unavailable {
         builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
     }
-    if code == ErrorCode::SlowDown {
+    if matches!(code, ErrorCode::SlowDown | ErrorCode::RateLimited) {
         let wait = details
             .as_ref()
             .and_then(|d| d.get("retryAfterSeconds"))

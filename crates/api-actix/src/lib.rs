@@ -5,12 +5,14 @@
 //! server hands it a [`ApiState`] over whichever [`ports::TenantStore`] it wired.
 
 pub mod auth;
+pub mod client_ip;
 mod cursor;
 pub mod envelope;
 pub mod error;
 pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
+pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 mod schemas;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpRequest, web};
+use actix_web::{App, HttpMessage, HttpRequest, web};
 use app::auth::AuthSettings;
 use app::identity::ClientInfo;
 use ports::{HealthCheck, PasswordHasher, PreAuthStore, TenantStore};
@@ -43,6 +45,8 @@ pub struct ApiState<S> {
     pub hasher: Arc<dyn PasswordHasher>,
     /// Session, demo and QR lifetimes.
     pub auth: AuthSettings,
+    /// The limiter, the five policies and the trusted proxies.
+    pub limits: rate_limit::RateLimits,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for ApiState<S> {
@@ -50,6 +54,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for ApiState<S> {
         f.debug_struct("ApiState")
             .field("store", &self.store)
             .field("auth", &self.auth)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -63,7 +68,12 @@ pub fn client_info(req: &HttpRequest) -> ClientInfo {
             .get(actix_web::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(300).collect()),
-        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+        ip: req
+            .extensions()
+            .get::<rate_limit::ClientAddress>()
+            .map(|client| client.0)
+            .or_else(|| req.peer_addr().map(|addr| addr.ip()))
+            .map(|ip| ip.to_string()),
     }
 }
 
@@ -104,8 +114,11 @@ pub fn app<S: Store>(
         InitError = (),
     >,
 > {
+    // Outermost last: request context (id, envelope, log), then rate limits (a refused
+    // request reserves no idempotency key), then idempotency, then the routes.
     App::new()
         .wrap(idempotency::Idempotency::new(state.clone()))
+        .wrap(rate_limit::RateLimit::new(state.limits.clone()))
         .wrap(middleware::RequestContext)
         .configure(|cfg| configure(cfg, state))
         .default_service(web::to(error::not_found))

@@ -894,3 +894,13 @@ pub trait RateLimiter: Send + Sync {
         key: &'a str,
     ) -> BoxFuture<'a, domain::rate_limit::RateDecision>;
 }
+
+impl<T: RateLimiter + ?Sized> RateLimiter for std::sync::Arc<T> {
+    fn check<'a>(
+        &'a self,
+        policy: &'a domain::rate_limit::RatePolicy,
+        key: &'a str,
+    ) -> BoxFuture<'a, domain::rate_limit::RateDecision> {
+        (**self).check(policy, key)
+    }
+}

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use api_actix::client_ip::TrustedProxies;
+use domain::rate_limit::{PolicyName, RatePolicies, RatePolicy, RatePolicyError};
 use thiserror::Error;
 
 /// A configuration problem, named by variable.
@@ -35,6 +37,102 @@ pub struct ServeConfig {
     pub auth: app::auth::AuthSettings,
     /// How often expired demo sandboxes are swept.
     pub sweep_interval: Duration,
+    /// Rate-limit policies, trusted proxies and the optional shared (Redis) limiter.
+    pub rate_limits: RateLimitConfig,
+}
+
+/// Rate limiting, from `RATE_LIMIT_<POLICY>`, `TRUSTED_PROXIES`, `RATE_LIMIT_REDIS_URL`
+/// and `RATE_LIMIT_REDIS_PREFIX`.
+#[derive(Clone, Debug)]
+pub struct RateLimitConfig {
+    /// The five quotas (defaults in `RatePolicies::default`, documented in operations.md).
+    pub policies: RatePolicies,
+    /// Proxies whose forwarding headers are believed (none by default).
+    pub trusted_proxies: TrustedProxies,
+    /// When set, limits are shared through this Redis (GCRA in a Lua script).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so deployments sharing a Redis stay apart.
+    pub redis_prefix: String,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            policies: RatePolicies::default(),
+            trusted_proxies: TrustedProxies::default(),
+            redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+        }
+    }
+}
+
+/// Default prefix of the rate limiter's Redis keys.
+pub const DEFAULT_REDIS_PREFIX: &str = "crm:ratelimit:";
+
+/// The environment variable of a policy: `RATE_LIMIT_AUTHENTICATED`, ...
+fn policy_variable(name: PolicyName) -> &'static str {
+    match name {
+        PolicyName::Public => "RATE_LIMIT_PUBLIC",
+        PolicyName::Auth => "RATE_LIMIT_AUTH",
+        PolicyName::Qr => "RATE_LIMIT_QR",
+        PolicyName::Authenticated => "RATE_LIMIT_AUTHENTICATED",
+        PolicyName::Tenant => "RATE_LIMIT_TENANT",
+    }
+}
+
+impl RateLimitConfig {
+    /// Reads and checks the rate-limit variables.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for the first bad variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut policies = RatePolicies::default();
+        for name in PolicyName::ALL {
+            let variable = policy_variable(name);
+            if let Some(raw) = var(variable) {
+                let policy = RatePolicy::parse(name, &raw).map_err(|error| {
+                    ConfigError::Invalid(variable, raw.clone(), rate_policy_reason(error))
+                })?;
+                policies.set(policy);
+            }
+        }
+        let trusted_proxies = match var("TRUSTED_PROXIES") {
+            None => TrustedProxies::default(),
+            Some(raw) => TrustedProxies::parse(&raw).map_err(|_| {
+                ConfigError::Invalid(
+                    "TRUSTED_PROXIES",
+                    raw.clone(),
+                    "expected comma-separated CIDRs, e.g. 127.0.0.1/32,10.0.0.0/8",
+                )
+            })?,
+        };
+        let redis_url = var("RATE_LIMIT_REDIS_URL");
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::Invalid(
+                "RATE_LIMIT_REDIS_URL",
+                url.clone(),
+                "expected redis://host:port[/db] or rediss://...",
+            ));
+        }
+        let redis_prefix =
+            var("RATE_LIMIT_REDIS_PREFIX").unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned());
+        Ok(Self {
+            policies,
+            trusted_proxies,
+            redis_url,
+            redis_prefix,
+        })
+    }
+}
+
+const fn rate_policy_reason(error: RatePolicyError) -> &'static str {
+    match error {
+        RatePolicyError::Shape => "expected <quota>/<window seconds>, e.g. 600/60",
+        RatePolicyError::Quota => "the quota must be 1 to 1000000 requests",
+        RatePolicyError::Window => "the window must be 1 to 86400 seconds",
+    }
 }
 
 fn seconds(
@@ -173,6 +271,7 @@ impl ServeConfig {
             shutdown_timeout: Duration::from_secs(shutdown_secs),
             auth,
             sweep_interval,
+            rate_limits: RateLimitConfig::from_env()?,
         })
     }
 }

@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::Server;
+use adapters_memory::GovernorRateLimiter;
 use adapters_postgres::{PgProvisioning, PgStore, PoolOptions};
+use adapters_redis::RedisRateLimiter;
 use api_actix::ApiState;
+use api_actix::rate_limit::RateLimits;
 use serde_json::json;
 
-pub use config::{ConfigError, ServeConfig};
+pub use config::{ConfigError, RateLimitConfig, ServeConfig};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,9 @@ pub enum StartError {
     /// The password hasher could not be set up.
     #[error("cannot set up password hashing: {0}")]
     Hasher(ports::RepoError),
+    /// The rate limiter could not be set up.
+    #[error("cannot set up rate limiting: {0}")]
+    RateLimit(String),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
@@ -70,6 +76,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         store: store.clone(),
         hasher: Arc::new(hasher),
         auth: config.auth.clone(),
+        limits: rate_limits(&config.rate_limits)?,
     };
     let mut server = HttpServer::new(move || api_actix::app(state.clone()))
         // Responses are written as head and body; with Nagle's algorithm on, a body that
@@ -101,6 +108,42 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         address,
         server,
         store,
+    })
+}
+
+/// The rate limiter the configuration asks for: in process (governor), or shared through
+/// Redis with the in-process one answering while Redis is away. Either way a task
+/// forgets idle keys every minute, so memory follows the clients of the last window.
+///
+/// # Errors
+/// [`StartError::RateLimit`] when the Redis URL cannot be parsed.
+fn rate_limits(config: &RateLimitConfig) -> Result<RateLimits, StartError> {
+    let local = Arc::new(GovernorRateLimiter::new(&config.policies));
+    let sweeping = Arc::downgrade(&local);
+    actix_web::rt::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            ticker.tick().await;
+            let Some(limiter) = sweeping.upgrade() else {
+                return;
+            };
+            limiter.sweep();
+        }
+    });
+    let limiter: Arc<dyn ports::RateLimiter> = match &config.redis_url {
+        None => local,
+        Some(url) => {
+            tracing::info!("rate limits shared through Redis");
+            Arc::new(
+                RedisRateLimiter::new(url, &config.redis_prefix, local)
+                    .map_err(|e| StartError::RateLimit(e.to_string()))?,
+            )
+        }
+    };
+    Ok(RateLimits {
+        limiter,
+        policies: config.policies,
+        trusted_proxies: config.trusted_proxies.clone(),
     })
 }
 

@@ -1,0 +1,292 @@
+//! Rate limiting for every route (SPEC §7), applied once around the whole app.
+//!
+//! Before the request goes on, the middleware counts it against the policy its route
+//! and credential call for:
+//!
+//! | request | policy | key |
+//! |---|---|---|
+//! | `POST /v1/auth/signup`, `/login`, `/demo-login` | `auth` | client IP |
+//! | `POST /v1/auth/qr-session/generate` | `qr` | client IP |
+//! | `GET /v1/auth/qr-session/status` | `qr` | the QR session polled |
+//! | anything else with `Authorization: Bearer …` | `authenticated` | the credential's hash |
+//! | anything else | `public` | client IP |
+//!
+//! So every route, the 404 fallback included, is under at least one policy by
+//! construction. The `tenant` policy needs to know the tenant, which only the credential
+//! look-up tells: the authentication extractor counts it right after that look-up and
+//! before any work (the unit of work is rolled back if refused), so it costs no round
+//! trip and a limited request changes nothing.
+//!
+//! Every response of the request then carries the headers of the tightest decision
+//! taken: `X-RateLimit-Limit/Remaining/Reset` and the IETF draft-10 `RateLimit-Policy` /
+//! `RateLimit`; a 429 adds `Retry-After` and the `RATE_LIMITED` envelope.
+
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::{Error, HttpMessage, HttpRequest};
+use base64::Engine as _;
+use domain::rate_limit::{RateDecision, RatePolicies, RatePolicy, ceil_seconds};
+use futures_util::future::LocalBoxFuture;
+use ports::RateLimiter;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::client_ip::{self, TrustedProxies};
+use crate::error::{ApiError, ErrorCode};
+
+/// The limiter and the rules the middleware applies.
+#[derive(Clone)]
+pub struct RateLimits {
+    /// Counts requests (in process, or shared through Redis).
+    pub limiter: Arc<dyn RateLimiter>,
+    /// The five quotas.
+    pub policies: RatePolicies,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` are believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("policies", &self.policies)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The decisions taken for one request, kept in its extensions until the response.
+#[derive(Clone, Debug, Default)]
+pub struct RateDecisions(Vec<RateDecision>);
+
+impl RateDecisions {
+    /// The tightest decision so far.
+    fn tightest(&self) -> Option<&RateDecision> {
+        self.0.iter().reduce(|tightest, d| {
+            if d.is_tighter_than(tightest) {
+                d
+            } else {
+                tightest
+            }
+        })
+    }
+}
+
+/// Records a decision taken outside the middleware (the tenant policy, by the
+/// authentication extractor), so the response headers can report it.
+pub fn record(req: &HttpRequest, decision: RateDecision) {
+    let mut extensions = req.extensions_mut();
+    if let Some(decisions) = extensions.get_mut::<RateDecisions>() {
+        decisions.0.push(decision);
+    } else {
+        extensions.insert(RateDecisions(vec![decision]));
+    }
+}
+
+/// The `RATE_LIMITED` error for a refused decision.
+#[must_use]
+pub fn refused(decision: &RateDecision) -> ApiError {
+    let wait = decision.retry_after_seconds();
+    ApiError::new(
+        ErrorCode::RateLimited,
+        format!(
+            "rate limit \"{}\" exceeded: retry in {wait} s",
+            decision.policy.name
+        ),
+    )
+    .with_details(json!({"policy": decision.policy.name.as_str(), "retryAfterSeconds": wait}))
+}
+
+/// The client address as the rate limits see it (trusted proxies applied).
+#[must_use]
+pub fn client_address(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
+    client_ip::resolve(req.peer_addr().map(|a| a.ip()), req.headers(), trusted)
+}
+
+fn bearer_hash(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    // Keyed by a digest, so the limiter's memory (or Redis) never holds a credential.
+    scheme.eq_ignore_ascii_case("bearer").then(|| {
+        let digest = Sha256::digest(token.trim().as_bytes());
+        format!(
+            "cred:{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+        )
+    })
+}
+
+fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The client's address (trusted proxies applied), resolved once by the middleware and
+/// kept in the request's extensions for handlers (QR requester details).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub IpAddr);
+
+/// The policy and key a request is counted under before it runs.
+fn policy_and_key(
+    req: &ServiceRequest,
+    limits: &RateLimits,
+    client: Option<IpAddr>,
+) -> (RatePolicy, String) {
+    let ip_key = || client.map_or_else(|| "ip:unknown".to_owned(), client_ip::limit_key);
+    let policies = &limits.policies;
+    match req.path() {
+        "/v1/auth/signup" | "/v1/auth/login" | "/v1/auth/demo-login" => (policies.auth, ip_key()),
+        "/v1/auth/qr-session/generate" => (policies.qr, ip_key()),
+        "/v1/auth/qr-session/status" => {
+            // Per QR session: the waiting device polls on its own schedule, and many
+            // devices behind one address do not share a quota. A poll naming no session
+            // counts against its address.
+            let key = query_value(req.query_string(), "sessionId")
+                .filter(|id| id.len() <= 64)
+                .map_or_else(ip_key, |id| format!("qr:{id}"));
+            (policies.qr, key)
+        }
+        _ => match bearer_hash(req.headers()) {
+            Some(credential) => (policies.authenticated, credential),
+            None => (policies.public, ip_key()),
+        },
+    }
+}
+
+fn epoch_seconds_after(wait: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    ceil_seconds(now + wait)
+}
+
+/// Writes the rate-limit headers of `decision` on a response.
+fn set_headers(headers: &mut HeaderMap, decision: &RateDecision) {
+    let policy = &decision.policy;
+    let name = policy.name.as_str();
+    let reset_seconds = if decision.allowed {
+        // Seconds until the quota is whole again, as draft-10's `t` (0: within a second).
+        decision.reset_after.as_secs()
+    } else {
+        decision.retry_after_seconds()
+    };
+    let mut values = vec![
+        ("x-ratelimit-limit", policy.quota.get().to_string()),
+        ("x-ratelimit-remaining", decision.remaining.to_string()),
+        (
+            "x-ratelimit-reset",
+            epoch_seconds_after(decision.reset_after).to_string(),
+        ),
+        (
+            "ratelimit-policy",
+            format!(
+                "\"{name}\";q={};w={}",
+                policy.quota,
+                policy.window.as_secs()
+            ),
+        ),
+        (
+            "ratelimit",
+            format!("\"{name}\";r={};t={reset_seconds}", decision.remaining),
+        ),
+    ];
+    if !decision.allowed {
+        values.push(("retry-after", decision.retry_after_seconds().to_string()));
+    }
+    for (name, value) in values {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// The middleware factory.
+#[derive(Clone, Debug)]
+pub struct RateLimit {
+    limits: RateLimits,
+}
+
+impl RateLimit {
+    /// Limits every request by `limits`.
+    #[must_use]
+    pub fn new(limits: RateLimits) -> Self {
+        Self { limits }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for RateLimit
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = Error;
+    type Transform = RateLimitService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RateLimitService {
+            service: Rc::new(service),
+            limits: self.limits.clone(),
+        }))
+    }
+}
+
+/// The middleware around the app.
+#[derive(Debug)]
+pub struct RateLimitService<S> {
+    service: Rc<S>,
+    limits: RateLimits,
+}
+
+impl<S, B> Service<ServiceRequest> for RateLimitService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let limits = self.limits.clone();
+        Box::pin(async move {
+            let client = client_address(req.request(), &limits.trusted_proxies);
+            if let Some(ip) = client {
+                req.extensions_mut().insert(ClientAddress(ip));
+            }
+            let (policy, key) = policy_and_key(&req, &limits, client);
+            let decision = limits.limiter.check(&policy, &key).await;
+            record(req.request(), decision);
+            let mut response = if decision.allowed {
+                service.call(req).await?.map_into_boxed_body()
+            } else {
+                // Refused before anything ran: no handler, no side effect.
+                let error = refused(&decision);
+                req.into_response(actix_web::ResponseError::error_response(&error))
+            };
+            let tightest = response
+                .request()
+                .extensions()
+                .get::<RateDecisions>()
+                .and_then(|d| d.tightest().copied());
+            if let Some(tightest) = tightest {
+                set_headers(response.headers_mut(), &tightest);
+            }
+            Ok(response)
+        })
+    }
+}
