@@ -51,10 +51,12 @@ run: ## Build the release binary, ensure PostgreSQL and database DB_NAME, serve 
 		BIND_ADDR='$(BIND_ADDR)' LOG_FORMAT='$(LOG_FORMAT)' RUST_LOG='$(RUST_LOG)' \
 		$(RELEASE_BIN) serve
 
-test: ## Layering and lint checks, the Rust tests (cargo test), then scripts/api-check.sh
+test: ## Layering and lint checks, the Rust tests (cargo test; PostgreSQL and Redis found or started), then scripts/api-check.sh
 	@admin="$$($(ENSURE_PG))"; \
 	export PG_ADMIN_URL="$$admin"; \
 	CHROMIUM="$$(scripts/ensure-chromium.sh)"; export CHROMIUM; \
+	TEST_REDIS_URL="$$(scripts/ensure-redis.sh)"; export TEST_REDIS_URL; \
+	REDIS_SERVER="$$(scripts/ensure-redis.sh --server-bin)"; export REDIS_SERVER; \
 	set -x; \
 	$(MAKE) --no-print-directory check-layers lint; \
 	$(CARGO) build --workspace --all-targets; \

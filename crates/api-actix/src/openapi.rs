@@ -47,6 +47,11 @@ impl IntoResponses for CommonErrors {
                 "415",
                 "UNSUPPORTED_MEDIA_TYPE: body is not application/json",
             ),
+            (
+                "429",
+                "RATE_LIMITED: a rate-limit policy is exhausted (details.policy, \
+                 details.retryAfterSeconds, Retry-After); SLOW_DOWN for QR polling",
+            ),
             ("500", "INTERNAL: a bug; the request id finds it in the log"),
             ("503", "UNAVAILABLE: the database is down; retry"),
         ]
