@@ -27,8 +27,8 @@ pub struct Authenticated<S: TenantStore> {
 }
 
 /// The bearer token of a request, if the header is well-formed.
-fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+pub(crate) fn bearer_token(headers: &header::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -38,7 +38,7 @@ impl<S: TenantStore> FromRequest for Authenticated<S> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let credential = bearer_token(req).and_then(|t| Credential::from_bearer(t).ok());
+        let credential = bearer_token(req.headers()).and_then(|t| Credential::from_bearer(t).ok());
         let state = req.app_data::<web::Data<ApiState<S>>>().cloned();
         let req = req.clone();
         Box::pin(async move {

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpRequest};
 use base64::Engine as _;
 use domain::rate_limit::{RateDecision, RatePolicies, RatePolicy, ceil_seconds};
@@ -109,17 +109,14 @@ pub fn client_address(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpA
     client_ip::resolve(req.peer_addr().map(|a| a.ip()), req.headers(), trusted)
 }
 
+/// The per-credential key: a digest, so the limiter's memory (or Redis) never holds a
+/// usable credential.
 fn bearer_hash(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    // Keyed by a digest, so the limiter's memory (or Redis) never holds a credential.
-    scheme.eq_ignore_ascii_case("bearer").then(|| {
-        let digest = Sha256::digest(token.trim().as_bytes());
-        format!(
-            "cred:{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
-        )
-    })
+    let digest = Sha256::digest(crate::auth::bearer_token(headers)?.as_bytes());
+    Some(format!(
+        "cred:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    ))
 }
 
 fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
