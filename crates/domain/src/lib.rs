@@ -19,5 +19,6 @@ pub mod principal;
 pub mod rate_limit;
 pub mod text;
 pub mod token;
+pub mod webhook;
 
 pub use field_errors::FieldErrors;

@@ -904,3 +904,67 @@ impl<T: RateLimiter + ?Sized> RateLimiter for std::sync::Arc<T> {
         (**self).check(policy, key)
     }
 }
+
+/// A future that stays on the thread that made it: awc, the webhook client, is
+/// single-threaded (one client per actix worker), so the sender's futures are not `Send`.
+pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// One webhook request, fully formed: the sender adds nothing but transport headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingWebhook {
+    /// Where to (already vetted at registration; vetted again at connect time).
+    pub url: String,
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature`, `content-type`, ...
+    pub headers: Vec<(String, String)>,
+    /// The exact bytes that were signed.
+    pub body: Vec<u8>,
+}
+
+/// What the receiving endpoint answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookReply {
+    /// The HTTP status (3xx included: redirects are never followed).
+    pub status: u16,
+    /// `Retry-After`, in seconds or as an HTTP date, turned into a delay.
+    pub retry_after: Option<std::time::Duration>,
+    /// The first 1 KiB of the response body, as lossy UTF-8.
+    pub body: String,
+    /// From the start of the request to the end of the (capped) body.
+    pub latency: std::time::Duration,
+}
+
+/// Why a webhook was not answered.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum WebhookSendError {
+    /// The destination is not allowed: a private, loopback, link-local or otherwise
+    /// reserved address (directly or by DNS), or `http` while only `https` is allowed,
+    /// or not a URL at all. Permanent for that URL.
+    #[error("destination refused: {0}")]
+    Refused(String),
+    /// No complete answer within the time limit (15 s).
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// DNS, connection, TLS or protocol failure.
+    #[error("delivery failed: {0}")]
+    Failed(String),
+}
+
+/// Delivers webhooks over HTTP, with the SSRF guard.
+pub trait WebhookSender {
+    /// Checks that `url` may receive webhooks (scheme, and every address its host resolves
+    /// to), as at registration.
+    ///
+    /// # Errors
+    /// [`WebhookSendError::Refused`] with the reason, or `Failed` when the name does not
+    /// resolve.
+    fn vet<'a>(&'a self, url: &'a str) -> LocalBoxFuture<'a, Result<(), WebhookSendError>>;
+
+    /// Sends one webhook (a POST) and reports the answer, whatever its status.
+    ///
+    /// # Errors
+    /// [`WebhookSendError`] when there was no HTTP answer.
+    fn send<'a>(
+        &'a self,
+        webhook: &'a OutgoingWebhook,
+    ) -> LocalBoxFuture<'a, Result<WebhookReply, WebhookSendError>>;
+}

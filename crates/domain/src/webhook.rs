@@ -1,0 +1,378 @@
+//! Webhooks (SPEC §5): event types and subscription filters, signing secrets, the
+//! Standard Webhooks signature, the retry schedule, and which addresses a webhook may
+//! never reach (the SSRF guard's rule; resolving names is the HTTP adapter's job).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use thiserror::Error;
+
+/// The resources that emit events.
+pub const EVENT_RESOURCES: [&str; 5] = ["contact", "company", "lead", "pipeline", "activity"];
+
+/// Every event type a subscription can name (besides `*` and `<resource>.*`).
+#[must_use]
+pub fn event_types() -> Vec<String> {
+    let mut types: Vec<String> = EVENT_RESOURCES
+        .iter()
+        .flat_map(|r| ["created", "updated", "deleted"].map(|a| format!("{r}.{a}")))
+        .collect();
+    types.push("lead.stage_changed".to_owned());
+    types.push(TEST_EVENT_TYPE.to_owned());
+    types
+}
+
+/// The type of the event `POST /v1/webhooks/{id}/test` sends.
+pub const TEST_EVENT_TYPE: &str = "webhook.test";
+
+/// Why an event filter was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("must be \"*\", \"<resource>.*\" or one of the event types, e.g. contact.created")]
+pub struct EventFilterError;
+
+/// Checks one subscription filter: `*`, `contact.*`, or an exact event type.
+///
+/// # Errors
+/// [`EventFilterError`] for anything else.
+pub fn parse_event_filter(filter: &str) -> Result<String, EventFilterError> {
+    if filter == "*" || event_types().iter().any(|t| t == filter) {
+        return Ok(filter.to_owned());
+    }
+    match filter.strip_suffix(".*") {
+        Some(resource) if EVENT_RESOURCES.contains(&resource) || resource == "webhook" => {
+            Ok(filter.to_owned())
+        }
+        _ => Err(EventFilterError),
+    }
+}
+
+/// Whether an event of `event_type` is wanted by a subscription with `filters`.
+#[must_use]
+pub fn filters_match(filters: &[String], event_type: &str) -> bool {
+    filters.iter().any(|f| {
+        f == "*"
+            || f == event_type
+            || f.strip_suffix(".*").is_some_and(|resource| {
+                event_type
+                    .split_once('.')
+                    .is_some_and(|(r, _)| r == resource)
+            })
+    })
+}
+
+/// The prefix of every signing secret (Standard Webhooks).
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// A signing secret, `whsec_<base64 of 24-64 bytes>`: shown once, kept to sign.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret {
+    text: String,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(whsec_…)")
+    }
+}
+
+/// A secret that is not `whsec_` followed by base64 of 24 to 64 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("a webhook secret is whsec_ followed by base64 of 24 to 64 bytes")]
+pub struct MalformedSecret;
+
+impl WebhookSecret {
+    /// A secret from fresh random bytes (24 to 64 of them).
+    ///
+    /// # Errors
+    /// [`MalformedSecret`] for another length.
+    pub fn from_random_bytes(bytes: &[u8]) -> Result<Self, MalformedSecret> {
+        if !(24..=64).contains(&bytes.len()) {
+            return Err(MalformedSecret);
+        }
+        Ok(Self {
+            text: format!("{SECRET_PREFIX}{}", BASE64.encode(bytes)),
+            key: bytes.to_vec(),
+        })
+    }
+
+    /// Parses a stored or presented secret.
+    ///
+    /// # Errors
+    /// [`MalformedSecret`].
+    pub fn parse(text: &str) -> Result<Self, MalformedSecret> {
+        let encoded = text.strip_prefix(SECRET_PREFIX).ok_or(MalformedSecret)?;
+        let key = BASE64.decode(encoded).map_err(|_| MalformedSecret)?;
+        if !(24..=64).contains(&key.len()) {
+            return Err(MalformedSecret);
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            key,
+        })
+    }
+
+    /// The secret as shown to its owner and stored.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+
+    /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, the Standard Webhooks
+    /// signature of one attempt.
+    #[must_use]
+    pub fn sign(&self, message_id: &str, timestamp: i64, body: &[u8]) -> String {
+        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        mac.update(message_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// When a failed delivery is tried again: the delay before each attempt, the first
+/// being the delay of the first attempt (normally zero).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetrySchedule(Vec<Duration>);
+
+/// Why a retry schedule was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("expected comma-separated durations such as 0s,5s,5m,30m,2h (ms, s, m, h, d), 1 to 20 of them")]
+pub struct RetryScheduleError;
+
+impl Default for RetrySchedule {
+    /// SPEC §5: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        Self(vec![
+            Duration::ZERO,
+            Duration::from_secs(5),
+            minutes(5),
+            minutes(30),
+            hours(2),
+            hours(5),
+            hours(10),
+            hours(14),
+            hours(20),
+            hours(24),
+        ])
+    }
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let millis = match unit {
+        "ms" => number,
+        "s" => number.checked_mul(1000)?,
+        "m" => number.checked_mul(60_000)?,
+        "h" => number.checked_mul(3_600_000)?,
+        "d" => number.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(millis))
+}
+
+impl RetrySchedule {
+    /// Parses `0s,200ms,1s` (as `WEBHOOK_RETRY_SCHEDULE`).
+    ///
+    /// # Errors
+    /// [`RetryScheduleError`].
+    pub fn parse(text: &str) -> Result<Self, RetryScheduleError> {
+        let delays = text
+            .split(',')
+            .map(parse_duration)
+            .collect::<Option<Vec<_>>>()
+            .ok_or(RetryScheduleError)?;
+        if delays.is_empty() || delays.len() > 20 {
+            return Err(RetryScheduleError);
+        }
+        Ok(Self(delays))
+    }
+
+    /// How many attempts a delivery gets in all.
+    #[must_use]
+    pub fn attempts(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The delay before attempt number `attempt` (0-based), `None` after the last.
+    #[must_use]
+    pub fn delay_before(&self, attempt: usize) -> Option<Duration> {
+        self.0.get(attempt).copied()
+    }
+
+    /// The delay before attempt `attempt`, with jitter: up to a tenth more, so that
+    /// endpoints recovering from an outage are not hit by every retry at once.
+    /// `unit` is a random number in `0.0..1.0`.
+    #[must_use]
+    pub fn jittered_delay_before(&self, attempt: usize, unit: f64) -> Option<Duration> {
+        let delay = self.delay_before(attempt)?;
+        Some(delay.mul_f64(1.0 + unit.clamp(0.0, 1.0) / 10.0))
+    }
+}
+
+/// Whether a webhook may be delivered to `ip`: never to loopback, private (RFC 1918),
+/// shared (CGNAT), link-local (cloud metadata at 169.254.169.254), multicast, broadcast,
+/// unspecified, documentation or otherwise reserved addresses, nor to IPv6 unique-local,
+/// link-local or the IPv4 forms embedded in IPv6 (mapped, compatible, NAT64, 6to4).
+#[must_use]
+pub fn is_public_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    let forbidden = ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || a == 0 // "this network"
+        || (a == 100 && (64..=127).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (18..=19).contains(&b)) // benchmarking
+        || a >= 240; // reserved
+    !forbidden
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_public_v4(v4);
+    }
+    let segments = ip.segments();
+    // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an
+    // IPv4 address a relay may deliver to: judge that address.
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
+        return is_public_v4(embedded(segments[6], segments[7]));
+    }
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_public_v4(embedded(segments[6], segments[7]));
+    }
+    if segments[0] == 0x2002 {
+        return is_public_v4(embedded(segments[1], segments[2]));
+    }
+    let forbidden = ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || (segments[0] & 0xffc0) == 0xfe80 // link-local
+        || (segments[0] & 0xfe00) == 0xfc00 // unique local
+        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
+        || (segments[0] == 0x0100 && segments[1..4] == [0, 0, 0]); // discard-only
+    !forbidden
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_standard_webhooks_test_vector_signs_as_published() {
+        let secret =
+            WebhookSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").expect("valid secret");
+        let signature = secret.sign(
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            1_649_367_553,
+            br#"{"email":"test@example.com","username":"test_user"}"#,
+        );
+        assert_eq!(signature, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
+    }
+
+    #[test]
+    fn secrets_round_trip_and_bad_ones_are_refused() {
+        let made = WebhookSecret::from_random_bytes(&[7; 32]).expect("32 bytes");
+        assert!(made.expose().starts_with("whsec_"));
+        assert_eq!(WebhookSecret::parse(made.expose()), Ok(made.clone()));
+        assert!(WebhookSecret::from_random_bytes(&[1; 8]).is_err());
+        assert!(WebhookSecret::parse("whsec_!!!").is_err());
+        assert!(WebhookSecret::parse("sk_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").is_err());
+        assert_eq!(format!("{made:?}"), "WebhookSecret(whsec_…)", "never printed");
+    }
+
+    #[test]
+    fn filters_match_exact_types_resource_wildcards_and_everything() {
+        let filters = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(filters_match(&filters(&["*"]), "lead.stage_changed"));
+        assert!(filters_match(&filters(&["contact.*"]), "contact.deleted"));
+        assert!(!filters_match(&filters(&["contact.*"]), "company.created"));
+        assert!(filters_match(&filters(&["lead.created", "company.*"]), "lead.created"));
+        assert!(!filters_match(&filters(&["lead.created"]), "lead.updated"));
+        assert!(parse_event_filter("contact.*").is_ok());
+        assert!(parse_event_filter("lead.stage_changed").is_ok());
+        assert!(parse_event_filter("contact.exploded").is_err());
+        assert!(parse_event_filter("nothing.*").is_err());
+        assert!(parse_event_filter("").is_err());
+    }
+
+    #[test]
+    fn schedules_parse_and_jitter_stays_within_a_tenth() {
+        let schedule = RetrySchedule::parse("0s,200ms,1s").expect("valid");
+        assert_eq!(schedule.attempts(), 3);
+        assert_eq!(schedule.delay_before(1), Some(Duration::from_millis(200)));
+        assert_eq!(schedule.delay_before(3), None);
+        assert_eq!(
+            schedule.jittered_delay_before(2, 0.5),
+            Some(Duration::from_millis(1050))
+        );
+        assert_eq!(RetrySchedule::default().attempts(), 10);
+        assert_eq!(
+            RetrySchedule::default().delay_before(9),
+            Some(Duration::from_secs(86_400))
+        );
+        for bad in ["", "5", "5x", "1s,,2s", "-1s"] {
+            assert!(RetrySchedule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn private_and_special_addresses_are_not_public() {
+        for blocked in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "ff02::1",
+        ] {
+            let ip: IpAddr = blocked.parse().expect("an address");
+            assert!(!is_public_address(ip), "{blocked} must be refused");
+        }
+        for allowed in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+            let ip: IpAddr = allowed.parse().expect("an address");
+            assert!(is_public_address(ip), "{allowed} is public");
+        }
+    }
+}
