@@ -1,0 +1,1 @@
+//! Webhook delivery over awc (being written).
