@@ -60,6 +60,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_leads_activities",
         include_str!("../../../migrations/0011_leads_activities.sql"),
     ),
+    (
+        "0012_webhooks",
+        include_str!("../../../migrations/0012_webhooks.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.
