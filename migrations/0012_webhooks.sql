@@ -153,6 +153,9 @@ AS $$ SELECT NULLIF(pg_catalog.current_setting('app.tenant_id', true), '')::uuid
 CREATE FUNCTION crm_contacts_created() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL; -- outside a tenant's context: no events (and no privileges needed)
+    END IF;
     INSERT INTO public.events (tenant_id, type, object)
     SELECT n.tenant_id, 'contact.created', to_jsonb(n)
       FROM new_rows n WHERE n.tenant_id = public.crm_current_tenant();
@@ -161,6 +164,9 @@ END $$;
 CREATE FUNCTION crm_contacts_updated() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.events (tenant_id, type, object, previous)
     SELECT n.tenant_id, 'contact.updated', to_jsonb(n), to_jsonb(o)
       FROM new_rows n JOIN old_rows o ON o.tenant_id = n.tenant_id AND o.id = n.id
@@ -171,6 +177,9 @@ END $$;
 CREATE FUNCTION crm_contacts_deleted() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.events (tenant_id, type, object)
     SELECT o.tenant_id, 'contact.deleted', to_jsonb(o)
       FROM old_rows o WHERE o.tenant_id = public.crm_current_tenant();
@@ -187,6 +196,9 @@ CREATE TRIGGER contacts_deleted AFTER DELETE ON contacts REFERENCING OLD TABLE A
 CREATE FUNCTION crm_companies_created() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL; -- outside a tenant's context: no events (and no privileges needed)
+    END IF;
     INSERT INTO public.events (tenant_id, type, object)
     SELECT n.tenant_id, 'company.created', to_jsonb(n)
       FROM new_rows n WHERE n.tenant_id = public.crm_current_tenant();
@@ -195,6 +207,9 @@ END $$;
 CREATE FUNCTION crm_companies_updated() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.events (tenant_id, type, object, previous)
     SELECT n.tenant_id, 'company.updated', to_jsonb(n), to_jsonb(o)
       FROM new_rows n JOIN old_rows o ON o.tenant_id = n.tenant_id AND o.id = n.id
@@ -205,6 +220,9 @@ END $$;
 CREATE FUNCTION crm_companies_deleted() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.events (tenant_id, type, object)
     SELECT o.tenant_id, 'company.deleted', to_jsonb(o)
       FROM old_rows o WHERE o.tenant_id = public.crm_current_tenant();
@@ -221,6 +239,9 @@ CREATE TRIGGER companies_deleted AFTER DELETE ON companies REFERENCING OLD TABLE
 CREATE FUNCTION crm_leads_created() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL; -- outside a tenant's context: no events (and no privileges needed)
+    END IF;
     INSERT INTO public.events (tenant_id, type, object)
     SELECT n.tenant_id, 'lead.created', to_jsonb(n)
       FROM new_rows n WHERE n.tenant_id = public.crm_current_tenant();
@@ -229,6 +250,9 @@ END $$;
 CREATE FUNCTION crm_leads_updated() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.events (tenant_id, type, object, previous)
     SELECT n.tenant_id, 'lead.updated', to_jsonb(n), to_jsonb(o)
       FROM new_rows n JOIN old_rows o ON o.tenant_id = n.tenant_id AND o.id = n.id
@@ -246,6 +270,9 @@ END $$;
 CREATE FUNCTION crm_leads_deleted() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.events (tenant_id, type, object)
     SELECT o.tenant_id, 'lead.deleted', to_jsonb(o)
       FROM old_rows o WHERE o.tenant_id = public.crm_current_tenant();
@@ -262,6 +289,9 @@ CREATE TRIGGER leads_deleted AFTER DELETE ON leads REFERENCING OLD TABLE AS old_
 CREATE FUNCTION crm_activities_created() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL; -- outside a tenant's context: no events (and no privileges needed)
+    END IF;
     INSERT INTO public.events (tenant_id, type, object)
     SELECT n.tenant_id, 'activity.created', to_jsonb(n)
       FROM new_rows n WHERE n.tenant_id = public.crm_current_tenant();
@@ -270,6 +300,9 @@ END $$;
 CREATE FUNCTION crm_activities_updated() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.events (tenant_id, type, object, previous)
     SELECT n.tenant_id, 'activity.updated', to_jsonb(n), to_jsonb(o)
       FROM new_rows n JOIN old_rows o ON o.tenant_id = n.tenant_id AND o.id = n.id
@@ -280,6 +313,9 @@ END $$;
 CREATE FUNCTION crm_activities_deleted() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
+    IF public.crm_current_tenant() IS NULL THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO public.events (tenant_id, type, object)
     SELECT o.tenant_id, 'activity.deleted', to_jsonb(o)
       FROM old_rows o WHERE o.tenant_id = public.crm_current_tenant();
