@@ -16,3 +16,4 @@ mod qr_page;
 mod rate_limit;
 mod search;
 mod startup;
+mod webhooks;

@@ -146,7 +146,9 @@ pub struct RetrySchedule(Vec<Duration>);
 
 /// Why a retry schedule was refused.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("expected comma-separated durations such as 0s,5s,5m,30m,2h (ms, s, m, h, d), 1 to 20 of them")]
+#[error(
+    "expected comma-separated durations such as 0s,5s,5m,30m,2h (ms, s, m, h, d), 1 to 20 of them"
+)]
 pub struct RetryScheduleError;
 
 impl Default for RetrySchedule {
@@ -304,7 +306,11 @@ mod tests {
         assert!(WebhookSecret::from_random_bytes(&[1; 8]).is_err());
         assert!(WebhookSecret::parse("whsec_!!!").is_err());
         assert!(WebhookSecret::parse("sk_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").is_err());
-        assert_eq!(format!("{made:?}"), "WebhookSecret(whsec_…)", "never printed");
+        assert_eq!(
+            format!("{made:?}"),
+            "WebhookSecret(whsec_…)",
+            "never printed"
+        );
     }
 
     #[test]
@@ -313,7 +319,10 @@ mod tests {
         assert!(filters_match(&filters(&["*"]), "lead.stage_changed"));
         assert!(filters_match(&filters(&["contact.*"]), "contact.deleted"));
         assert!(!filters_match(&filters(&["contact.*"]), "company.created"));
-        assert!(filters_match(&filters(&["lead.created", "company.*"]), "lead.created"));
+        assert!(filters_match(
+            &filters(&["lead.created", "company.*"]),
+            "lead.created"
+        ));
         assert!(!filters_match(&filters(&["lead.created"]), "lead.updated"));
         assert!(parse_event_filter("contact.*").is_ok());
         assert!(parse_event_filter("lead.stage_changed").is_ok());
@@ -370,7 +379,12 @@ mod tests {
             let ip: IpAddr = blocked.parse().expect("an address");
             assert!(!is_public_address(ip), "{blocked} must be refused");
         }
-        for allowed in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for allowed in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             let ip: IpAddr = allowed.parse().expect("an address");
             assert!(is_public_address(ip), "{allowed} is public");
         }
