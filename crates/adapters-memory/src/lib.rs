@@ -7,6 +7,7 @@
 //! isolation and locking.
 
 pub mod rate_limit;
+mod webhooks;
 
 pub use rate_limit::GovernorRateLimiter;
 
@@ -45,6 +46,8 @@ struct TenantData {
     sessions: BTreeMap<SessionId, StoredSession>,
     /// Idempotency keys: request hash and, once completed, the stored response.
     idempotency: HashMap<String, ([u8; 32], Option<ports::StoredResponse>)>,
+    /// Webhooks: subscriptions with their secrets, deliveries, and the event log.
+    webhooks: webhooks::WebhookData,
 }
 
 impl TenantData {
@@ -65,6 +68,7 @@ impl TenantData {
             keys: BTreeMap::new(),
             sessions: BTreeMap::new(),
             idempotency: HashMap::new(),
+            webhooks: webhooks::WebhookData::default(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod migrate;
 mod pipelines;
 mod provisioning;
 mod store;
+mod webhooks;
 
 pub use migrate::{MigrateError, migrate};
 pub use provisioning::PgProvisioning;

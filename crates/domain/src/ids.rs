@@ -65,6 +65,14 @@ id_newtype!(
     TenantId
 );
 id_newtype!(
+    /// A webhook subscription of one tenant.
+    SubscriptionId
+);
+id_newtype!(
+    /// One event's delivery to one webhook subscription.
+    DeliveryId
+);
+id_newtype!(
     /// A person who can log in; may belong to several tenants.
     UserId
 );

@@ -10,6 +10,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::FieldErrors;
+use crate::ids::{DeliveryId, SubscriptionId};
 
 /// The resources that emit events.
 pub const EVENT_RESOURCES: [&str; 5] = ["contact", "company", "lead", "pipeline", "activity"];
@@ -280,6 +284,217 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
         || (segments[0] == 0x0100 && segments[1..4] == [0, 0, 0]); // discard-only
     !forbidden
+}
+
+/// Why a subscription's fields were refused.
+fn check_subscription_fields(
+    url: &str,
+    description: Option<&str>,
+    events: &[String],
+) -> Result<Vec<String>, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let lower = url.to_ascii_lowercase();
+    if !(8..=2048).contains(&url.len())
+        || !(lower.starts_with("https://") || lower.starts_with("http://"))
+        || url.chars().any(char::is_control)
+    {
+        errors.add("url", "must be an http(s) URL of at most 2048 characters");
+    }
+    if description.is_some_and(|d| d.chars().count() > 500 || d.chars().any(char::is_control)) {
+        errors.add("description", "must be one line of at most 500 characters");
+    }
+    let mut filters: Vec<String> = Vec::new();
+    if events.is_empty() || events.len() > 50 {
+        errors.add("events", "must name 1 to 50 event types");
+    }
+    for event in events {
+        match parse_event_filter(event) {
+            Ok(filter) if !filters.contains(&filter) => filters.push(filter),
+            Ok(_) => {}
+            Err(error) => errors.add("events", error.to_string()),
+        }
+    }
+    if errors.is_empty() { Ok(filters) } else { Err(errors) }
+}
+
+/// The writable fields of a subscription, checked: the body of create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionDraft {
+    /// Where events are POSTed (the SSRF guard checks it too, with DNS).
+    pub url: String,
+    /// Free text for the tenant.
+    pub description: Option<String>,
+    /// Filters: `*`, `<resource>.*` or exact types, without repeats.
+    pub events: Vec<String>,
+    /// Whether deliveries are made.
+    pub enabled: bool,
+}
+
+impl SubscriptionDraft {
+    /// Checks the fields.
+    ///
+    /// # Errors
+    /// [`FieldErrors`] naming every bad field.
+    pub fn new(
+        url: String,
+        description: Option<String>,
+        events: Vec<String>,
+        enabled: bool,
+    ) -> Result<Self, FieldErrors> {
+        let description = description.filter(|d| !d.trim().is_empty());
+        let events = check_subscription_fields(&url, description.as_deref(), &events)?;
+        Ok(Self {
+            url,
+            description,
+            events,
+            enabled,
+        })
+    }
+}
+
+/// A subscription as stored. Its secret is never part of it: it is shown once, at
+/// creation and rotation, and read only by the delivery worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// Its id.
+    pub id: SubscriptionId,
+    /// The fields.
+    pub fields: SubscriptionDraft,
+    /// Why the platform disabled it (410, five days of failures), if it did.
+    pub disabled_reason: Option<String>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+/// Where a delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (or for one in flight).
+    Pending,
+    /// An attempt got a 2xx.
+    Succeeded,
+    /// Every attempt failed, or the endpoint is gone (410); retryable by hand.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored name.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "succeeded" => Some(Self::Succeeded),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One event's delivery to one subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// The event (`evt_…`, also the `webhook-id` header).
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// The last answer's status, if there was one.
+    pub last_status_code: Option<i32>,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// When the event was fanned out to this subscription.
+    pub created_at: OffsetDateTime,
+}
+
+/// One attempt of a delivery, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    /// When it was made.
+    pub attempted_at: OffsetDateTime,
+    /// The answer's status, if there was an answer.
+    pub status_code: Option<i32>,
+    /// How long it took.
+    pub latency_ms: i32,
+    /// The first 1 KiB of the answer.
+    pub response_body: Option<String>,
+    /// Why it failed without an answer (timeout, refused, connection).
+    pub error: Option<String>,
+}
+
+/// What to do after an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    /// 2xx: done.
+    Succeeded,
+    /// Try again at this time.
+    RetryAt(OffsetDateTime),
+    /// No attempts left: `failed`, retryable by hand.
+    GiveUp,
+    /// The endpoint is gone (410) or has failed for five days: fail this delivery and
+    /// disable the subscription with this reason.
+    Disable(String),
+}
+
+/// How long an endpoint may fail before it is disabled (SPEC §5).
+pub const DISABLE_AFTER_FAILING: Duration = Duration::from_secs(5 * 24 * 3600);
+
+/// Decides what follows an attempt: `status` is the answer's status (None: no answer),
+/// `attempts_before` how many attempts preceded this one, `failing_since` since when the
+/// endpoint has failed without a success in between (None: it was fine until now).
+#[must_use]
+pub fn next_step(
+    schedule: &RetrySchedule,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    attempts_before: usize,
+    failing_since: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    jitter_unit: f64,
+) -> NextStep {
+    if let Some(code) = status
+        && (200..300).contains(&code)
+    {
+        return NextStep::Succeeded;
+    }
+    if status == Some(410) {
+        return NextStep::Disable("the endpoint answered 410 Gone".to_owned());
+    }
+    if failing_since.is_some_and(|since| now - since >= DISABLE_AFTER_FAILING) {
+        return NextStep::Disable("every delivery failed for 5 days".to_owned());
+    }
+    let Some(delay) = schedule.jittered_delay_before(attempts_before + 1, jitter_unit) else {
+        return NextStep::GiveUp;
+    };
+    // 429 and 502/503/504 may say when to come back (at most a day): that replaces the
+    // schedule's delay for this retry.
+    let honoured = match (status, retry_after) {
+        (Some(429 | 502 | 503 | 504), Some(wait)) => wait.min(Duration::from_secs(86_400)),
+        _ => delay,
+    };
+    NextStep::RetryAt(now + honoured)
 }
 
 #[cfg(test)]
