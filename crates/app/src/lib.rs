@@ -19,3 +19,4 @@ pub mod pipelines;
 pub mod qr;
 pub mod secrets;
 pub mod tenants;
+pub mod webhooks;
