@@ -9,7 +9,7 @@ use awc::Client;
 use domain::rate_limit::RatePolicies;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::Value;
-use server::{RateLimitConfig, ServeConfig};
+use server::{RateLimitConfig, ServeConfig, WebhookConfig};
 use uuid::Uuid;
 
 /// The superuser URL tests create databases through.
@@ -182,14 +182,35 @@ pub fn generous_limits() -> RateLimitConfig {
     }
 }
 
+/// Webhook settings for tests: local receivers allowed, retries in milliseconds.
+pub fn test_webhooks() -> WebhookConfig {
+    WebhookConfig {
+        allow_private: true,
+        allow_http: true,
+        worker: app::webhooks::WorkerSettings {
+            schedule: domain::webhook::RetrySchedule::parse("0s,200ms,400ms")
+                .expect("a valid schedule"),
+            lease: Duration::from_secs(30),
+            batch: 32,
+        },
+        poll_interval: Duration::from_millis(50),
+        ..WebhookConfig::default()
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(generous_limits()).await
 }
 
 /// The application with these rate limits.
 pub async fn spawn_app_with(rate_limits: RateLimitConfig) -> TestApp {
+    spawn_app_configured(rate_limits, test_webhooks()).await
+}
+
+/// The application with these rate limits and webhook settings.
+pub async fn spawn_app_configured(rate_limits: RateLimitConfig, webhooks: WebhookConfig) -> TestApp {
     let db = TestDb::create().await;
-    let address = start_server(&db, rate_limits).await;
+    let address = start_server_with(&db, rate_limits, webhooks).await;
     let client = Client::builder().timeout(Duration::from_secs(30)).finish();
     TestApp {
         address,
@@ -200,6 +221,15 @@ pub async fn spawn_app_with(rate_limits: RateLimitConfig) -> TestApp {
 
 /// Starts one more server on `db` (another API instance), returning its base URL.
 pub async fn start_server(db: &TestDb, rate_limits: RateLimitConfig) -> String {
+    start_server_with(db, rate_limits, test_webhooks()).await
+}
+
+/// [`start_server`] with webhook settings.
+pub async fn start_server_with(
+    db: &TestDb,
+    rate_limits: RateLimitConfig,
+    webhooks: WebhookConfig,
+) -> String {
     let config = ServeConfig {
         database_url: db.app_url.clone(),
         migration_database_url: None,
@@ -213,6 +243,7 @@ pub async fn start_server(db: &TestDb, rate_limits: RateLimitConfig) -> String {
         },
         sweep_interval: Duration::from_secs(3600),
         rate_limits,
+        webhooks,
     };
     let running = server::start(&config).await.expect("server starts");
     let address = format!("http://{}", running.address);

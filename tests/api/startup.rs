@@ -17,6 +17,7 @@ fn config(database_url: &str) -> ServeConfig {
         auth: app::auth::AuthSettings::default(),
         sweep_interval: Duration::from_secs(3600),
         rate_limits: crate::helpers::generous_limits(),
+        webhooks: crate::helpers::test_webhooks(),
     }
 }
 

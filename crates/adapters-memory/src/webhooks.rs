@@ -1,8 +1,8 @@
 //! Webhook subscriptions, deliveries and the event log in memory, for use-case tests.
 //!
-//! The in-memory store writes no events for CRM changes (PostgreSQL's triggers do that);
-//! its log holds the `webhook.test` events its subscriptions were sent, so the
-//! subscription, delivery and retry use cases run the same against both adapters.
+//! The in-memory store writes no events for CRM changes (in PostgreSQL, triggers will), so
+//! its event log and delivery queue stay empty; subscriptions and their secrets behave as
+//! in PostgreSQL, so the management use cases run the same against both adapters.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,6 @@ use domain::webhook::{
     Delivery, DeliveryAttempt, DeliveryStatus, NextStep, Subscription, SubscriptionDraft,
 };
 use ports::{EventLogPage, RepoError, WebhookRepository};
-use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::{MemoryUnitOfWork, now};
@@ -202,36 +201,6 @@ impl WebhookRepository for MemoryUnitOfWork {
                 }
                 d.clone()
             }))
-    }
-
-    async fn insert_test_delivery(
-        &mut self,
-        subscription: SubscriptionId,
-        id: DeliveryId,
-    ) -> Result<(), RepoError> {
-        let tenant = self.tenant_id;
-        let at = now();
-        let data = self.webhooks()?;
-        let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
-        let event = json!({
-            "id": event_id, "type": domain::webhook::TEST_EVENT_TYPE, "tenantId": tenant,
-            "data": {"subscriptionId": subscription},
-        });
-        data.events.push((domain::webhook::TEST_EVENT_TYPE.to_owned(), event));
-        let delivery = Delivery {
-            id,
-            subscription_id: subscription,
-            event_id,
-            event_type: domain::webhook::TEST_EVENT_TYPE.to_owned(),
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            next_attempt_at: Some(at),
-            last_status_code: None,
-            last_error: None,
-            created_at: at,
-        };
-        data.deliveries.insert(id, (delivery, Vec::new(), None));
-        Ok(())
     }
 
     async fn list_events(

@@ -389,31 +389,6 @@ impl WebhookRepository for PgUnitOfWork {
         self.one_delivery(subscription, id).await
     }
 
-    async fn insert_test_delivery(
-        &mut self,
-        subscription: SubscriptionId,
-        id: DeliveryId,
-    ) -> Result<(), RepoError> {
-        self.txn
-            .execute_raw(statement(
-                "WITH event AS ( \
-                   INSERT INTO events (tenant_id, type, object) \
-                   VALUES ($1, 'webhook.test', jsonb_build_object('subscriptionId', $2::uuid, \
-                           'message', 'This is a test event from POST /v1/webhooks/{id}/test.')) \
-                   RETURNING tenant_id, seq) \
-                 INSERT INTO webhook_deliveries (tenant_id, id, subscription_id, event_seq) \
-                 SELECT tenant_id, $3, $2, seq FROM event",
-                vec![
-                    self.tenant_id.as_uuid().into(),
-                    subscription.as_uuid().into(),
-                    id.as_uuid().into(),
-                ],
-            ))
-            .await
-            .map_err(repo_error)?;
-        Ok(())
-    }
-
     async fn list_events(
         &mut self,
         after: Option<i64>,

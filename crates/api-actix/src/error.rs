@@ -235,7 +235,7 @@ impl From<ContactError> for ApiError {
     }
 }
 
-fn forbidden(forbidden: domain::principal::Forbidden) -> ApiError {
+pub(crate) fn forbidden(forbidden: domain::principal::Forbidden) -> ApiError {
     ApiError::new(ErrorCode::Forbidden, forbidden.to_string())
         .with_details(json!({ "requiredScope": forbidden.0.scope() }))
 }

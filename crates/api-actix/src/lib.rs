@@ -47,6 +47,8 @@ pub struct ApiState<S> {
     pub auth: AuthSettings,
     /// The limiter, the five policies and the trusted proxies.
     pub limits: rate_limit::RateLimits,
+    /// The webhook sender (one per worker thread) and the rotation grace period.
+    pub webhooks: routes::webhooks::WebhookApi,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for ApiState<S> {
@@ -55,6 +57,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for ApiState<S> {
             .field("store", &self.store)
             .field("auth", &self.auth)
             .field("limits", &self.limits)
+            .field("webhooks", &self.webhooks)
             .finish_non_exhaustive()
     }
 }
@@ -97,7 +100,8 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
                 .configure(routes::auth::configure::<S>)
                 .configure(routes::api_keys::configure::<S>)
                 .configure(routes::members::configure::<S>)
-                .configure(routes::qr::configure::<S>),
+                .configure(routes::qr::configure::<S>)
+                .configure(routes::webhooks::configure::<S>),
         );
 }
 
@@ -116,7 +120,11 @@ pub fn app<S: Store>(
 > {
     // Outermost last: request context (id, envelope, log), then rate limits (a refused
     // request reserves no idempotency key), then idempotency, then the routes.
+    // awc is single-threaded: each worker thread (each call of this function) gets its own
+    // webhook sender.
+    let sender = routes::webhooks::SenderHandle((state.webhooks.make_sender)());
     App::new()
+        .app_data(sender)
         .wrap(idempotency::Idempotency::new(state.clone()))
         .wrap(rate_limit::RateLimit::new(state.limits.clone()))
         .wrap(middleware::RequestContext)

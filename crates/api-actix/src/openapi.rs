@@ -13,7 +13,7 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::envelope::{Failure, Metadata, Pagination};
 use crate::routes::{
-    api_keys, auth, batch, companies, contacts, health, leads, members, pipelines, qr,
+    api_keys, auth, batch, companies, contacts, health, leads, members, pipelines, qr, webhooks,
 };
 
 /// The error responses every authenticated operation can give, each in the error envelope.
@@ -110,6 +110,9 @@ impl Modify for BearerAuth {
         api_keys::create, api_keys::list, api_keys::get, api_keys::revoke,
         members::list, members::add, members::change_role, members::remove,
         qr::generate, qr::scan, qr::link, qr::cancel, qr::status,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::patch, webhooks::delete,
+        webhooks::rotate, webhooks::test, webhooks::deliveries, webhooks::delivery, webhooks::retry,
+        webhooks::events,
     ),
     components(schemas(Failure, Metadata, Pagination, contacts::ContactResponse, contacts::ContactBody,
                        contacts::ContactPatchBody, contacts::DeletedResponse)),
@@ -123,6 +126,7 @@ impl Modify for BearerAuth {
          (name = "api-keys", description = "API keys of the tenant (admins)"),
          (name = "members", description = "Members of the tenant and their roles (admins)"),
          (name = "qr-login", description = "Log a device in by scanning a QR code"),
+         (name = "webhooks", description = "Signed webhooks of every change, their delivery log, and the event log (admins)"),
          (name = "ops", description = "Probes"))
 )]
 pub struct ApiDoc;

@@ -68,7 +68,7 @@ fn new_secret() -> Result<WebhookSecret, RepoError> {
 }
 
 /// Checks the fields and the URL (scheme, and every address its host resolves to).
-async fn checked<S: WebhookSender>(
+async fn checked<S: WebhookSender + ?Sized>(
     sender: &S,
     input: SubscriptionInput,
 ) -> Result<SubscriptionDraft, WebhookError> {
@@ -93,7 +93,7 @@ async fn checked<S: WebhookSender>(
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn create_subscription<U: UnitOfWork, S: WebhookSender>(
+pub async fn create_subscription<U: UnitOfWork, S: WebhookSender + ?Sized>(
     mut uow: U,
     principal: &Principal,
     sender: &S,
@@ -156,7 +156,7 @@ pub struct SubscriptionPatch {
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn update_subscription<U: UnitOfWork, S: WebhookSender>(
+pub async fn update_subscription<U: UnitOfWork, S: WebhookSender + ?Sized>(
     mut uow: U,
     principal: &Principal,
     sender: &S,
@@ -281,24 +281,81 @@ pub async fn retry_delivery<U: UnitOfWork>(
     Ok(delivery)
 }
 
-/// Queues a `webhook.test` event for one subscription, due now; returns its delivery id
-/// (the caller may then run the worker step and report the outcome).
+/// What a test send got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestOutcome {
+    /// The test event's id (`evt_…`).
+    pub event_id: String,
+    /// Whether the endpoint answered 2xx.
+    pub succeeded: bool,
+    /// Its status, if it answered.
+    pub status_code: Option<u16>,
+    /// How long it took.
+    pub latency_ms: u64,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Sends a `webhook.test` event to one subscription now, signed like any delivery, and
+/// reports what the endpoint answered. Nothing is queued or retried.
 ///
 /// # Errors
-/// [`WebhookError`].
-pub async fn queue_test<U: UnitOfWork>(
+/// [`WebhookError`] (the endpoint's own failure is part of the outcome, not an error).
+pub async fn send_test<U: UnitOfWork, S: WebhookSender + ?Sized>(
     mut uow: U,
     principal: &Principal,
-    subscription: SubscriptionId,
-) -> Result<DeliveryId, WebhookError> {
+    sender: &S,
+    id: SubscriptionId,
+) -> Result<TestOutcome, WebhookError> {
     principal.require(Permission::WebhooksManage)?;
-    if uow.get_subscription(subscription, true).await?.is_none() {
-        return Err(WebhookError::NotFound);
-    }
-    let id = DeliveryId::new();
-    uow.insert_test_delivery(subscription, id).await?;
-    uow.commit().await?;
-    Ok(id)
+    let subscription = uow
+        .get_subscription(id, false)
+        .await?
+        .ok_or(WebhookError::NotFound)?;
+    let (secret, previous) = uow
+        .signing_secrets(id)
+        .await?
+        .ok_or(WebhookError::NotFound)?;
+    drop(uow);
+    let secret = WebhookSecret::parse(&secret)
+        .map_err(|e| RepoError::Unexpected(format!("stored secret: {e}")))?;
+    let previous = previous.and_then(|p| WebhookSecret::parse(&p).ok());
+    let now = OffsetDateTime::now_utc();
+    let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+    let body = serde_json::json!({
+        "id": event_id,
+        "type": domain::webhook::TEST_EVENT_TYPE,
+        "tenantId": principal.tenant_id,
+        "createdAt": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "data": {"subscriptionId": subscription.id, "message": "A test event: if you can read this, your endpoint works."},
+    })
+    .to_string()
+    .into_bytes();
+    let request = OutgoingWebhook {
+        url: subscription.fields.url,
+        headers: signed_headers(&event_id, now.unix_timestamp(), &body, &secret, previous.as_ref()),
+        body,
+    };
+    let started = std::time::Instant::now();
+    let outcome = sender.send(&request).await;
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(match outcome {
+        Ok(reply) => TestOutcome {
+            event_id,
+            succeeded: (200..300).contains(&reply.status),
+            status_code: Some(reply.status),
+            latency_ms,
+            error: (!(200..300).contains(&reply.status))
+                .then(|| format!("the endpoint answered {}", reply.status)),
+        },
+        Err(error) => TestOutcome {
+            event_id,
+            succeeded: false,
+            status_code: None,
+            latency_ms,
+            error: Some(error.to_string()),
+        },
+    })
 }
 
 /// The tenant's event log after a position.
@@ -360,12 +417,13 @@ pub fn signed_headers(
     ]
 }
 
-/// One pass of the delivery worker: claims due deliveries and delivers them one after
-/// another, recording each outcome. Returns how many were attempted.
+/// One pass of the delivery worker: claims due deliveries and delivers them concurrently
+/// (so one slow endpoint does not hold the others past their lease), recording each
+/// outcome in its tenant's unit of work. Returns how many were attempted.
 ///
 /// # Errors
-/// [`RepoError`] when the queue cannot be read; a failure to record one delivery is
-/// logged by the caller's next pass (the lease expires and the delivery is retried).
+/// [`RepoError`] when the queue cannot be read. A delivery whose outcome cannot be
+/// recorded keeps its lease until it expires and is then attempted again (at least once).
 pub async fn deliver_due<Q, S>(
     store: &Q,
     sender: &S,
@@ -373,88 +431,100 @@ pub async fn deliver_due<Q, S>(
 ) -> Result<usize, RepoError>
 where
     Q: DeliveryQueue + TenantStore,
-    S: WebhookSender,
+    S: WebhookSender + ?Sized,
 {
     let claimed = store.claim_deliveries(settings.batch, settings.lease).await?;
     let count = claimed.len();
-    for job in claimed {
-        let body = job.payload.into_bytes();
-        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
-        let previous = job
-            .previous_secret
-            .as_deref()
-            .and_then(|p| WebhookSecret::parse(p).ok());
-        let attempted_at = OffsetDateTime::now_utc();
-        // A stored secret always parses (the table checks its prefix, we wrote it); if one
-        // ever does not, the attempt fails visibly instead of going out unsigned.
-        let outcome = match WebhookSecret::parse(&job.secret) {
-            Ok(secret) => {
-                let request = OutgoingWebhook {
-                    url: job.url,
-                    headers: signed_headers(
-                        &job.event_id,
-                        timestamp,
-                        &body,
-                        &secret,
-                        previous.as_ref(),
-                    ),
-                    body,
-                };
-                sender.send(&request).await
-            }
-            Err(error) => Err(WebhookSendError::Failed(error.to_string())),
-        };
-        let (status, retry_after, attempt) = match outcome {
-            Ok(reply) => (
-                Some(reply.status),
-                reply.retry_after,
-                DeliveryAttempt {
-                    attempted_at,
-                    status_code: Some(i32::from(reply.status)),
-                    latency_ms: i32::try_from(reply.latency.as_millis()).unwrap_or(i32::MAX),
-                    response_body: Some(reply.body),
-                    error: (!(200..300).contains(&reply.status))
-                        .then(|| format!("the endpoint answered {}", reply.status)),
-                },
-            ),
-            Err(error) => (
-                None,
-                None,
-                DeliveryAttempt {
-                    attempted_at,
-                    status_code: None,
-                    latency_ms: i32::try_from(
-                        (OffsetDateTime::now_utc() - attempted_at).whole_milliseconds(),
-                    )
-                    .unwrap_or(i32::MAX)
-                    .max(0),
-                    response_body: None,
-                    error: Some(error.to_string().chars().take(1000).collect()),
-                },
-            ),
-        };
-        let mut uow = store.begin_for_tenant(job.tenant_id).await?;
-        let failing_since = uow.failing_since(job.subscription_id).await?;
-        let failing_since = match (status, failing_since) {
-            (Some(200..=299), _) => None,
-            (_, Some(since)) => Some(since),
-            (_, None) => Some(attempted_at),
-        };
-        let next = next_step(
-            &settings.schedule,
-            status,
-            retry_after,
-            usize::try_from(job.attempts).unwrap_or(0),
-            failing_since,
-            OffsetDateTime::now_utc(),
-            rand::rng().random::<f64>(),
-        );
-        if uow
-            .record_attempt(job.delivery_id, job.lease_token, &attempt, &next)
-            .await?
-        {
-            uow.commit().await?;
-        }
-    }
+    let outcomes = futures_util::future::join_all(
+        claimed
+            .into_iter()
+            .map(|job| deliver_one(store, sender, &settings.schedule, job)),
+    )
+    .await;
+    outcomes.into_iter().collect::<Result<Vec<()>, RepoError>>()?;
     Ok(count)
+}
+
+/// Signs, sends and records one claimed delivery.
+async fn deliver_one<Q, S>(
+    store: &Q,
+    sender: &S,
+    schedule: &RetrySchedule,
+    job: ports::ClaimedDelivery,
+) -> Result<(), RepoError>
+where
+    Q: TenantStore,
+    S: WebhookSender + ?Sized,
+{
+    let body = job.payload.into_bytes();
+    let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+    let previous = job
+        .previous_secret
+        .as_deref()
+        .and_then(|p| WebhookSecret::parse(p).ok());
+    let attempted_at = OffsetDateTime::now_utc();
+    // A stored secret always parses (the table checks its prefix, we wrote it); if one
+    // ever does not, the attempt fails visibly instead of going out unsigned.
+    let outcome = match WebhookSecret::parse(&job.secret) {
+        Ok(secret) => {
+            let request = OutgoingWebhook {
+                url: job.url,
+                headers: signed_headers(&job.event_id, timestamp, &body, &secret, previous.as_ref()),
+                body,
+            };
+            sender.send(&request).await
+        }
+        Err(error) => Err(WebhookSendError::Failed(error.to_string())),
+    };
+    let (status, retry_after, attempt) = match outcome {
+        Ok(reply) => (
+            Some(reply.status),
+            reply.retry_after,
+            DeliveryAttempt {
+                attempted_at,
+                status_code: Some(i32::from(reply.status)),
+                latency_ms: i32::try_from(reply.latency.as_millis()).unwrap_or(i32::MAX),
+                response_body: Some(reply.body),
+                error: (!(200..300).contains(&reply.status))
+                    .then(|| format!("the endpoint answered {}", reply.status)),
+            },
+        ),
+        Err(error) => (
+            None,
+            None,
+            DeliveryAttempt {
+                attempted_at,
+                status_code: None,
+                latency_ms: i32::try_from(
+                    (OffsetDateTime::now_utc() - attempted_at).whole_milliseconds(),
+                )
+                .unwrap_or(i32::MAX)
+                .max(0),
+                response_body: None,
+                error: Some(error.to_string().chars().take(1000).collect()),
+            },
+        ),
+    };
+    let mut uow = store.begin_for_tenant(job.tenant_id).await?;
+    let failing_since = match (status, uow.failing_since(job.subscription_id).await?) {
+        (Some(200..=299), _) => None,
+        (_, Some(since)) => Some(since),
+        (_, None) => Some(attempted_at),
+    };
+    let next = next_step(
+        schedule,
+        status,
+        retry_after,
+        usize::try_from(job.attempts).unwrap_or(0),
+        failing_since,
+        OffsetDateTime::now_utc(),
+        rand::rng().random::<f64>(),
+    );
+    if uow
+        .record_attempt(job.delivery_id, job.lease_token, &attempt, &next)
+        .await?
+    {
+        uow.commit().await?;
+    }
+    Ok(())
 }

@@ -1094,16 +1094,6 @@ pub trait WebhookRepository {
         id: DeliveryId,
     ) -> impl Future<Output = Result<Option<Delivery>, RepoError>> + Send;
 
-    /// Writes a `webhook.test` event and its one delivery to `subscription`, due now.
-    ///
-    /// # Errors
-    /// [`RepoError`] when storage fails.
-    fn insert_test_delivery(
-        &mut self,
-        subscription: SubscriptionId,
-        id: DeliveryId,
-    ) -> impl Future<Output = Result<(), RepoError>> + Send;
-
     /// The tenant's event log after `after` (a position from an earlier page), oldest
     /// first, only `types` when given. Events of transactions still open are not shown
     /// yet, so paging by position never skips one that commits late.

@@ -39,6 +39,93 @@ pub struct ServeConfig {
     pub sweep_interval: Duration,
     /// Rate-limit policies, trusted proxies and the optional shared (Redis) limiter.
     pub rate_limits: RateLimitConfig,
+    /// Webhook delivery.
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhook delivery, from `WEBHOOK_*`.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// Deliver to private, loopback and link-local addresses (tests, local receivers).
+    pub allow_private: bool,
+    /// Deliver over plain http.
+    pub allow_http: bool,
+    /// Retries, attempt batch and lease.
+    pub worker: app::webhooks::WorkerSettings,
+    /// How often an idle worker looks for due deliveries.
+    pub poll_interval: Duration,
+    /// How long a rotated-out secret keeps signing.
+    pub secret_grace: Duration,
+    /// How long events and attempts are kept.
+    pub retention: Duration,
+    /// Whether `crm serve` also delivers (as well as any `crm worker`).
+    pub deliver_in_serve: bool,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            allow_http: false,
+            worker: app::webhooks::WorkerSettings::default(),
+            poll_interval: Duration::from_millis(500),
+            secret_grace: Duration::from_secs(86_400),
+            retention: Duration::from_secs(30 * 86_400),
+            deliver_in_serve: true,
+        }
+    }
+}
+
+fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match var(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(v) => Err(ConfigError::Invalid(name, v, "expected true or false")),
+    }
+}
+
+impl WebhookConfig {
+    /// Reads and checks the webhook variables.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for the first bad variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let schedule = match var("WEBHOOK_RETRY_SCHEDULE") {
+            None => defaults.worker.schedule.clone(),
+            Some(raw) => domain::webhook::RetrySchedule::parse(&raw).map_err(|_| {
+                ConfigError::Invalid(
+                    "WEBHOOK_RETRY_SCHEDULE",
+                    raw.clone(),
+                    "expected comma-separated durations, e.g. 0s,5s,5m,30m,2h (1 to 20)",
+                )
+            })?,
+        };
+        let poll_ms: u64 = number("WEBHOOK_POLL_INTERVAL_MS", 500, "expected milliseconds")?;
+        if !(10..=60_000).contains(&poll_ms) {
+            return Err(ConfigError::Invalid(
+                "WEBHOOK_POLL_INTERVAL_MS",
+                poll_ms.to_string(),
+                "expected 10-60000",
+            ));
+        }
+        Ok(Self {
+            allow_private: flag("WEBHOOK_ALLOW_PRIVATE", false)?,
+            allow_http: flag("WEBHOOK_ALLOW_HTTP", false)?,
+            worker: app::webhooks::WorkerSettings {
+                schedule,
+                ..defaults.worker
+            },
+            poll_interval: Duration::from_millis(poll_ms),
+            secret_grace: seconds("WEBHOOK_SECRET_GRACE_SECS", 86_400, 0..=2_592_000)?,
+            retention: Duration::from_secs(
+                86_400 * number::<u64>("WEBHOOK_RETENTION_DAYS", 30, "expected whole days")?
+                    .clamp(1, 3650),
+            ),
+            deliver_in_serve: flag("WEBHOOK_DELIVER_IN_SERVE", true)?,
+        })
+    }
 }
 
 /// Rate limiting, from `RATE_LIMIT_<POLICY>`, `TRUSTED_PROXIES`, `RATE_LIMIT_REDIS_URL`
@@ -272,6 +359,7 @@ impl ServeConfig {
             auth,
             sweep_interval,
             rate_limits: RateLimitConfig::from_env()?,
+            webhooks: WebhookConfig::from_env()?,
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod config;
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +14,12 @@ use adapters_memory::GovernorRateLimiter;
 use adapters_postgres::{PgProvisioning, PgStore, PoolOptions};
 use adapters_redis::RedisRateLimiter;
 use api_actix::ApiState;
+use adapters_http::{AwcWebhookSender, SenderConfig};
 use api_actix::rate_limit::RateLimits;
+use api_actix::routes::webhooks::WebhookApi;
 use serde_json::json;
 
-pub use config::{ConfigError, RateLimitConfig, ServeConfig};
+pub use config::{ConfigError, RateLimitConfig, ServeConfig, WebhookConfig};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,7 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         hasher: Arc::new(hasher),
         auth: config.auth.clone(),
         limits: rate_limits(&config.rate_limits)?,
+        webhooks: webhook_api(&config.webhooks),
     };
     let mut server = HttpServer::new(move || api_actix::app(state.clone()))
         // Responses are written as head and body; with Nagle's algorithm on, a body that
@@ -145,6 +149,52 @@ fn rate_limits(config: &RateLimitConfig) -> Result<RateLimits, StartError> {
         policies: config.policies,
         trusted_proxies: config.trusted_proxies.clone(),
     })
+}
+
+/// The webhook sender for the configuration (one is made per worker thread).
+#[must_use]
+pub fn webhook_sender(config: &WebhookConfig) -> AwcWebhookSender {
+    AwcWebhookSender::new(SenderConfig {
+        allow_private: config.allow_private,
+        allow_http: config.allow_http,
+        ..SenderConfig::default()
+    })
+}
+
+fn webhook_api(config: &WebhookConfig) -> WebhookApi {
+    let config = config.clone();
+    WebhookApi {
+        secret_grace: config.secret_grace,
+        make_sender: Arc::new(move || Rc::new(webhook_sender(&config)) as Rc<dyn ports::WebhookSender>),
+    }
+}
+
+/// Delivers due webhooks until the process ends: claims a batch, delivers it, and claims
+/// again at once while there is work; idle, it looks every `poll_interval`. Once an hour
+/// it forgets events and attempts older than the retention period. Failures are logged
+/// and retried (the database may be restarting); a delivery in flight when the process
+/// dies is retried by any worker once its lease expires.
+pub async fn deliver_forever(store: PgStore, config: WebhookConfig) {
+    let sender = webhook_sender(&config);
+    let mut last_sweep: Option<std::time::Instant> = None;
+    loop {
+        if last_sweep.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
+            last_sweep = Some(std::time::Instant::now());
+            match ports::DeliveryQueue::sweep_history(&store, config.retention).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "old webhook events and attempts deleted"),
+                Err(error) => tracing::warn!(%error, "webhook history sweep failed"),
+            }
+        }
+        match app::webhooks::deliver_due(&store, &sender, &config.worker).await {
+            Ok(0) => tokio::time::sleep(config.poll_interval).await,
+            Ok(attempted) => tracing::debug!(attempted, "webhook deliveries attempted"),
+            Err(error) => {
+                tracing::warn!(%error, "webhook delivery pass failed; retrying");
+                tokio::time::sleep(config.poll_interval).await;
+            }
+        }
+    }
 }
 
 /// Runs the demo sweep every `interval` until the process ends; failures are logged and

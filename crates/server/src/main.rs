@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Serve the API (applies pending migrations first when MIGRATION_DATABASE_URL is set).
     Serve,
+    /// Deliver webhooks only (no HTTP API); run as many as you like beside `crm serve`.
+    Worker,
     /// Apply pending migrations to MIGRATION_DATABASE_URL.
     Migrate,
     /// Manage tenants.
@@ -76,10 +78,21 @@ async fn serve() -> ExitCode {
         running.store.clone(),
         config.sweep_interval,
     ));
+    let deliverer = config.webhooks.deliver_in_serve.then(|| {
+        actix_web::rt::spawn(server::deliver_forever(
+            running.store.clone(),
+            config.webhooks.clone(),
+        ))
+    });
     // actix stops gracefully on SIGINT/SIGTERM: no new connections, in-flight requests
     // get SHUTDOWN_TIMEOUT_SECS to finish.
     let result = running.server.await;
     sweeper.abort();
+    if let Some(deliverer) = deliverer {
+        // A delivery cut off here keeps its lease until it expires; then any worker
+        // sends it again (at least once).
+        deliverer.abort();
+    }
     running.store.close().await;
     match result {
         Ok(()) => {
@@ -90,12 +103,42 @@ async fn serve() -> ExitCode {
     }
 }
 
+async fn worker() -> ExitCode {
+    let config = match ServeConfig::from_env() {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    let store = match adapters_postgres::PgStore::connect(
+        &config.database_url,
+        &adapters_postgres::PoolOptions {
+            max_connections: config.pool_size,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        },
+    )
+    .await
+    {
+        Ok(store) => store,
+        Err(error) => return fail(&error),
+    };
+    if let Err(error) = store.verify_application_role().await {
+        return fail(&error);
+    }
+    tracing::info!("delivering webhooks");
+    tokio::select! {
+        () = server::deliver_forever(store.clone(), config.webhooks) => {}
+        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+    }
+    store.close().await;
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     actix_web::rt::System::new().block_on(async move {
         match cli.command {
             Command::Serve => serve().await,
+            Command::Worker => worker().await,
             Command::Migrate => {
                 let url = match migration_url() {
                     Ok(url) => url,

@@ -174,7 +174,7 @@ impl From<ContactBody> for ContactInput {
 
 /// `Some(value)` for a present key, even when `value` is null: merge-patch needs to tell
 /// "absent" from "null".
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

@@ -10,6 +10,7 @@ pub mod leads;
 pub mod members;
 pub mod pipelines;
 pub mod qr;
+pub mod webhooks;
 
 use actix_web::{HttpRequest, HttpResponse, Route, web};
 

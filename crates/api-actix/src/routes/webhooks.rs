@@ -1,0 +1,604 @@
+//! `/v1/webhooks` (subscriptions, secret rotation, test sends, the delivery log and
+//! manual retries) and `/v1/events` (the tenant's event log, to catch up). Admins and
+//! owners, or keys with `webhooks:manage`.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use app::webhooks::{
+    SubscriptionInput, SubscriptionPatch, TestOutcome, delete_subscription, get_delivery,
+    get_subscription, list_deliveries, list_events, list_subscriptions, retry_delivery,
+    rotate_secret, send_test, update_subscription,
+};
+use domain::ids::{DeliveryId, SubscriptionId};
+use domain::webhook::{Delivery, DeliveryAttempt, Subscription};
+use garde::Validate;
+use ports::WebhookSender;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::contacts::{DeletedResponse, present};
+use crate::Store;
+use crate::auth::Authenticated;
+use crate::envelope::{Pagination, respond, respond_with};
+use crate::error::{ApiError, ErrorCode};
+use crate::validation::field_errors;
+
+/// What the webhook routes need besides storage.
+#[derive(Clone)]
+pub struct WebhookApi {
+    /// Makes the HTTP sender of one worker thread (awc is single-threaded).
+    pub make_sender: Arc<dyn Fn() -> Rc<dyn WebhookSender> + Send + Sync>,
+    /// How long a rotated-out secret keeps signing beside the new one.
+    pub secret_grace: Duration,
+}
+
+impl std::fmt::Debug for WebhookApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookApi")
+            .field("secret_grace", &self.secret_grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// This worker thread's sender, registered once per thread by [`crate::app`].
+#[derive(Clone)]
+pub struct SenderHandle(pub Rc<dyn WebhookSender>);
+
+fn sender(req: &HttpRequest) -> Result<SenderHandle, ApiError> {
+    req.app_data::<SenderHandle>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(&"the webhook sender is not registered"))
+}
+
+/// `POST /v1/webhooks`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWebhookBody {
+    /// Where events are POSTed: https (http only where the operator allows it), and not a
+    /// private, loopback or link-local address.
+    #[garde(length(min = 8, max = 2048))]
+    #[schema(min_length = 8, max_length = 2048, example = "https://hooks.example.com/crm")]
+    pub url: String,
+    /// Free text.
+    #[garde(inner(length(chars, max = 500)))]
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+    /// `*`, `<resource>.*` or event types such as `contact.created`.
+    #[garde(length(min = 1, max = 50))]
+    #[schema(min_items = 1, max_items = 50, example = json!(["contact.*", "lead.stage_changed"]))]
+    pub events: Vec<String>,
+    /// Whether deliveries are made (default true).
+    #[garde(skip)]
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH /v1/webhooks/{id}`: a merge-patch; `enabled: true` also clears `disabledReason`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(clippy::option_option)]
+pub struct PatchWebhookBody {
+    /// New URL.
+    #[schema(min_length = 8, max_length = 2048)]
+    pub url: Option<String>,
+    /// New description (`null` clears).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 500)]
+    pub description: Option<Option<String>>,
+    /// New event filters.
+    #[schema(min_items = 1, max_items = 50)]
+    pub events: Option<Vec<String>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
+/// A subscription. `secret` only in the answers of create and rotate-secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookResponse {
+    /// Its id.
+    pub id: Uuid,
+    /// Where events go.
+    pub url: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Event filters.
+    pub events: Vec<String>,
+    /// Whether deliveries are made.
+    pub enabled: bool,
+    /// Why the platform disabled it (410 Gone, five days of failures), if it did.
+    pub disabled_reason: Option<String>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// The signing secret, shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl WebhookResponse {
+    fn new(subscription: &Subscription, secret: Option<String>) -> Self {
+        Self {
+            id: subscription.id.as_uuid(),
+            url: subscription.fields.url.clone(),
+            description: subscription.fields.description.clone(),
+            events: subscription.fields.events.clone(),
+            enabled: subscription.fields.enabled,
+            disabled_reason: subscription.disabled_reason.clone(),
+            created_at: subscription.created_at,
+            secret,
+        }
+    }
+}
+
+/// One event's delivery to a subscription.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryResponse {
+    /// Its id.
+    pub id: Uuid,
+    /// The event (`evt_…`, the `webhook-id` header).
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// When the next attempt is due (pending only).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// The last answer's status.
+    pub last_status_code: Option<i32>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Every attempt, oldest first (`GET …/deliveries/{deliveryId}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt_log: Option<Vec<AttemptResponse>>,
+}
+
+/// One attempt.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptResponse {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub attempted_at: OffsetDateTime,
+    /// The answer's status, if any.
+    pub status_code: Option<i32>,
+    /// How long it took.
+    pub latency_ms: i32,
+    /// The first 1 KiB of the answer.
+    pub response_body: Option<String>,
+    /// Why it failed without an answer.
+    pub error: Option<String>,
+}
+
+impl DeliveryResponse {
+    fn new(delivery: &Delivery, attempts: Option<&[DeliveryAttempt]>) -> Self {
+        Self {
+            id: delivery.id.as_uuid(),
+            event_id: delivery.event_id.clone(),
+            event_type: delivery.event_type.clone(),
+            status: delivery.status.as_str().to_owned(),
+            attempts: delivery.attempts,
+            next_attempt_at: delivery.next_attempt_at,
+            last_status_code: delivery.last_status_code,
+            last_error: delivery.last_error.clone(),
+            attempt_log: attempts.map(|list| {
+                list.iter()
+                    .map(|a| AttemptResponse {
+                        attempted_at: a.attempted_at,
+                        status_code: a.status_code,
+                        latency_ms: a.latency_ms,
+                        response_body: a.response_body.clone(),
+                        error: a.error.clone(),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// What `POST /v1/webhooks/{id}/test` got back from the endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResponse {
+    /// The test event's id.
+    pub event_id: String,
+    /// Whether the endpoint answered 2xx.
+    pub succeeded: bool,
+    /// Its status, if it answered.
+    pub status_code: Option<u16>,
+    /// How long it took.
+    pub latency_ms: u64,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+impl From<TestOutcome> for TestResponse {
+    fn from(outcome: TestOutcome) -> Self {
+        Self {
+            event_id: outcome.event_id,
+            succeeded: outcome.succeeded,
+            status_code: outcome.status_code,
+            latency_ms: outcome.latency_ms,
+            error: outcome.error,
+        }
+    }
+}
+
+/// Paging of the delivery log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeliveryParams {
+    /// 1-100, default 25.
+    pub limit: Option<u16>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+/// Paging of the event log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventParams {
+    /// Only events after this position (the `nextCursor` of the previous page).
+    pub after: Option<String>,
+    /// Only events of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    /// 1-100, default 25.
+    pub limit: Option<u16>,
+}
+
+fn limit(value: Option<u16>) -> Result<u16, ApiError> {
+    match value {
+        None => Ok(25),
+        Some(n @ 1..=100) => Ok(n),
+        Some(_) => Err(ApiError::invalid_field("limit", "must be 1 to 100")),
+    }
+}
+
+fn list_response<T: Serialize>(data: Vec<T>, limit: u16, next: Option<String>) -> HttpResponse {
+    let pagination = Pagination {
+        limit,
+        has_more: next.is_some(),
+        next_cursor: next,
+    };
+    respond_with(HttpResponseBuilder::new(StatusCode::OK), data, Some(pagination))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhookBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; the secret is shown this once", body = crate::envelope::Success<WebhookResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn create<S: Store>(
+    req: HttpRequest,
+    body: web::Json<CreateWebhookBody>,
+    auth: Authenticated<S>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    body.validate()
+        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    let sender = sender(&req)?;
+    let input = SubscriptionInput {
+        url: body.url,
+        description: body.description,
+        events: body.events,
+        enabled: body.enabled.unwrap_or(true),
+    };
+    let made =
+        app::webhooks::create_subscription(auth.uow, &auth.principal, &*sender.0, input).await?;
+    Ok(respond(
+        StatusCode::CREATED,
+        WebhookResponse::new(&made.subscription, Some(made.secret.expose().to_owned())),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every subscription (never their secrets)", body = crate::envelope::Success<Vec<WebhookResponse>>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
+    let all = list_subscriptions(auth.uow, &auth.principal).await?;
+    let data: Vec<WebhookResponse> = all.iter().map(|s| WebhookResponse::new(s, None)).collect();
+    let count = u16::try_from(data.len()).unwrap_or(u16::MAX);
+    Ok(list_response(data, count, None))
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "The subscription", body = crate::envelope::Success<WebhookResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn get<S: Store>(
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let found = get_subscription(auth.uow, &auth.principal, SubscriptionId::from_uuid(*id)).await?;
+    Ok(respond(StatusCode::OK, WebhookResponse::new(&found, None)))
+}
+
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = PatchWebhookBody,
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "Changed", body = crate::envelope::Success<WebhookResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn patch<S: Store>(
+    req: HttpRequest,
+    body: web::Json<PatchWebhookBody>,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let sender = sender(&req)?;
+    let patch = SubscriptionPatch {
+        url: body.url,
+        description: body.description,
+        events: body.events,
+        enabled: body.enabled,
+    };
+    let changed = update_subscription(
+        auth.uow,
+        &auth.principal,
+        &*sender.0,
+        SubscriptionId::from_uuid(*id),
+        patch,
+    )
+    .await?;
+    Ok(respond(StatusCode::OK, WebhookResponse::new(&changed, None)))
+}
+
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "Deleted, with its deliveries", body = crate::envelope::Success<DeletedResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn delete<S: Store>(
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    delete_subscription(auth.uow, &auth.principal, SubscriptionId::from_uuid(*id)).await?;
+    Ok(respond(
+        StatusCode::OK,
+        DeletedResponse {
+            id: *id,
+            deleted: true,
+        },
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "The new secret, shown this once; the old one keeps signing beside it for the grace period", body = crate::envelope::Success<WebhookResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn rotate<S: Store>(
+    state: web::Data<crate::ApiState<S>>,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let rotated = rotate_secret(
+        auth.uow,
+        &auth.principal,
+        SubscriptionId::from_uuid(*id),
+        state.webhooks.secret_grace,
+    )
+    .await?;
+    Ok(respond(
+        StatusCode::OK,
+        WebhookResponse::new(&rotated.subscription, Some(rotated.secret.expose().to_owned())),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "What the endpoint answered to a signed webhook.test event", body = crate::envelope::Success<TestResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn test<S: Store>(
+    req: HttpRequest,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let sender = sender(&req)?;
+    let outcome = send_test(
+        auth.uow,
+        &auth.principal,
+        &*sender.0,
+        SubscriptionId::from_uuid(*id),
+    )
+    .await?;
+    Ok(respond(StatusCode::OK, TestResponse::from(outcome)))
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id"), DeliveryParams),
+    responses(
+        (status = 200, description = "Deliveries, newest first", body = crate::envelope::Success<Vec<DeliveryResponse>>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn deliveries<S: Store>(
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+    params: web::Query<DeliveryParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = limit(params.limit)?;
+    let found = list_deliveries(
+        auth.uow,
+        &auth.principal,
+        SubscriptionId::from_uuid(*id),
+        u32::from(limit) + 1,
+        params.cursor.map(DeliveryId::from_uuid),
+    )
+    .await?;
+    let more = found.len() > usize::from(limit);
+    let page: Vec<&Delivery> = found.iter().take(usize::from(limit)).collect();
+    let next = more
+        .then(|| page.last().map(|d| d.id.as_uuid().to_string()))
+        .flatten();
+    let data: Vec<DeliveryResponse> = page.iter().map(|d| DeliveryResponse::new(d, None)).collect();
+    Ok(list_response(data, limit, next))
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries/{deliveryId}", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id"),
+           ("deliveryId" = Uuid, Path, description = "Delivery id")),
+    responses(
+        (status = 200, description = "The delivery and its attempts", body = crate::envelope::Success<DeliveryResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn delivery<S: Store>(
+    auth: Authenticated<S>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (subscription, id) = path.into_inner();
+    let (found, attempts) = get_delivery(
+        auth.uow,
+        &auth.principal,
+        SubscriptionId::from_uuid(subscription),
+        DeliveryId::from_uuid(id),
+    )
+    .await?;
+    Ok(respond(
+        StatusCode::OK,
+        DeliveryResponse::new(&found, Some(&attempts)),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Subscription id"),
+           ("deliveryId" = Uuid, Path, description = "Delivery id")),
+    responses(
+        (status = 200, description = "Scheduled again now (a succeeded delivery stays as it is)", body = crate::envelope::Success<DeliveryResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn retry<S: Store>(
+    auth: Authenticated<S>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (subscription, id) = path.into_inner();
+    let delivery = retry_delivery(
+        auth.uow,
+        &auth.principal,
+        SubscriptionId::from_uuid(subscription),
+        DeliveryId::from_uuid(id),
+    )
+    .await?;
+    Ok(respond(StatusCode::OK, DeliveryResponse::new(&delivery, None)))
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "webhooks", security(("bearer" = [])),
+    params(EventParams),
+    responses(
+        (status = 200, description = "The tenant's events in order, as delivered", body = crate::envelope::Success<Vec<Object>>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn events<S: Store>(
+    auth: Authenticated<S>,
+    params: web::Query<EventParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = limit(params.limit)?;
+    let after = match params.after.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::invalid_field("after", "must be a cursor from nextCursor"))?,
+        ),
+    };
+    let types: Vec<String> = params.event_type.iter().cloned().collect();
+    if let Some(kind) = types.first()
+        && !domain::webhook::event_types().contains(kind)
+    {
+        return Err(ApiError::invalid_field("type", "must be an event type, e.g. contact.created"));
+    }
+    let page = list_events(auth.uow, &auth.principal, after, &types, u32::from(limit)).await?;
+    let next = page
+        .has_more
+        .then(|| page.last_position.map(|p| p.to_string()))
+        .flatten();
+    Ok(list_response(page.events, limit, next))
+}
+
+/// Registers the routes (under `/v1`).
+pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/webhooks")
+            .route(web::get().to(list::<S>))
+            .route(web::post().to(create::<S>))
+            .default_service(super::method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/webhooks/{id}")
+            .route(web::get().to(get::<S>))
+            .route(web::patch().to(patch::<S>))
+            .route(web::delete().to(delete::<S>))
+            .default_service(super::method_not_allowed("GET, PATCH, DELETE")),
+    )
+    .service(
+        web::resource("/webhooks/{id}/rotate-secret")
+            .route(web::post().to(rotate::<S>))
+            .default_service(super::method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/webhooks/{id}/test")
+            .route(web::post().to(test::<S>))
+            .default_service(super::method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/webhooks/{id}/deliveries")
+            .route(web::get().to(deliveries::<S>))
+            .default_service(super::method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/webhooks/{id}/deliveries/{deliveryId}")
+            .route(web::get().to(delivery::<S>))
+            .default_service(super::method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/webhooks/{id}/deliveries/{deliveryId}/retry")
+            .route(web::post().to(retry::<S>))
+            .default_service(super::method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/events")
+            .route(web::get().to(events::<S>))
+            .default_service(super::method_not_allowed("GET")),
+    );
+}
+
+impl From<app::webhooks::WebhookError> for ApiError {
+    fn from(error: app::webhooks::WebhookError) -> Self {
+        use app::webhooks::WebhookError;
+        match error {
+            WebhookError::Forbidden(f) => crate::error::forbidden(f),
+            WebhookError::Invalid(fields) => Self::validation(&fields),
+            WebhookError::NotFound => Self::new(ErrorCode::NotFound, "webhook not found"),
+            WebhookError::Repo(repo) => repo.into(),
+        }
+    }
+}
