@@ -208,7 +208,10 @@ pub async fn spawn_app_with(rate_limits: RateLimitConfig) -> TestApp {
 }
 
 /// The application with these rate limits and webhook settings.
-pub async fn spawn_app_configured(rate_limits: RateLimitConfig, webhooks: WebhookConfig) -> TestApp {
+pub async fn spawn_app_configured(
+    rate_limits: RateLimitConfig,
+    webhooks: WebhookConfig,
+) -> TestApp {
     let db = TestDb::create().await;
     let address = start_server_with(&db, rate_limits, webhooks).await;
     let client = Client::builder().timeout(Duration::from_secs(30)).finish();

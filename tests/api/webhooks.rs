@@ -3,7 +3,7 @@
 //! (the HTTP surface and the delivery worker are still to come, see docs/design/).
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{TestDb, scalar_i64};
 
@@ -225,4 +225,418 @@ async fn the_claim_leases_each_due_delivery_once_across_tenants_with_its_rendere
     )
     .await;
     assert_eq!(taken_over, 1, "only the enabled subscription's delivery");
+}
+
+// ---------------------------------------------------------------------------------------
+// Over HTTP, with a real receiver.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web as actix_web_web};
+use domain::webhook::WebhookSecret;
+
+use crate::helpers::{TestApp, generous_limits, spawn_app, spawn_app_configured, test_webhooks};
+
+/// One request the receiver got: headers and the exact body bytes.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `secret` signed this request exactly as received (one of the signatures).
+    fn signed_by(&self, secret: &str) -> bool {
+        let secret = WebhookSecret::parse(secret).expect("a whsec_ secret");
+        let id = self.header("webhook-id").expect("webhook-id");
+        let timestamp: i64 = self
+            .header("webhook-timestamp")
+            .expect("webhook-timestamp")
+            .parse()
+            .expect("unix seconds");
+        let expected = secret.sign(id, timestamp, &self.body);
+        self.header("webhook-signature")
+            .expect("webhook-signature")
+            .split(' ')
+            .any(|s| s == expected)
+    }
+}
+
+/// A local receiver answering the statuses of `script` in turn (then 200), recording
+/// every request.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    fn start(script: Vec<u16>) -> Self {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(script));
+        let (log, plan) = (Arc::clone(&received), Arc::clone(&script));
+        let server = HttpServer::new(move || {
+            let (log, plan) = (Arc::clone(&log), Arc::clone(&plan));
+            App::new().default_service(actix_web_web::to(
+                move |req: HttpRequest, body: actix_web_web::Bytes| {
+                    let (log, plan) = (Arc::clone(&log), Arc::clone(&plan));
+                    async move {
+                        log.lock().expect("log").push(Received {
+                            headers: req
+                                .headers()
+                                .iter()
+                                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+                                .collect(),
+                            body: body.to_vec(),
+                        });
+                        let status = {
+                            let mut plan = plan.lock().expect("plan");
+                            if plan.is_empty() { 200 } else { plan.remove(0) }
+                        };
+                        HttpResponse::build(
+                            actix_web::http::StatusCode::from_u16(status).expect("a status"),
+                        )
+                        .body("ok")
+                    }
+                },
+            ))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .expect("bind the receiver");
+        let port = server.addrs()[0].port();
+        actix_rt::spawn(server.run());
+        Self {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            received,
+        }
+    }
+
+    fn all(&self) -> Vec<Received> {
+        self.received.lock().expect("log").clone()
+    }
+
+    async fn wait_for(&self, count: usize) -> Vec<Received> {
+        for _ in 0..200 {
+            let all = self.all();
+            if all.len() >= count {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the receiver got {} requests, expected {count}",
+            self.all().len()
+        );
+    }
+}
+
+async fn subscribe(app: &TestApp, key: &str, url: &str, events: Value) -> (String, String) {
+    let made = app
+        .post("/v1/webhooks", key, &json!({"url": url, "events": events}))
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let data = &made.body["data"];
+    (
+        data["id"].as_str().expect("id").to_owned(),
+        data["secret"].as_str().expect("secret once").to_owned(),
+    )
+}
+
+/// Writes an event as the application would, inside the tenant's context.
+async fn write_event(app: &TestApp, tenant: &str, first_name: &str) {
+    let role = app.db.app_role().await;
+    let txn = as_tenant(&role, tenant).await;
+    exec(
+        &txn,
+        &format!(
+            "INSERT INTO events (tenant_id, type, object) VALUES ('{tenant}', 'contact.created', \
+             jsonb_build_object('id', gen_random_uuid(), 'first_name', '{first_name}', \
+                                'tags', '[]'::jsonb, 'custom_fields', '{{}}'::jsonb, \
+                                'created_at', now(), 'updated_at', now(), 'version', 1))"
+        ),
+    )
+    .await
+    .expect("event written");
+    txn.commit().await.expect("commit");
+}
+
+fn start_worker(app: &TestApp) {
+    let store_url = app.db.app_url.clone();
+    actix_rt::spawn(async move {
+        let store = adapters_postgres::PgStore::connect(
+            &store_url,
+            &adapters_postgres::PoolOptions::default(),
+        )
+        .await
+        .expect("worker connects");
+        server::deliver_forever(store, test_webhooks()).await;
+    });
+}
+
+#[actix_rt::test]
+async fn a_subscription_shows_its_secret_once_and_is_managed_by_admins_only() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let (id, secret) = subscribe(
+        &app,
+        &acme.key,
+        "http://127.0.0.1:9/hook",
+        json!(["contact.*"]),
+    )
+    .await;
+    assert!(secret.starts_with("whsec_"));
+    let one = app.get(&format!("/v1/webhooks/{id}"), &acme.key).await;
+    assert_eq!(one.status, 200);
+    assert!(
+        one.body["data"].get("secret").is_none(),
+        "never shown again"
+    );
+    let listed = app.get("/v1/webhooks", &acme.key).await;
+    assert!(listed.body["data"][0].get("secret").is_none());
+    let changed = app
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            Some(&acme.key),
+            Some(&json!({"events": ["lead.*"], "description": "CRM sync"})),
+            &[],
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["data"]["events"], json!(["lead.*"]));
+    let bad = app
+        .post(
+            "/v1/webhooks",
+            &acme.key,
+            &json!({"url": "https://x.example/h", "events": ["contact.exploded"]}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body["details"]["fields"]["events"].is_array());
+
+    let reader = app
+        .post(
+            "/v1/api-keys",
+            &acme.key,
+            &json!({"name": "reader", "scopes": ["contacts:read"]}),
+        )
+        .await;
+    let reader = reader.body["data"]["key"].as_str().expect("key").to_owned();
+    assert_eq!(app.get("/v1/webhooks", &reader).await.status, 403);
+
+    let other = app.tenant("Globex").await;
+    assert_eq!(
+        app.get(&format!("/v1/webhooks/{id}"), &other.key)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.call(
+            "DELETE",
+            &format!("/v1/webhooks/{id}"),
+            Some(&other.key),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        404
+    );
+    let deleted = app
+        .call(
+            "DELETE",
+            &format!("/v1/webhooks/{id}"),
+            Some(&acme.key),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(
+        app.get(&format!("/v1/webhooks/{id}"), &acme.key)
+            .await
+            .status,
+        404
+    );
+}
+
+#[actix_rt::test]
+async fn private_destinations_are_refused_at_registration_unless_allowed() {
+    let strict = server::WebhookConfig {
+        allow_private: false,
+        ..test_webhooks()
+    };
+    let app = spawn_app_configured(generous_limits(), strict).await;
+    let acme = app.tenant("Acme").await;
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:8080/hook",
+        "http://localhost:8080/hook",
+    ] {
+        let refused = app
+            .post(
+                "/v1/webhooks",
+                &acme.key,
+                &json!({"url": url, "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{url}: {}", refused.body);
+        assert!(refused.body["details"]["fields"]["url"].is_array(), "{url}");
+    }
+    assert_eq!(
+        app.get("/v1/webhooks", &acme.key).await.body["data"],
+        json!([]),
+        "nothing stored"
+    );
+}
+
+#[actix_rt::test]
+async fn the_test_send_is_signed_with_the_secret_shown_at_creation() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let receiver = Receiver::start(vec![]);
+    let (id, secret) = subscribe(&app, &acme.key, &receiver.url, json!(["*"])).await;
+    let tested = app
+        .post(&format!("/v1/webhooks/{id}/test"), &acme.key, &json!({}))
+        .await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    assert_eq!(tested.body["data"]["succeeded"], true);
+    assert_eq!(tested.body["data"]["statusCode"], 200);
+    let got = receiver.wait_for(1).await;
+    assert!(
+        got[0].signed_by(&secret),
+        "the signature verifies over the exact bytes"
+    );
+    let body: Value = serde_json::from_slice(&got[0].body).expect("JSON");
+    assert_eq!(body["type"], "webhook.test");
+    assert_eq!(got[0].header("webhook-id"), body["id"].as_str());
+}
+
+#[actix_rt::test]
+async fn an_event_is_delivered_signed_retried_after_a_500_and_logged() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let receiver = Receiver::start(vec![500]);
+    let (id, secret) = subscribe(&app, &acme.key, &receiver.url, json!(["contact.*"])).await;
+    write_event(&app, &acme.id, "Ada").await;
+    start_worker(&app);
+    let got = receiver.wait_for(2).await;
+    assert!(got.iter().all(|r| r.signed_by(&secret)));
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "same id on retry"
+    );
+    let body: Value = serde_json::from_slice(&got[1].body).expect("JSON");
+    assert_eq!(body["type"], "contact.created");
+    assert_eq!(body["tenantId"], acme.id.as_str());
+    assert_eq!(body["data"]["object"]["firstName"], "Ada");
+
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = app
+            .get(&format!("/v1/webhooks/{id}/deliveries"), &acme.key)
+            .await
+            .body;
+        if log["data"][0]["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let delivery = &log["data"][0];
+    assert_eq!(delivery["status"], "succeeded", "{log}");
+    assert_eq!(delivery["attempts"], 2);
+    assert_eq!(delivery["lastStatusCode"], 200);
+    let detail = app
+        .get(
+            &format!(
+                "/v1/webhooks/{id}/deliveries/{}",
+                delivery["id"].as_str().expect("id")
+            ),
+            &acme.key,
+        )
+        .await;
+    let attempts = detail.body["data"]["attemptLog"]
+        .as_array()
+        .expect("attempts")
+        .clone();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["statusCode"], 500);
+    assert_eq!(attempts[1]["statusCode"], 200);
+
+    let events = app.get("/v1/events", &acme.key).await;
+    assert_eq!(events.status, 200);
+    assert_eq!(events.body["data"][0]["id"], body["id"]);
+    let other = app.tenant("Globex").await;
+    assert_eq!(
+        app.get("/v1/events", &other.key).await.body["data"],
+        json!([]),
+        "another tenant sees none of it"
+    );
+}
+
+#[actix_rt::test]
+async fn a_410_disables_the_subscription_with_a_reason() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let receiver = Receiver::start(vec![410]);
+    let (id, _) = subscribe(&app, &acme.key, &receiver.url, json!(["*"])).await;
+    write_event(&app, &acme.id, "Grace").await;
+    start_worker(&app);
+    receiver.wait_for(1).await;
+    let mut subscription = Value::Null;
+    for _ in 0..100 {
+        subscription = app.get(&format!("/v1/webhooks/{id}"), &acme.key).await.body;
+        if subscription["data"]["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(subscription["data"]["enabled"], false, "{subscription}");
+    assert!(
+        subscription["data"]["disabledReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("410"))
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(receiver.all().len(), 1, "no retry to a gone endpoint");
+}
+
+#[actix_rt::test]
+async fn after_a_rotation_both_secrets_sign_each_delivery() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let receiver = Receiver::start(vec![]);
+    let (id, old) = subscribe(&app, &acme.key, &receiver.url, json!(["*"])).await;
+    let rotated = app
+        .post(
+            &format!("/v1/webhooks/{id}/rotate-secret"),
+            &acme.key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new = rotated.body["data"]["secret"]
+        .as_str()
+        .expect("new secret")
+        .to_owned();
+    assert_ne!(new, old);
+    write_event(&app, &acme.id, "Linus").await;
+    start_worker(&app);
+    let got = receiver.wait_for(1).await;
+    let signatures = got[0].header("webhook-signature").expect("signature");
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+    assert!(got[0].signed_by(&new));
+    assert!(got[0].signed_by(&old));
 }

@@ -155,7 +155,11 @@ impl WebhookRepository for MemoryUnitOfWork {
         before: Option<DeliveryId>,
     ) -> Result<Vec<Delivery>, RepoError> {
         let data = self.webhooks()?;
-        let cut = before.and_then(|id| data.deliveries.get(&id).map(|(d, _, _)| (d.created_at, d.id)));
+        let cut = before.and_then(|id| {
+            data.deliveries
+                .get(&id)
+                .map(|(d, _, _)| (d.created_at, d.id))
+        });
         let mut found: Vec<Delivery> = data
             .deliveries
             .values()

@@ -505,7 +505,10 @@ impl WebhookRepository for PgUnitOfWork {
     ) -> Result<Option<OffsetDateTime>, RepoError> {
         Ok(FailingRow::find_by_statement(statement(
             "SELECT failing_since FROM webhook_subscriptions WHERE tenant_id = $1 AND id = $2",
-            vec![self.tenant_id.as_uuid().into(), subscription.as_uuid().into()],
+            vec![
+                self.tenant_id.as_uuid().into(),
+                subscription.as_uuid().into(),
+            ],
         ))
         .one(&self.txn)
         .await

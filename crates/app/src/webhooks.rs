@@ -333,7 +333,13 @@ pub async fn send_test<U: UnitOfWork, S: WebhookSender + ?Sized>(
     .into_bytes();
     let request = OutgoingWebhook {
         url: subscription.fields.url,
-        headers: signed_headers(&event_id, now.unix_timestamp(), &body, &secret, previous.as_ref()),
+        headers: signed_headers(
+            &event_id,
+            now.unix_timestamp(),
+            &body,
+            &secret,
+            previous.as_ref(),
+        ),
         body,
     };
     let started = std::time::Instant::now();
@@ -433,7 +439,9 @@ where
     Q: DeliveryQueue + TenantStore,
     S: WebhookSender + ?Sized,
 {
-    let claimed = store.claim_deliveries(settings.batch, settings.lease).await?;
+    let claimed = store
+        .claim_deliveries(settings.batch, settings.lease)
+        .await?;
     let count = claimed.len();
     let outcomes = futures_util::future::join_all(
         claimed
@@ -441,7 +449,9 @@ where
             .map(|job| deliver_one(store, sender, &settings.schedule, job)),
     )
     .await;
-    outcomes.into_iter().collect::<Result<Vec<()>, RepoError>>()?;
+    outcomes
+        .into_iter()
+        .collect::<Result<Vec<()>, RepoError>>()?;
     Ok(count)
 }
 
@@ -469,7 +479,13 @@ where
         Ok(secret) => {
             let request = OutgoingWebhook {
                 url: job.url,
-                headers: signed_headers(&job.event_id, timestamp, &body, &secret, previous.as_ref()),
+                headers: signed_headers(
+                    &job.event_id,
+                    timestamp,
+                    &body,
+                    &secret,
+                    previous.as_ref(),
+                ),
                 body,
             };
             sender.send(&request).await

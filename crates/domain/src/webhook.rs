@@ -314,7 +314,11 @@ fn check_subscription_fields(
             Err(error) => errors.add("events", error.to_string()),
         }
     }
-    if errors.is_empty() { Ok(filters) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(filters)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The writable fields of a subscription, checked: the body of create.

@@ -22,13 +22,13 @@ use domain::ids::{
     ApiKeyId, CompanyId, ContactId, DeliveryId, QrSessionId, SessionId, SubscriptionId, TenantId,
     UserId,
 };
-use domain::webhook::{Delivery, DeliveryAttempt, NextStep, Subscription, SubscriptionDraft};
 use domain::lead::{Lead, LeadDraft, LeadId, LeadPage, LeadQuery};
 use domain::password::Password;
 use domain::pipeline::{Pipeline, PipelineDraft, PipelineId, StageDraft, StageId};
 use domain::principal::Principal;
 use domain::principal::Role;
 use domain::token::TokenHash;
+use domain::webhook::{Delivery, DeliveryAttempt, NextStep, Subscription, SubscriptionDraft};
 use thiserror::Error;
 use time::OffsetDateTime;
 

@@ -120,8 +120,9 @@ impl WebhookConfig {
             poll_interval: Duration::from_millis(poll_ms),
             secret_grace: seconds("WEBHOOK_SECRET_GRACE_SECS", 86_400, 0..=2_592_000)?,
             retention: Duration::from_secs(
-                86_400 * number::<u64>("WEBHOOK_RETENTION_DAYS", 30, "expected whole days")?
-                    .clamp(1, 3650),
+                86_400
+                    * number::<u64>("WEBHOOK_RETENTION_DAYS", 30, "expected whole days")?
+                        .clamp(1, 3650),
             ),
             deliver_in_serve: flag("WEBHOOK_DELIVER_IN_SERVE", true)?,
         })

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::Server;
+use adapters_http::{AwcWebhookSender, SenderConfig};
 use adapters_memory::GovernorRateLimiter;
 use adapters_postgres::{PgProvisioning, PgStore, PoolOptions};
 use adapters_redis::RedisRateLimiter;
 use api_actix::ApiState;
-use adapters_http::{AwcWebhookSender, SenderConfig};
 use api_actix::rate_limit::RateLimits;
 use api_actix::routes::webhooks::WebhookApi;
 use serde_json::json;
@@ -165,7 +165,9 @@ fn webhook_api(config: &WebhookConfig) -> WebhookApi {
     let config = config.clone();
     WebhookApi {
         secret_grace: config.secret_grace,
-        make_sender: Arc::new(move || Rc::new(webhook_sender(&config)) as Rc<dyn ports::WebhookSender>),
+        make_sender: Arc::new(move || {
+            Rc::new(webhook_sender(&config)) as Rc<dyn ports::WebhookSender>
+        }),
     }
 }
 

@@ -63,7 +63,11 @@ pub struct CreateWebhookBody {
     /// Where events are POSTed: https (http only where the operator allows it), and not a
     /// private, loopback or link-local address.
     #[garde(length(min = 8, max = 2048))]
-    #[schema(min_length = 8, max_length = 2048, example = "https://hooks.example.com/crm")]
+    #[schema(
+        min_length = 8,
+        max_length = 2048,
+        example = "https://hooks.example.com/crm"
+    )]
     pub url: String,
     /// Free text.
     #[garde(inner(length(chars, max = 500)))]
@@ -274,7 +278,11 @@ fn list_response<T: Serialize>(data: Vec<T>, limit: u16, next: Option<String>) -
         has_more: next.is_some(),
         next_cursor: next,
     };
-    respond_with(HttpResponseBuilder::new(StatusCode::OK), data, Some(pagination))
+    respond_with(
+        HttpResponseBuilder::new(StatusCode::OK),
+        data,
+        Some(pagination),
+    )
 }
 
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhookBody,
@@ -361,7 +369,10 @@ pub async fn patch<S: Store>(
         patch,
     )
     .await?;
-    Ok(respond(StatusCode::OK, WebhookResponse::new(&changed, None)))
+    Ok(respond(
+        StatusCode::OK,
+        WebhookResponse::new(&changed, None),
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
@@ -405,7 +416,10 @@ pub async fn rotate<S: Store>(
     .await?;
     Ok(respond(
         StatusCode::OK,
-        WebhookResponse::new(&rotated.subscription, Some(rotated.secret.expose().to_owned())),
+        WebhookResponse::new(
+            &rotated.subscription,
+            Some(rotated.secret.expose().to_owned()),
+        ),
     ))
 }
 
@@ -457,7 +471,10 @@ pub async fn deliveries<S: Store>(
     let next = more
         .then(|| page.last().map(|d| d.id.as_uuid().to_string()))
         .flatten();
-    let data: Vec<DeliveryResponse> = page.iter().map(|d| DeliveryResponse::new(d, None)).collect();
+    let data: Vec<DeliveryResponse> = page
+        .iter()
+        .map(|d| DeliveryResponse::new(d, None))
+        .collect();
     Ok(list_response(data, limit, next))
 }
 
@@ -507,7 +524,10 @@ pub async fn retry<S: Store>(
         DeliveryId::from_uuid(id),
     )
     .await?;
-    Ok(respond(StatusCode::OK, DeliveryResponse::new(&delivery, None)))
+    Ok(respond(
+        StatusCode::OK,
+        DeliveryResponse::new(&delivery, None),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "webhooks", security(("bearer" = [])),
@@ -527,14 +547,19 @@ pub async fn events<S: Store>(
             text.parse::<i64>()
                 .ok()
                 .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::invalid_field("after", "must be a cursor from nextCursor"))?,
+                .ok_or_else(|| {
+                    ApiError::invalid_field("after", "must be a cursor from nextCursor")
+                })?,
         ),
     };
     let types: Vec<String> = params.event_type.iter().cloned().collect();
     if let Some(kind) = types.first()
         && !domain::webhook::event_types().contains(kind)
     {
-        return Err(ApiError::invalid_field("type", "must be an event type, e.g. contact.created"));
+        return Err(ApiError::invalid_field(
+            "type",
+            "must be an event type, e.g. contact.created",
+        ));
     }
     let page = list_events(auth.uow, &auth.principal, after, &types, u32::from(limit)).await?;
     let next = page
