@@ -67,26 +67,24 @@ fn new_secret() -> Result<WebhookSecret, RepoError> {
         .map_err(|e| RepoError::Unexpected(format!("secret generation: {e}")))
 }
 
-/// Checks the fields and the URL (scheme, and every address its host resolves to).
+/// Checks the fields and the URL (scheme, and every address its host resolves to now).
 async fn checked<S: WebhookSender + ?Sized>(
     sender: &S,
     input: SubscriptionInput,
 ) -> Result<SubscriptionDraft, WebhookError> {
     let draft = SubscriptionDraft::new(input.url, input.description, input.events, input.enabled)
         .map_err(WebhookError::Invalid)?;
-    sender.vet(&draft.url).await.map_err(|error| {
-        let mut fields = FieldErrors::new();
-        fields.add(
-            "url",
-            match error {
-                WebhookSendError::Refused(reason) => reason,
-                WebhookSendError::Failed(reason) => reason,
-                WebhookSendError::Timeout(_) => "the host did not resolve in time".to_owned(),
-            },
-        );
-        WebhookError::Invalid(fields)
-    })?;
-    Ok(draft)
+    match sender.vet(&draft.url).await {
+        Ok(()) => Ok(draft),
+        Err(WebhookSendError::Refused(reason)) => {
+            let mut fields = FieldErrors::new();
+            fields.add("url", reason);
+            Err(WebhookError::Invalid(fields))
+        }
+        // A name that does not resolve (yet) is accepted, as Stripe does: DNS may not be set
+        // up, and nothing can be reached through it now. Every connection checks again.
+        Err(WebhookSendError::Failed(_) | WebhookSendError::Timeout(_)) => Ok(draft),
+    }
 }
 
 /// Creates a subscription; its secret is returned this once.

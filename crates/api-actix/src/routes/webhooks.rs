@@ -243,9 +243,11 @@ impl From<TestOutcome> for TestResponse {
 /// Paging of the delivery log.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
     /// 1-100, default 25.
-    pub limit: Option<u16>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<Uuid>,
 }
@@ -253,21 +255,26 @@ pub struct DeliveryParams {
 /// Paging of the event log.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Only events after this position (the `nextCursor` of the previous page).
+    #[param(max_length = 20, pattern = "^[0-9]*$")]
     pub after: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", max_length = 64)]
     pub event_type: Option<String>,
     /// 1-100, default 25.
-    pub limit: Option<u16>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
 }
 
-fn limit(value: Option<u16>) -> Result<u16, ApiError> {
+fn limit(value: Option<i64>) -> Result<u16, ApiError> {
     match value {
         None => Ok(25),
-        Some(n @ 1..=100) => Ok(n),
+        Some(n @ 1..=100) => {
+            u16::try_from(n).map_err(|_| ApiError::invalid_field("limit", "must be 1 to 100"))
+        }
         Some(_) => Err(ApiError::invalid_field("limit", "must be 1 to 100")),
     }
 }
