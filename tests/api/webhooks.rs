@@ -324,7 +324,7 @@ impl Receiver {
     }
 
     async fn wait_for(&self, count: usize) -> Vec<Received> {
-        for _ in 0..200 {
+        for _ in 0..800 {
             let all = self.all();
             if all.len() >= count {
                 return all;
@@ -639,4 +639,52 @@ async fn after_a_rotation_both_secrets_sign_each_delivery() {
     assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
     assert!(got[0].signed_by(&new));
     assert!(got[0].signed_by(&old));
+}
+
+#[actix_rt::test]
+async fn two_workers_deliver_500_events_each_exactly_once() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let receiver = Receiver::start(vec![]);
+    subscribe(&app, &acme.key, &receiver.url, json!(["contact.*"])).await;
+    let role = app.db.app_role().await;
+    let txn = as_tenant(&role, &acme.id).await;
+    exec(
+        &txn,
+        &format!(
+            "INSERT INTO events (tenant_id, type, object) \
+             SELECT '{}', 'contact.created', jsonb_build_object('id', gen_random_uuid(), \
+                    'first_name', 'P' || g, 'tags', '[]'::jsonb, 'custom_fields', '{{}}'::jsonb, \
+                    'created_at', now(), 'updated_at', now(), 'version', 1) \
+               FROM generate_series(1, 500) g",
+            acme.id
+        ),
+    )
+    .await
+    .expect("500 events");
+    txn.commit().await.expect("commit");
+    start_worker(&app);
+    start_worker(&app);
+    let got = receiver.wait_for(500).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got_now = receiver.all();
+    assert_eq!(
+        got_now.len(),
+        500,
+        "no attempt sent twice (got {})",
+        got_now.len()
+    );
+    let mut ids: Vec<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 500, "every event, once");
+    let owner = app.db.owner().await;
+    assert_eq!(
+        scalar_i64(
+            &owner,
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded' AND attempts = 1"
+        )
+        .await,
+        500
+    );
 }

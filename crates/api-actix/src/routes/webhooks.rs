@@ -50,6 +50,51 @@ impl std::fmt::Debug for WebhookApi {
 #[derive(Clone)]
 pub struct SenderHandle(pub Rc<dyn WebhookSender>);
 
+/// Every value an event filter may take: `*`, `<resource>.*` and the event types.
+fn event_filter_values() -> Vec<String> {
+    let mut values = vec!["*".to_owned()];
+    values.extend(
+        domain::webhook::EVENT_RESOURCES
+            .iter()
+            .chain(std::iter::once(&"webhook"))
+            .map(|r| format!("{r}.*")),
+    );
+    values.extend(domain::webhook::event_types());
+    values
+}
+
+/// The schema of `events`: 1 to 50 filters from the closed list.
+fn event_filters_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(event_filter_values())),
+        )
+        .min_items(Some(1))
+        .max_items(Some(50))
+        .build()
+}
+
+/// The schema of the `type` filter of the event log.
+fn event_type_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(domain::webhook::event_types()))
+        .build()
+}
+
+/// A key that may be left out but, when present, may not be null.
+fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 fn sender(req: &HttpRequest) -> Result<SenderHandle, ApiError> {
     req.app_data::<SenderHandle>()
         .cloned()
@@ -61,7 +106,10 @@ fn sender(req: &HttpRequest) -> Result<SenderHandle, ApiError> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhookBody {
     /// Where events are POSTed: https (http only where the operator allows it), and not a
-    /// private, loopback or link-local address.
+    /// private, loopback or link-local address. The schema's pattern (https, a plain host
+    /// name, an optional port, a path) is what every deployment accepts; the server is
+    /// more lenient where configured, never stricter, except where the SSRF guard refuses
+    /// the destination.
     #[garde(length(min = 8, max = 2048))]
     #[schema(
         min_length = 8,
@@ -75,7 +123,7 @@ pub struct CreateWebhookBody {
     pub description: Option<String>,
     /// `*`, `<resource>.*` or event types such as `contact.created`.
     #[garde(length(min = 1, max = 50))]
-    #[schema(min_items = 1, max_items = 50, example = json!(["contact.*", "lead.stage_changed"]))]
+    #[schema(schema_with = event_filters_schema, example = json!(["contact.*", "lead.stage_changed"]))]
     pub events: Vec<String>,
     /// Whether deliveries are made (default true).
     #[garde(skip)]
@@ -88,16 +136,23 @@ pub struct CreateWebhookBody {
 #[allow(clippy::option_option)]
 pub struct PatchWebhookBody {
     /// New URL.
-    #[schema(min_length = 8, max_length = 2048)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(
+        min_length = 8,
+        max_length = 2048,
+        pattern = "^https://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+    )]
     pub url: Option<String>,
     /// New description (`null` clears).
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 500)]
     pub description: Option<Option<String>>,
     /// New event filters.
-    #[schema(min_items = 1, max_items = 50)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(schema_with = event_filters_schema)]
     pub events: Option<Vec<String>>,
     /// Enable or disable.
+    #[serde(default, deserialize_with = "not_null")]
     pub enabled: Option<bool>,
 }
 
@@ -258,11 +313,11 @@ pub struct DeliveryParams {
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Only events after this position (the `nextCursor` of the previous page).
-    #[param(max_length = 20, pattern = "^[0-9]*$")]
+    #[param(max_length = 18, pattern = "^[0-9]*$")]
     pub after: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
-    #[param(rename = "type", max_length = 64)]
+    #[param(rename = "type", schema_with = event_type_schema)]
     pub event_type: Option<String>,
     /// 1-100, default 25.
     #[param(minimum = 1, maximum = 100)]
