@@ -606,9 +606,9 @@ pub async fn events<S: Store>(
     let after = match params.after.as_deref() {
         None | Some("") => None,
         Some(text) => Some(
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
+            Some(text)
+                .filter(|t| t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|t| t.parse::<i64>().ok())
                 .ok_or_else(|| {
                     ApiError::invalid_field("after", "must be a cursor from nextCursor")
                 })?,
