@@ -123,10 +123,18 @@ async fn worker() -> ExitCode {
     if let Err(error) = store.verify_application_role().await {
         return fail(&error);
     }
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => return fail(&error),
+        };
     tracing::info!("delivering webhooks");
+    // On SIGINT or SIGTERM the current pass is cut off: its deliveries keep their leases
+    // until they expire, then any worker sends them again (at least once).
     tokio::select! {
         () = server::deliver_forever(store.clone(), config.webhooks) => {}
-        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("stopping on SIGINT"),
+        _ = terminate.recv() => tracing::info!("stopping on SIGTERM"),
     }
     store.close().await;
     ExitCode::SUCCESS
