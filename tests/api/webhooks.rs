@@ -279,6 +279,11 @@ struct Receiver {
 
 impl Receiver {
     fn start(script: Vec<u16>) -> Self {
+        Self::start_slow(script.into_iter().map(|status| (status, 0)).collect())
+    }
+
+    /// Like [`Receiver::start`], each scripted answer after a delay in milliseconds.
+    fn start_slow(script: Vec<(u16, u64)>) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
         let (log, plan) = (Arc::clone(&received), Arc::clone(&script));
@@ -296,10 +301,15 @@ impl Receiver {
                                 .collect(),
                             body: body.to_vec(),
                         });
-                        let status = {
+                        let (status, delay) = {
                             let mut plan = plan.lock().expect("plan");
-                            if plan.is_empty() { 200 } else { plan.remove(0) }
+                            if plan.is_empty() {
+                                (200, 0)
+                            } else {
+                                plan.remove(0)
+                            }
                         };
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
                         HttpResponse::build(
                             actix_web::http::StatusCode::from_u16(status).expect("a status"),
                         )
@@ -687,4 +697,77 @@ async fn two_workers_deliver_500_events_each_exactly_once() {
         .await,
         500
     );
+}
+
+#[actix_rt::test]
+async fn a_worker_killed_mid_delivery_loses_nothing() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    // The first attempt hangs long enough to kill the worker while it waits.
+    let receiver = Receiver::start_slow(vec![(200, 10_000)]);
+    subscribe(&app, &acme.key, &receiver.url, json!(["contact.*"])).await;
+    write_event(&app, &acme.id, "Killed").await;
+    let binary = std::env::current_exe()
+        .expect("test binary path")
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/debug")
+        .join("crm");
+    let mut worker = std::process::Command::new(&binary)
+        .arg("worker")
+        .env("DATABASE_URL", &app.db.app_url)
+        .env("WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("WEBHOOK_ALLOW_HTTP", "true")
+        .env("WEBHOOK_LEASE_SECS", "2")
+        .env("WEBHOOK_POLL_INTERVAL_MS", "50")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts ({e}); cargo build builds it", binary.display()));
+    let first = receiver.wait_for(1).await;
+    worker.kill().expect("SIGKILL the worker mid-delivery");
+    let _ = worker.wait();
+    let owner = app.db.owner().await;
+    assert_eq!(
+        scalar_i64(
+            &owner,
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
+        )
+        .await,
+        1,
+        "the delivery is still owed"
+    );
+    // Another worker takes it over once the dead one's 2 s lease has expired.
+    let store_url = app.db.app_url.clone();
+    actix_rt::spawn(async move {
+        let store = adapters_postgres::PgStore::connect(
+            &store_url,
+            &adapters_postgres::PoolOptions::default(),
+        )
+        .await
+        .expect("worker connects");
+        let mut config = test_webhooks();
+        config.worker.lease = Duration::from_secs(2);
+        server::deliver_forever(store, config).await;
+    });
+    let got = receiver.wait_for(2).await;
+    assert_eq!(
+        got[1].header("webhook-id"),
+        first[0].header("webhook-id"),
+        "the same event"
+    );
+    for _ in 0..100 {
+        if scalar_i64(
+            &owner,
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'",
+        )
+        .await
+            == 1
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the delivery was not recorded as succeeded");
 }

@@ -571,6 +571,48 @@ mod tests {
     }
 
     #[test]
+    fn the_next_step_follows_the_answer_the_schedule_and_the_failure_streak() {
+        let schedule = RetrySchedule::parse("0s,200ms,1s").expect("valid");
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let step = |status, retry_after, before, since| {
+            next_step(&schedule, status, retry_after, before, since, now, 0.0)
+        };
+        assert_eq!(step(Some(204), None, 2, Some(now)), NextStep::Succeeded);
+        assert!(
+            matches!(step(Some(410), None, 0, None), NextStep::Disable(r) if r.contains("410"))
+        );
+        assert_eq!(
+            step(Some(500), None, 0, Some(now)),
+            NextStep::RetryAt(now + Duration::from_millis(200))
+        );
+        assert_eq!(
+            step(None, None, 1, Some(now)),
+            NextStep::RetryAt(now + Duration::from_secs(1)),
+            "no answer (timeout, refused) is a failure like any other"
+        );
+        assert_eq!(
+            step(Some(500), None, 2, Some(now)),
+            NextStep::GiveUp,
+            "after the last attempt"
+        );
+        assert_eq!(
+            step(Some(429), Some(Duration::from_secs(7)), 0, Some(now)),
+            NextStep::RetryAt(now + Duration::from_secs(7)),
+            "Retry-After replaces the schedule's delay"
+        );
+        assert_eq!(
+            step(Some(500), Some(Duration::from_secs(7)), 0, Some(now)),
+            NextStep::RetryAt(now + Duration::from_millis(200)),
+            "only 429/502/503/504 are honoured"
+        );
+        let five_days_ago = now - DISABLE_AFTER_FAILING;
+        assert!(matches!(
+            step(Some(500), None, 0, Some(five_days_ago)),
+            NextStep::Disable(r) if r.contains("5 days")
+        ));
+    }
+
+    #[test]
     fn private_and_special_addresses_are_not_public() {
         for blocked in [
             "127.0.0.1",

@@ -115,6 +115,11 @@ impl WebhookConfig {
             allow_http: flag("WEBHOOK_ALLOW_HTTP", false)?,
             worker: app::webhooks::WorkerSettings {
                 schedule,
+                lease: seconds(
+                    "WEBHOOK_LEASE_SECS",
+                    defaults.worker.lease.as_secs(),
+                    1..=3600,
+                )?,
                 ..defaults.worker
             },
             poll_interval: Duration::from_millis(poll_ms),
