@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use awc::Client;
 use domain::rate_limit::RatePolicies;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+};
 use serde_json::Value;
 use server::{RateLimitConfig, ServeConfig, WebhookConfig};
 use uuid::Uuid;
@@ -350,4 +352,36 @@ where
         headers,
         body,
     }
+}
+
+/// Runs one SQL statement.
+pub async fn exec(db: &impl ConnectionTrait, sql: &str) -> Result<u64, sea_orm::DbErr> {
+    db.execute_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// One count from SQL.
+pub async fn count(db: &impl ConnectionTrait, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+        .await
+        .expect("query runs")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("a count")
+}
+
+/// A transaction of the application role working for `tenant`.
+pub async fn as_tenant(
+    app_role: &DatabaseConnection,
+    tenant: &str,
+) -> sea_orm::DatabaseTransaction {
+    let txn = app_role.begin().await.expect("begin");
+    exec(
+        &txn,
+        &format!("SELECT set_config('app.tenant_id', '{tenant}', true)"),
+    )
+    .await
+    .expect("set tenant");
+    txn
 }

@@ -1,10 +1,9 @@
 //! Tenant isolation, proved twice: in SQL as the application role (row-level security
 //! alone), and over HTTP (tenant A's key against tenant B's ids).
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestTenant, scalar_i64, spawn_app};
+use crate::helpers::{TestApp, TestTenant, as_tenant, count, exec, scalar_i64, spawn_app};
 
 async fn two_tenants_with_a_contact_each(
     app: &TestApp,
@@ -37,32 +36,6 @@ async fn two_tenants_with_a_contact_each(
             .expect("id")
             .to_owned(),
     )
-}
-
-async fn exec(db: &impl ConnectionTrait, sql: &str) -> Result<u64, sea_orm::DbErr> {
-    db.execute_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-        .await
-        .map(|r| r.rows_affected())
-}
-
-async fn count(db: &impl ConnectionTrait, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-        .await
-        .expect("query runs")
-        .expect("a row");
-    row.try_get_by_index::<i64>(0).expect("a count")
-}
-
-async fn as_tenant(app_role: &DatabaseConnection, tenant: &str) -> sea_orm::DatabaseTransaction {
-    let txn = app_role.begin().await.expect("begin");
-    exec(
-        &txn,
-        &format!("SELECT set_config('app.tenant_id', '{tenant}', true)"),
-    )
-    .await
-    .expect("set tenant");
-    txn
 }
 
 #[actix_rt::test]

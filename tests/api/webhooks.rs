@@ -1,37 +1,12 @@
-//! The webhook tables at the SQL level, as the real application role: isolation, the
-//! fan-out of an event to matching subscriptions, and the worker's cross-tenant claim
-//! (the HTTP surface and the delivery worker are still to come, see docs/design/).
+//! Webhooks: the tables at the SQL level as the real application role (isolation, the
+//! fan-out of an event to matching subscriptions, the worker's cross-tenant claim), then
+//! over HTTP with a real receiver (subscriptions, signatures, retries, the delivery log,
+//! several workers, a worker killed mid-delivery).
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestDb, scalar_i64};
-
-async fn exec(db: &impl ConnectionTrait, sql: &str) -> Result<u64, sea_orm::DbErr> {
-    db.execute_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-        .await
-        .map(|r| r.rows_affected())
-}
-
-async fn count(db: &impl ConnectionTrait, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-        .await
-        .expect("query runs")
-        .expect("a row");
-    row.try_get_by_index::<i64>(0).expect("a count")
-}
-
-async fn as_tenant(app_role: &DatabaseConnection, tenant: &str) -> sea_orm::DatabaseTransaction {
-    let txn = app_role.begin().await.expect("begin");
-    exec(
-        &txn,
-        &format!("SELECT set_config('app.tenant_id', '{tenant}', true)"),
-    )
-    .await
-    .expect("set tenant");
-    txn
-}
+use crate::helpers::{TestDb, as_tenant, count, exec, scalar_i64};
 
 /// A tenant (made as the owner) with one subscription and one event, written as the
 /// application role inside the tenant's context; returns the tenant id.
@@ -379,6 +354,11 @@ async fn write_event(app: &TestApp, tenant: &str, first_name: &str) {
 }
 
 fn start_worker(app: &TestApp) {
+    start_worker_with(app, test_webhooks());
+}
+
+/// Runs a delivery worker in this process against the test database.
+fn start_worker_with(app: &TestApp, config: server::WebhookConfig) {
     let store_url = app.db.app_url.clone();
     actix_rt::spawn(async move {
         let store = adapters_postgres::PgStore::connect(
@@ -387,7 +367,7 @@ fn start_worker(app: &TestApp) {
         )
         .await
         .expect("worker connects");
-        server::deliver_forever(store, test_webhooks()).await;
+        server::deliver_forever(store, config).await;
     });
 }
 
@@ -739,18 +719,9 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
         "the delivery is still owed"
     );
     // Another worker takes it over once the dead one's 2 s lease has expired.
-    let store_url = app.db.app_url.clone();
-    actix_rt::spawn(async move {
-        let store = adapters_postgres::PgStore::connect(
-            &store_url,
-            &adapters_postgres::PoolOptions::default(),
-        )
-        .await
-        .expect("worker connects");
-        let mut config = test_webhooks();
-        config.worker.lease = Duration::from_secs(2);
-        server::deliver_forever(store, config).await;
-    });
+    let mut config = test_webhooks();
+    config.worker.lease = Duration::from_secs(2);
+    start_worker_with(&app, config);
     let got = receiver.wait_for(2).await;
     assert_eq!(
         got[1].header("webhook-id"),
