@@ -206,7 +206,7 @@ async fn the_claim_leases_each_due_delivery_once_across_tenants_with_its_rendere
 // Over HTTP, with a real receiver.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web as actix_web_web};
 use domain::webhook::WebhookSecret;
@@ -215,13 +215,15 @@ use crate::helpers::{TestApp, generous_limits, spawn_app, spawn_app_configured, 
 
 /// One request the receiver got: headers and the exact body bytes.
 #[derive(Clone, Debug)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    /// When it arrived.
+    pub(crate) at: Instant,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -229,7 +231,7 @@ impl Received {
     }
 
     /// Whether `secret` signed this request exactly as received (one of the signatures).
-    fn signed_by(&self, secret: &str) -> bool {
+    pub(crate) fn signed_by(&self, secret: &str) -> bool {
         let secret = WebhookSecret::parse(secret).expect("a whsec_ secret");
         let id = self.header("webhook-id").expect("webhook-id");
         let timestamp: i64 = self
@@ -245,20 +247,44 @@ impl Received {
     }
 }
 
+/// One scripted answer of a [`Receiver`].
+#[derive(Clone, Copy)]
+pub(crate) struct Answer {
+    status: u16,
+    /// Milliseconds to wait before answering.
+    delay: u64,
+    /// A `Retry-After` header to send, in seconds.
+    retry_after: Option<u32>,
+}
+
 /// A local receiver answering the statuses of `script` in turn (then 200), recording
 /// every request.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    fn start(script: Vec<u16>) -> Self {
+    pub(crate) fn start(script: Vec<u16>) -> Self {
         Self::start_slow(script.into_iter().map(|status| (status, 0)).collect())
     }
 
     /// Like [`Receiver::start`], each scripted answer after a delay in milliseconds.
     fn start_slow(script: Vec<(u16, u64)>) -> Self {
+        Self::answering(
+            script
+                .into_iter()
+                .map(|(status, delay)| Answer {
+                    status,
+                    delay,
+                    retry_after: None,
+                })
+                .collect(),
+        )
+    }
+
+    /// A receiver giving these answers in turn, then 200 at once.
+    fn answering(script: Vec<Answer>) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
         let (log, plan) = (Arc::clone(&received), Arc::clone(&script));
@@ -275,20 +301,28 @@ impl Receiver {
                                 .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
                                 .collect(),
                             body: body.to_vec(),
+                            at: Instant::now(),
                         });
-                        let (status, delay) = {
+                        let answer = {
                             let mut plan = plan.lock().expect("plan");
                             if plan.is_empty() {
-                                (200, 0)
+                                Answer {
+                                    status: 200,
+                                    delay: 0,
+                                    retry_after: None,
+                                }
                             } else {
                                 plan.remove(0)
                             }
                         };
-                        tokio::time::sleep(Duration::from_millis(delay)).await;
-                        HttpResponse::build(
-                            actix_web::http::StatusCode::from_u16(status).expect("a status"),
-                        )
-                        .body("ok")
+                        tokio::time::sleep(Duration::from_millis(answer.delay)).await;
+                        let mut reply = HttpResponse::build(
+                            actix_web::http::StatusCode::from_u16(answer.status).expect("a status"),
+                        );
+                        if let Some(seconds) = answer.retry_after {
+                            reply.insert_header(("Retry-After", seconds.to_string()));
+                        }
+                        reply.body("ok")
                     }
                 },
             ))
@@ -304,11 +338,11 @@ impl Receiver {
         }
     }
 
-    fn all(&self) -> Vec<Received> {
+    pub(crate) fn all(&self) -> Vec<Received> {
         self.received.lock().expect("log").clone()
     }
 
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, count: usize) -> Vec<Received> {
         for _ in 0..800 {
             let all = self.all();
             if all.len() >= count {
@@ -323,7 +357,12 @@ impl Receiver {
     }
 }
 
-async fn subscribe(app: &TestApp, key: &str, url: &str, events: Value) -> (String, String) {
+pub(crate) async fn subscribe(
+    app: &TestApp,
+    key: &str,
+    url: &str,
+    events: Value,
+) -> (String, String) {
     let made = app
         .post("/v1/webhooks", key, &json!({"url": url, "events": events}))
         .await;
@@ -353,7 +392,7 @@ async fn write_event(app: &TestApp, tenant: &str, first_name: &str) {
     txn.commit().await.expect("commit");
 }
 
-fn start_worker(app: &TestApp) {
+pub(crate) fn start_worker(app: &TestApp) {
     start_worker_with(app, test_webhooks());
 }
 
@@ -565,15 +604,18 @@ async fn an_event_is_delivered_signed_retried_after_a_500_and_logged() {
     assert_eq!(attempts[0]["statusCode"], 500);
     assert_eq!(attempts[1]["statusCode"], 200);
 
-    let events = app.get("/v1/events", &acme.key).await;
+    // The log also holds the default pipeline's `pipeline.created`, from sign-up.
+    let events = app.get("/v1/events?type=contact.created", &acme.key).await;
     assert_eq!(events.status, 200);
     assert_eq!(events.body["data"][0]["id"], body["id"]);
     let other = app.tenant("Globex").await;
-    assert_eq!(
-        app.get("/v1/events", &other.key).await.body["data"],
-        json!([]),
-        "another tenant sees none of it"
+    let theirs = app.get("/v1/events", &other.key).await.body["data"].clone();
+    let theirs = theirs.as_array().expect("a list");
+    assert!(
+        theirs.iter().all(|e| e["tenantId"] == other.id.as_str()),
+        "another tenant sees only its own events: {theirs:?}"
     );
+    assert!(theirs.iter().all(|e| e["id"] != body["id"]));
 }
 
 #[actix_rt::test]
@@ -679,6 +721,28 @@ async fn two_workers_deliver_500_events_each_exactly_once() {
     );
 }
 
+/// Starts the real `crm worker` binary on the test database, with this lease (seconds).
+fn crm_worker(app: &TestApp, lease_secs: &str) -> std::process::Child {
+    let binary = std::env::current_exe()
+        .expect("test binary path")
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/debug")
+        .join("crm");
+    std::process::Command::new(&binary)
+        .arg("worker")
+        .env("DATABASE_URL", &app.db.app_url)
+        .env("WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("WEBHOOK_ALLOW_HTTP", "true")
+        .env("WEBHOOK_LEASE_SECS", lease_secs)
+        .env("WEBHOOK_POLL_INTERVAL_MS", "50")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts ({e}); cargo build builds it", binary.display()))
+}
+
 #[actix_rt::test]
 async fn a_worker_killed_mid_delivery_loses_nothing() {
     let app = spawn_app().await;
@@ -687,24 +751,7 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
     let receiver = Receiver::start_slow(vec![(200, 10_000)]);
     subscribe(&app, &acme.key, &receiver.url, json!(["contact.*"])).await;
     write_event(&app, &acme.id, "Killed").await;
-    let binary = std::env::current_exe()
-        .expect("test binary path")
-        .parent()
-        .and_then(std::path::Path::parent)
-        .expect("target/debug")
-        .join("crm");
-    let mut worker = std::process::Command::new(&binary)
-        .arg("worker")
-        .env("DATABASE_URL", &app.db.app_url)
-        .env("WEBHOOK_ALLOW_PRIVATE", "true")
-        .env("WEBHOOK_ALLOW_HTTP", "true")
-        .env("WEBHOOK_LEASE_SECS", "2")
-        .env("WEBHOOK_POLL_INTERVAL_MS", "50")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} starts ({e}); cargo build builds it", binary.display()));
+    let mut worker = crm_worker(&app, "2");
     let first = receiver.wait_for(1).await;
     worker.kill().expect("SIGKILL the worker mid-delivery");
     let _ = worker.wait();
@@ -741,4 +788,181 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the delivery was not recorded as succeeded");
+}
+
+/// The delivery log of subscription `id` once its first delivery is over (not pending).
+async fn settled_delivery(app: &TestApp, key: &str, id: &str) -> Value {
+    for _ in 0..200 {
+        let log = app
+            .get(&format!("/v1/webhooks/{id}/deliveries"), key)
+            .await
+            .body;
+        if log["data"][0]["status"] != "pending" && log["data"][0].is_object() {
+            let delivery = log["data"][0]["id"].as_str().expect("id").to_owned();
+            return app
+                .get(&format!("/v1/webhooks/{id}/deliveries/{delivery}"), key)
+                .await
+                .body["data"]
+                .clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the delivery did not settle");
+}
+
+#[actix_rt::test]
+async fn an_endpoint_that_does_not_answer_in_time_is_a_failed_attempt_and_retried() {
+    let mut webhooks = test_webhooks();
+    webhooks.timeout = Duration::from_millis(300);
+    let app = spawn_app_configured(generous_limits(), webhooks.clone()).await;
+    let acme = app.tenant("Acme").await;
+    // The first answer comes after 2 s, long past the 300 ms timeout; the next at once.
+    let receiver = Receiver::start_slow(vec![(200, 2_000)]);
+    let (id, _) = subscribe(&app, &acme.key, &receiver.url, json!(["*"])).await;
+    write_event(&app, &acme.id, "Slow").await;
+    start_worker_with(&app, webhooks);
+    let got = receiver.wait_for(2).await;
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    let delivery = settled_delivery(&app, &acme.key, &id).await;
+    assert_eq!(delivery["status"], "succeeded", "{delivery}");
+    assert_eq!(delivery["attempts"], 2);
+    let first = &delivery["attemptLog"][0];
+    assert_eq!(first["statusCode"], Value::Null, "no answer: {first}");
+    assert!(
+        first["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timed out")),
+        "{first}"
+    );
+    assert!(first["latencyMs"].as_i64().is_some_and(|ms| ms >= 300));
+    assert_eq!(delivery["attemptLog"][1]["statusCode"], 200);
+}
+
+#[actix_rt::test]
+async fn a_503_with_retry_after_postpones_the_next_attempt_past_the_schedule() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    // The schedule would retry after 200 ms; the endpoint asks for 2 s.
+    let receiver = Receiver::answering(vec![Answer {
+        status: 503,
+        delay: 0,
+        retry_after: Some(2),
+    }]);
+    let (id, _) = subscribe(&app, &acme.key, &receiver.url, json!(["*"])).await;
+    write_event(&app, &acme.id, "Busy").await;
+    start_worker(&app);
+    let got = receiver.wait_for(2).await;
+    let waited = got[1].at.duration_since(got[0].at);
+    assert!(
+        waited >= Duration::from_millis(1_900),
+        "the retry waited only {waited:?}"
+    );
+    let delivery = settled_delivery(&app, &acme.key, &id).await;
+    assert_eq!(delivery["status"], "succeeded", "{delivery}");
+    assert_eq!(delivery["attemptLog"][0]["statusCode"], 503);
+}
+
+#[actix_rt::test]
+async fn the_retention_sweep_forgets_old_events_and_attempts_but_not_what_is_still_owed() {
+    let db = TestDb::create().await;
+    let app = db.app_role().await;
+    let tenant = tenant_with_a_subscription(&db, &app, "'*'").await;
+    let txn = as_tenant(&app, &tenant).await;
+    for (first_name, age) in [("Delivered", "40 days"), ("Owed", "40 days")] {
+        exec(
+            &txn,
+            &format!(
+                "INSERT INTO events (tenant_id, type, object, created_at) \
+                 VALUES ('{tenant}', 'contact.created', \
+                         jsonb_build_object('id', gen_random_uuid(), 'first_name', '{first_name}'), \
+                         now() - interval '{age}')"
+            ),
+        )
+        .await
+        .expect("an old event");
+    }
+    // The first old event was delivered long ago; the second is still being retried.
+    exec(
+        &txn,
+        "UPDATE webhook_deliveries d SET status = 'succeeded', next_attempt_at = NULL \
+           FROM events e WHERE e.tenant_id = d.tenant_id AND e.seq = d.event_seq \
+            AND e.object ->> 'first_name' = 'Delivered'",
+    )
+    .await
+    .expect("delivered");
+    exec(
+        &txn,
+        &format!(
+            "INSERT INTO webhook_attempts (tenant_id, id, delivery_id, attempted_at, latency_ms) \
+             SELECT '{tenant}', gen_random_uuid(), d.id, now() - a.age, 5 \
+               FROM webhook_deliveries d, \
+                    (VALUES (interval '40 days'), (interval '1 day')) a(age)"
+        ),
+    )
+    .await
+    .expect("attempts");
+    txn.commit().await.expect("commit");
+
+    let swept = scalar_i64(&app, "SELECT crm_sweep_webhook_history(interval '30 days')").await;
+    // Three old attempts (one per delivery) and the delivered old event.
+    assert_eq!(swept, 4);
+    let txn = as_tenant(&app, &tenant).await;
+    let left: Vec<String> = txn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT object ->> 'first_name' AS name FROM events ORDER BY seq",
+        ))
+        .await
+        .expect("events")
+        .iter()
+        .map(|row| row.try_get("", "name").expect("name"))
+        .collect();
+    assert_eq!(
+        left,
+        vec!["Ada", "Owed"],
+        "recent and still-owed events stay"
+    );
+    assert_eq!(
+        count(&txn, "SELECT count(*) FROM webhook_attempts").await,
+        2
+    );
+    assert_eq!(
+        count(&txn, "SELECT count(*) FROM webhook_deliveries").await,
+        2,
+        "the forgotten event's delivery goes with it"
+    );
+}
+
+#[actix_rt::test]
+async fn a_worker_stopped_with_sigterm_finishes_the_delivery_in_flight() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let receiver = Receiver::start_slow(vec![(200, 1_500)]);
+    let (id, _) = subscribe(&app, &acme.key, &receiver.url, json!(["*"])).await;
+    write_event(&app, &acme.id, "Graceful").await;
+    let mut worker = crm_worker(&app, "60");
+    receiver.wait_for(1).await;
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(terminated.success());
+    let mut exit = None;
+    for _ in 0..200 {
+        if let Some(status) = worker.try_wait().expect("worker status") {
+            exit = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let exit = exit.unwrap_or_else(|| {
+        let _ = worker.kill();
+        panic!("the worker did not stop within 5 s of SIGTERM")
+    });
+    assert!(exit.success(), "{exit:?}");
+    // Its one attempt was recorded before it stopped; nothing is left to retry.
+    let delivery = settled_delivery(&app, &acme.key, &id).await;
+    assert_eq!(delivery["status"], "succeeded", "{delivery}");
+    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(receiver.all().len(), 1);
 }

@@ -64,6 +64,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_webhooks",
         include_str!("../../../migrations/0012_webhooks.sql"),
     ),
+    (
+        "0013_event_triggers",
+        include_str!("../../../migrations/0013_event_triggers.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

@@ -157,6 +157,7 @@ pub fn webhook_sender(config: &WebhookConfig) -> AwcWebhookSender {
     AwcWebhookSender::new(SenderConfig {
         allow_private: config.allow_private,
         allow_http: config.allow_http,
+        timeout: config.timeout,
         ..SenderConfig::default()
     })
 }
@@ -171,15 +172,29 @@ fn webhook_api(config: &WebhookConfig) -> WebhookApi {
     }
 }
 
-/// Delivers due webhooks until the process ends: claims a batch, delivers it, and claims
+/// Delivers due webhooks until the process ends (the tests' and `crm serve`'s worker
+/// with no stop signal of its own): [`deliver_until`] with a stop that never comes.
+pub async fn deliver_forever(store: PgStore, config: WebhookConfig) {
+    let (_never, stop) = tokio::sync::watch::channel(false);
+    deliver_until(store, config, stop).await;
+}
+
+/// Delivers due webhooks until `stop` turns true: claims a batch, delivers it, and claims
 /// again at once while there is work; idle, it looks every `poll_interval`. Once an hour
 /// it forgets events and attempts older than the retention period. Failures are logged
-/// and retried (the database may be restarting); a delivery in flight when the process
-/// dies is retried by any worker once its lease expires.
-pub async fn deliver_forever(store: PgStore, config: WebhookConfig) {
+/// and retried (the database may be restarting).
+///
+/// Stopping is graceful: a pass under way finishes (each send is bounded by the webhook
+/// timeout) and records its outcomes, then no new pass starts. A delivery in flight when
+/// the process dies instead is retried by any worker once its lease expires.
+pub async fn deliver_until(
+    store: PgStore,
+    config: WebhookConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let sender = webhook_sender(&config);
     let mut last_sweep: Option<std::time::Instant> = None;
-    loop {
+    while !*stop.borrow() {
         if last_sweep.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
             last_sweep = Some(std::time::Instant::now());
             match ports::DeliveryQueue::sweep_history(&store, config.retention).await {
@@ -188,15 +203,26 @@ pub async fn deliver_forever(store: PgStore, config: WebhookConfig) {
                 Err(error) => tracing::warn!(%error, "webhook history sweep failed"),
             }
         }
-        match app::webhooks::deliver_due(&store, &sender, &config.worker).await {
-            Ok(0) => tokio::time::sleep(config.poll_interval).await,
-            Ok(attempted) => tracing::debug!(attempted, "webhook deliveries attempted"),
+        let idle = match app::webhooks::deliver_due(&store, &sender, &config.worker).await {
+            Ok(0) => true,
+            Ok(attempted) => {
+                tracing::debug!(attempted, "webhook deliveries attempted");
+                false
+            }
             Err(error) => {
                 tracing::warn!(%error, "webhook delivery pass failed; retrying");
-                tokio::time::sleep(config.poll_interval).await;
+                true
+            }
+        };
+        if idle {
+            tokio::select! {
+                () = tokio::time::sleep(config.poll_interval) => {}
+                // A dropped sender counts as a stop too.
+                _ = stop.changed() => {}
             }
         }
     }
+    tracing::info!("webhook delivery stopped");
 }
 
 /// Runs the demo sweep every `interval` until the process ends; failures are logged and

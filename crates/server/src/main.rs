@@ -78,10 +78,12 @@ async fn serve() -> ExitCode {
         running.store.clone(),
         config.sweep_interval,
     ));
+    let (stop_delivering, stop) = tokio::sync::watch::channel(false);
     let deliverer = config.webhooks.deliver_in_serve.then(|| {
-        actix_web::rt::spawn(server::deliver_forever(
+        actix_web::rt::spawn(server::deliver_until(
             running.store.clone(),
             config.webhooks.clone(),
+            stop,
         ))
     });
     // actix stops gracefully on SIGINT/SIGTERM: no new connections, in-flight requests
@@ -89,9 +91,12 @@ async fn serve() -> ExitCode {
     let result = running.server.await;
     sweeper.abort();
     if let Some(deliverer) = deliverer {
-        // A delivery cut off here keeps its lease until it expires; then any worker
-        // sends it again (at least once).
-        deliverer.abort();
+        // The pass under way finishes and records its outcomes (each send is bounded by
+        // the webhook timeout); no new one starts.
+        let _ = stop_delivering.send(true);
+        if deliverer.await.is_err() {
+            tracing::warn!("webhook delivery ended abnormally");
+        }
     }
     running.store.close().await;
     match result {
@@ -129,13 +134,18 @@ async fn worker() -> ExitCode {
             Err(error) => return fail(&error),
         };
     tracing::info!("delivering webhooks");
-    // On SIGINT or SIGTERM the current pass is cut off: its deliveries keep their leases
-    // until they expire, then any worker sends them again (at least once).
-    tokio::select! {
-        () = server::deliver_forever(store.clone(), config.webhooks) => {}
-        _ = tokio::signal::ctrl_c() => tracing::info!("stopping on SIGINT"),
-        _ = terminate.recv() => tracing::info!("stopping on SIGTERM"),
-    }
+    // On SIGINT or SIGTERM the pass under way finishes and records its outcomes, then the
+    // worker stops. (Killed outright, its deliveries keep their leases until they expire,
+    // then any worker sends them again: at least once.)
+    let (stop_delivering, stop) = tokio::sync::watch::channel(false);
+    actix_web::rt::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("stopping on SIGINT"),
+            _ = terminate.recv() => tracing::info!("stopping on SIGTERM"),
+        }
+        let _ = stop_delivering.send(true);
+    });
+    server::deliver_until(store.clone(), config.webhooks, stop).await;
     store.close().await;
     ExitCode::SUCCESS
 }
