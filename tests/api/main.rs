@@ -6,6 +6,7 @@ mod batch;
 mod companies;
 mod contacts;
 mod errors;
+mod events;
 mod helpers;
 mod idempotency;
 mod identity;
