@@ -1,6 +1,6 @@
 //! Webhook subscriptions, deliveries and the event log in memory, for use-case tests.
 //!
-//! The in-memory store writes no events for CRM changes (in PostgreSQL, triggers will), so
+//! The in-memory store writes no events for CRM changes (in PostgreSQL, triggers do), so
 //! its event log and delivery queue stay empty; subscriptions and their secrets behave as
 //! in PostgreSQL, so the management use cases run the same against both adapters.
 
