@@ -460,6 +460,30 @@ async fn a_subscription_shows_its_secret_once_and_is_managed_by_admins_only() {
         .await;
     let reader = reader.body["data"]["key"].as_str().expect("key").to_owned();
     assert_eq!(app.get("/v1/webhooks", &reader).await.status, 403);
+    assert_eq!(
+        app.post(
+            "/v1/webhooks",
+            &reader,
+            &json!({"url": "https://x.example/h", "events": ["*"]})
+        )
+        .await
+        .status,
+        403
+    );
+    // The scope that grants it, without the admin's other powers.
+    let manager = app
+        .post(
+            "/v1/api-keys",
+            &acme.key,
+            &json!({"name": "hooks", "scopes": ["webhooks:manage"]}),
+        )
+        .await;
+    let manager = manager.body["data"]["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    assert_eq!(app.get("/v1/webhooks", &manager).await.status, 200);
+    assert_eq!(app.get("/v1/contacts", &manager).await.status, 403);
 
     let other = app.tenant("Globex").await;
     assert_eq!(
@@ -965,4 +989,53 @@ async fn a_worker_stopped_with_sigterm_finishes_the_delivery_in_flight() {
     assert_eq!(delivery["status"], "succeeded", "{delivery}");
     assert_eq!(delivery["attempts"], 1);
     assert_eq!(receiver.all().len(), 1);
+}
+
+#[actix_rt::test]
+async fn a_delivery_out_of_attempts_is_failed_in_the_log_and_can_be_retried_by_hand() {
+    let mut webhooks = test_webhooks();
+    webhooks.worker.schedule =
+        domain::webhook::RetrySchedule::parse("0s,50ms").expect("a valid schedule");
+    let app = spawn_app_configured(generous_limits(), webhooks.clone()).await;
+    let acme = app.tenant("Acme").await;
+    let receiver = Receiver::start(vec![500, 500]);
+    let (id, _) = subscribe(&app, &acme.key, &receiver.url, json!(["*"])).await;
+    write_event(&app, &acme.id, "Unlucky").await;
+    start_worker_with(&app, webhooks);
+    receiver.wait_for(2).await;
+    let delivery = settled_delivery(&app, &acme.key, &id).await;
+    assert_eq!(delivery["status"], "failed", "{delivery}");
+    assert_eq!(delivery["attempts"], 2);
+    assert_eq!(delivery["nextAttemptAt"], Value::Null);
+    assert_eq!(delivery["lastStatusCode"], 500);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.all().len(), 2, "no attempt after the last one");
+
+    let delivery_id = delivery["id"].as_str().expect("id");
+    let retried = app
+        .post(
+            &format!("/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
+            &acme.key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.body["data"]["status"], "pending");
+    let got = receiver.wait_for(3).await;
+    assert_eq!(got[2].header("webhook-id"), got[0].header("webhook-id"));
+    let delivery = settled_delivery(&app, &acme.key, &id).await;
+    assert_eq!(delivery["status"], "succeeded", "{delivery}");
+    assert_eq!(delivery["attempts"], 3);
+    // Another tenant can neither see nor retry it.
+    let other = app.tenant("Globex").await;
+    assert_eq!(
+        app.post(
+            &format!("/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
+            &other.key,
+            &json!({}),
+        )
+        .await
+        .status,
+        404
+    );
 }

@@ -48,6 +48,9 @@ impl Default for SenderConfig {
     }
 }
 
+/// How long registration waits for DNS before accepting the name unchecked.
+const VET_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Delivers webhooks with one awc client, built once, whose connector applies the SSRF
 /// guard to every connection it opens.
 ///
@@ -202,9 +205,15 @@ impl ports::WebhookSender for AwcWebhookSender {
         Box::pin(async move {
             let destination = self.check(url)?;
             if destination.literal.is_none() {
-                self.guard
-                    .resolve(&destination.host, destination.port)
-                    .await?;
+                // A registration must not hang on a slow resolver: a name that does not
+                // answer in time is treated like one that does not resolve yet (the
+                // caller accepts it; every connection checks again).
+                tokio::time::timeout(
+                    VET_RESOLVE_TIMEOUT,
+                    self.guard.resolve(&destination.host, destination.port),
+                )
+                .await
+                .map_err(|_| WebhookSendError::Timeout(VET_RESOLVE_TIMEOUT))??;
             }
             Ok(())
         })
