@@ -1048,3 +1048,44 @@ async fn a_delivery_out_of_attempts_is_failed_in_the_log_and_can_be_retried_by_h
         404
     );
 }
+
+#[actix_rt::test]
+async fn an_endpoint_failing_for_five_days_is_disabled_with_a_reason() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let receiver = Receiver::start(vec![500]);
+    let (id, _) = subscribe(&app, &acme.key, &receiver.url, json!(["*"])).await;
+    // It has failed every attempt since six days ago.
+    let owner = app.db.owner().await;
+    exec(
+        &owner,
+        &format!(
+            "UPDATE webhook_subscriptions SET failing_since = now() - interval '6 days' \
+              WHERE id = '{id}'"
+        ),
+    )
+    .await
+    .expect("backdated");
+    write_event(&app, &acme.id, "Again").await;
+    start_worker(&app);
+    receiver.wait_for(1).await;
+    let mut subscription = Value::Null;
+    for _ in 0..100 {
+        subscription = app.get(&format!("/v1/webhooks/{id}"), &acme.key).await.body;
+        if subscription["data"]["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(subscription["data"]["enabled"], false, "{subscription}");
+    assert!(
+        subscription["data"]["disabledReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("5 days")),
+        "{subscription}"
+    );
+    let delivery = settled_delivery(&app, &acme.key, &id).await;
+    assert_eq!(delivery["status"], "failed", "{delivery}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(receiver.all().len(), 1, "no retry to a disabled endpoint");
+}
