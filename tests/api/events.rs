@@ -81,49 +81,43 @@ async fn every_change_of_every_resource_is_an_event_with_what_changed() {
     let app = spawn_app().await;
     let acme = app.tenant("Acme").await;
     let key = acme.key.as_str();
-    let call = |method: &'static str, path: String, body: Value| {
+    // Makes one change and returns the id of what it wrote.
+    let write = |method: &'static str, path: String, body: Value| {
         let app = &app;
-        async move { app.call(method, &path, Some(key), Some(&body), &[]).await }
+        async move { id_of(&app.call(method, &path, Some(key), Some(&body), &[]).await) }
     };
 
-    let company = id_of(
-        &call(
-            "POST",
-            "/v1/companies".into(),
-            json!({"name": "Initech", "domain": "initech.test"}),
-        )
-        .await,
-    );
-    id_of(
-        &call(
-            "PATCH",
-            format!("/v1/companies/{company}"),
-            json!({"industry": "Software"}),
-        )
-        .await,
-    );
-    let contact = id_of(
-        &call(
-            "POST",
-            "/v1/contacts".into(),
-            json!({"firstName": "Ada", "email": "ada@example.com"}),
-        )
-        .await,
-    );
-    id_of(
-        &call(
-            "PATCH",
-            format!("/v1/contacts/{contact}"),
-            json!({"title": "CTO", "companyId": company}),
-        )
-        .await,
-    );
-    let pipeline = call(
+    let company = write(
         "POST",
-        "/v1/pipelines".into(),
-        json!({"name": "Partners", "stages": [{"name": "Intro"}, {"name": "Signed", "kind": "won"}]}),
+        "/v1/companies".into(),
+        json!({"name": "Initech", "domain": "initech.test"}),
     )
     .await;
+    write(
+        "PATCH",
+        format!("/v1/companies/{company}"),
+        json!({"industry": "Software"}),
+    )
+    .await;
+    let contact = write(
+        "POST",
+        "/v1/contacts".into(),
+        json!({"firstName": "Ada", "email": "ada@example.com"}),
+    )
+    .await;
+    write(
+        "PATCH",
+        format!("/v1/contacts/{contact}"),
+        json!({"title": "CTO", "companyId": company}),
+    )
+    .await;
+    let pipeline = app
+        .post(
+            "/v1/pipelines",
+            key,
+            &json!({"name": "Partners", "stages": [{"name": "Intro"}, {"name": "Signed", "kind": "won"}]}),
+        )
+        .await;
     let stages: Vec<String> = pipeline.body["data"]["stages"]
         .as_array()
         .expect("stages")
@@ -131,47 +125,37 @@ async fn every_change_of_every_resource_is_an_event_with_what_changed() {
         .map(|s| s["id"].as_str().expect("stage id").to_owned())
         .collect();
     let pipeline = id_of(&pipeline);
-    id_of(
-        &call(
-            "PATCH",
-            format!("/v1/pipelines/{pipeline}"),
-            json!({"name": "Partners EU"}),
-        )
-        .await,
-    );
-    id_of(
-        &call(
-            "POST",
-            format!("/v1/pipelines/{pipeline}/stages"),
-            json!({"name": "Pilot"}),
-        )
-        .await,
-    );
-    let lead = id_of(&call("POST", "/v1/leads".into(), json!({"title": "Site licence", "pipelineId": pipeline, "stageId": stages[0], "contactId": contact})).await);
-    id_of(
-        &call(
-            "POST",
-            format!("/v1/leads/{lead}/move"),
-            json!({"stageId": stages[1]}),
-        )
-        .await,
-    );
-    let activity = id_of(
-        &call(
-            "POST",
-            "/v1/activities".into(),
-            json!({"type": "call", "subject": "Intro call", "contactId": contact}),
-        )
-        .await,
-    );
-    id_of(
-        &call(
-            "PUT",
-            format!("/v1/activities/{activity}"),
-            json!({"type": "call", "subject": "Intro call (done)", "contactId": contact}),
-        )
-        .await,
-    );
+    write(
+        "PATCH",
+        format!("/v1/pipelines/{pipeline}"),
+        json!({"name": "Partners EU"}),
+    )
+    .await;
+    write(
+        "POST",
+        format!("/v1/pipelines/{pipeline}/stages"),
+        json!({"name": "Pilot"}),
+    )
+    .await;
+    let lead = write("POST", "/v1/leads".into(), json!({"title": "Site licence", "pipelineId": pipeline, "stageId": stages[0], "contactId": contact})).await;
+    write(
+        "POST",
+        format!("/v1/leads/{lead}/move"),
+        json!({"stageId": stages[1]}),
+    )
+    .await;
+    let activity = write(
+        "POST",
+        "/v1/activities".into(),
+        json!({"type": "call", "subject": "Intro call", "contactId": contact}),
+    )
+    .await;
+    write(
+        "PUT",
+        format!("/v1/activities/{activity}"),
+        json!({"type": "call", "subject": "Intro call (done)", "contactId": contact}),
+    )
+    .await;
     for path in [
         format!("/v1/activities/{activity}"),
         format!("/v1/leads/{lead}"),

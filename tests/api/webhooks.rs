@@ -660,15 +660,7 @@ async fn a_410_disables_the_subscription_with_a_reason() {
     write_event(&app, &acme.id, "Grace").await;
     start_worker(&app);
     receiver.wait_for(1).await;
-    let mut subscription = Value::Null;
-    for _ in 0..100 {
-        subscription = app.get(&format!("/v1/webhooks/{id}"), &acme.key).await.body;
-        if subscription["data"]["enabled"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(subscription["data"]["enabled"], false, "{subscription}");
+    let subscription = disabled_subscription(&app, &acme.key, &id).await;
     assert!(
         subscription["data"]["disabledReason"]
             .as_str()
@@ -821,6 +813,18 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the delivery was not recorded as succeeded");
+}
+
+/// Subscription `id` once the worker has disabled it.
+async fn disabled_subscription(app: &TestApp, key: &str, id: &str) -> Value {
+    for _ in 0..100 {
+        let subscription = app.get(&format!("/v1/webhooks/{id}"), key).await.body;
+        if subscription["data"]["enabled"] == false {
+            return subscription;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("subscription {id} was not disabled");
 }
 
 /// The delivery log of subscription `id` once its first delivery is over (not pending).
@@ -1069,15 +1073,7 @@ async fn an_endpoint_failing_for_five_days_is_disabled_with_a_reason() {
     write_event(&app, &acme.id, "Again").await;
     start_worker(&app);
     receiver.wait_for(1).await;
-    let mut subscription = Value::Null;
-    for _ in 0..100 {
-        subscription = app.get(&format!("/v1/webhooks/{id}"), &acme.key).await.body;
-        if subscription["data"]["enabled"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(subscription["data"]["enabled"], false, "{subscription}");
+    let subscription = disabled_subscription(&app, &acme.key, &id).await;
     assert!(
         subscription["data"]["disabledReason"]
             .as_str()
