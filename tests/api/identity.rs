@@ -524,8 +524,23 @@ async fn two_demo_logins_never_see_each_other_and_the_sweep_deletes_expired_ones
     )
     .await
     .expect("connect as crm_app");
-    assert_eq!(app::demo::sweep_expired(&store).await.expect("swept"), 1);
     let db = app.db.owner().await;
+    let events_of =
+        |tenant: &str| format!("SELECT count(*) FROM events WHERE tenant_id = '{tenant}'");
+    assert!(
+        scalar_i64(&db, &events_of(&a_tenant)).await > 0,
+        "the sample data was written as events"
+    );
+    assert_eq!(app::demo::sweep_expired(&store).await.expect("swept"), 1);
+    assert_eq!(
+        scalar_i64(&db, &events_of(&a_tenant)).await,
+        0,
+        "its events go with it (they have no foreign key to cascade)"
+    );
+    assert!(
+        scalar_i64(&db, "SELECT count(*) FROM events").await > 0,
+        "the other sandbox keeps its events"
+    );
     assert_eq!(
         scalar_i64(
             &db,
