@@ -746,20 +746,27 @@ async fn two_workers_deliver_500_events_each_exactly_once() {
     );
 }
 
-/// Starts the real `crm worker` binary on the test database, with this lease (seconds).
-fn crm_worker(app: &TestApp, lease_secs: &str) -> std::process::Child {
-    let binary = std::env::current_exe()
+/// The `crm` binary that `cargo build` put beside this test binary.
+fn crm_binary() -> std::path::PathBuf {
+    std::env::current_exe()
         .expect("test binary path")
         .parent()
         .and_then(std::path::Path::parent)
         .expect("target/debug")
-        .join("crm");
+        .join("crm")
+}
+
+/// Starts the real `crm worker` binary on the test database, with this lease (seconds)
+/// and send timeout (milliseconds; shorter than the lease).
+fn crm_worker(app: &TestApp, lease_secs: &str, timeout_ms: &str) -> std::process::Child {
+    let binary = crm_binary();
     std::process::Command::new(&binary)
         .arg("worker")
         .env("DATABASE_URL", &app.db.app_url)
         .env("WEBHOOK_ALLOW_PRIVATE", "true")
         .env("WEBHOOK_ALLOW_HTTP", "true")
         .env("WEBHOOK_LEASE_SECS", lease_secs)
+        .env("WEBHOOK_TIMEOUT_MS", timeout_ms)
         .env("WEBHOOK_POLL_INTERVAL_MS", "50")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
@@ -776,7 +783,7 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
     let receiver = Receiver::start_slow(vec![(200, 10_000)]);
     subscribe(&app, &acme.key, &receiver.url, json!(["contact.*"])).await;
     write_event(&app, &acme.id, "Killed").await;
-    let mut worker = crm_worker(&app, "2");
+    let mut worker = crm_worker(&app, "2", "1000");
     let first = receiver.wait_for(1).await;
     worker.kill().expect("SIGKILL the worker mid-delivery");
     let _ = worker.wait();
@@ -977,7 +984,7 @@ async fn a_worker_stopped_with_sigterm_finishes_the_delivery_in_flight() {
     let receiver = Receiver::start_slow(vec![(200, 1_500)]);
     let (id, _) = subscribe(&app, &acme.key, &receiver.url, json!(["*"])).await;
     write_event(&app, &acme.id, "Graceful").await;
-    let mut worker = crm_worker(&app, "60");
+    let mut worker = crm_worker(&app, "60", "15000");
     receiver.wait_for(1).await;
     let terminated = std::process::Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
@@ -1084,4 +1091,22 @@ async fn an_endpoint_failing_for_five_days_is_disabled_with_a_reason() {
     assert_eq!(delivery["status"], "failed", "{delivery}");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(receiver.all().len(), 1, "no retry to a disabled endpoint");
+}
+
+#[test]
+fn a_worker_refuses_a_lease_that_a_send_could_outlast() {
+    let binary = crm_binary();
+    let output = std::process::Command::new(&binary)
+        .arg("worker")
+        .env("DATABASE_URL", "postgres://crm_app@127.0.0.1:1/unused")
+        .env("WEBHOOK_LEASE_SECS", "10")
+        .env("WEBHOOK_TIMEOUT_MS", "15000")
+        .output()
+        .expect("crm runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WEBHOOK_LEASE_SECS") && stderr.contains("longer than the send timeout"),
+        "{stderr}"
+    );
 }

@@ -105,7 +105,7 @@ impl WebhookConfig {
                 )
             })?,
         };
-        Ok(Self {
+        let config = Self {
             allow_private: flag("WEBHOOK_ALLOW_PRIVATE", false)?,
             allow_http: flag("WEBHOOK_ALLOW_HTTP", false)?,
             worker: app::webhooks::WorkerSettings {
@@ -126,7 +126,17 @@ impl WebhookConfig {
             ),
             deliver_in_serve: flag("WEBHOOK_DELIVER_IN_SERVE", true)?,
             timeout: milliseconds("WEBHOOK_TIMEOUT_MS", 15_000, 100..=15_000)?,
-        })
+        };
+        // A lease that can run out while its holder still waits for the endpoint hands
+        // the delivery to a second worker: the endpoint would get it twice as a rule.
+        if config.worker.lease <= config.timeout {
+            return Err(ConfigError::Invalid(
+                "WEBHOOK_LEASE_SECS",
+                config.worker.lease.as_secs().to_string(),
+                "must be longer than the send timeout (WEBHOOK_TIMEOUT_MS, 15 s by default)",
+            ));
+        }
+        Ok(config)
     }
 }
 
