@@ -68,6 +68,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_event_triggers",
         include_str!("../../../migrations/0013_event_triggers.sql"),
     ),
+    (
+        "0014_chunked_history_sweep",
+        include_str!("../../../migrations/0014_chunked_history_sweep.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

@@ -17,6 +17,11 @@ use crate::store::{PgStore, PgUnitOfWork, statement};
 const SUBSCRIPTION_COLUMNS: &str =
     "id, url, description, events, enabled, disabled_reason, created_at, updated_at, version";
 
+/// Rows of each kind one sweep chunk deletes.
+const SWEEP_CHUNK: i32 = 5_000;
+/// Chunks one sweep runs at most (what is left waits for the next sweep, an hour later).
+const SWEEP_MAX_CHUNKS: usize = 1_000;
+
 #[derive(Debug, FromQueryResult)]
 struct SubscriptionRow {
     id: Uuid,
@@ -553,14 +558,23 @@ impl DeliveryQueue for PgStore {
     }
 
     async fn sweep_history(&self, age: std::time::Duration) -> Result<u64, RepoError> {
-        let count = CountRow::find_by_statement(statement(
-            "SELECT crm_sweep_webhook_history(make_interval(secs => $1)) AS count",
-            vec![age.as_secs_f64().into()],
-        ))
-        .one(self.db())
-        .await
-        .map_err(repo_error)?
-        .map_or(0, |row| row.count);
-        Ok(u64::try_from(count).unwrap_or(0))
+        // Chunks, each its own short transaction: one long DELETE would hold back every
+        // tenant's event log (`list_events` waits for older transactions) while it ran.
+        let mut removed = 0_u64;
+        for _ in 0..SWEEP_MAX_CHUNKS {
+            let count = CountRow::find_by_statement(statement(
+                "SELECT crm_sweep_webhook_history(make_interval(secs => $1), $2) AS count",
+                vec![age.as_secs_f64().into(), SWEEP_CHUNK.into()],
+            ))
+            .one(self.db())
+            .await
+            .map_err(repo_error)?
+            .map_or(0, |row| row.count);
+            if count <= 0 {
+                break;
+            }
+            removed += u64::try_from(count).unwrap_or(0);
+        }
+        Ok(removed)
     }
 }
