@@ -14,7 +14,11 @@ use crate::webhooks::{Receiver, start_worker, subscribe};
 /// The log shows an event only when its transaction and every earlier one in the cluster
 /// have ended (so paging never skips one), and the other tests' transactions run in the
 /// same cluster: what was just committed can take a moment to show.
-async fn event_log_when(app: &TestApp, key: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub(crate) async fn event_log_when(
+    app: &TestApp,
+    key: &str,
+    ready: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     for _ in 0..200 {
         let log = event_log(app, key).await;
         if ready(&log) {

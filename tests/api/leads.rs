@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::events::event_log_when;
 use crate::helpers::{TestApp, scalar_i64, spawn_app};
 
 async fn default_pipeline(app: &TestApp, key: &str) -> Value {
@@ -472,4 +473,55 @@ async fn deleting_a_stage_with_move_to_moves_its_leads_first_with_notes() {
         .get(&format!("/v1/leads/{lead}/activities"), &acme.key)
         .await;
     assert_eq!(timeline.body["data"][0]["subject"], "Moved from A to B");
+}
+
+#[actix_rt::test]
+async fn editing_a_stage_kind_re_statuses_its_leads_and_says_so_in_an_event() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let pipeline = default_pipeline(&app, &acme.key).await;
+    let id = pipeline["id"].as_str().expect("id").to_owned();
+    let negotiation = stage(&pipeline, 3);
+    let lead = app
+        .post(
+            "/v1/leads",
+            &acme.key,
+            &json!({"title": "Site licence", "stageId": negotiation}),
+        )
+        .await;
+    assert_eq!(lead.body["data"]["status"], "open", "{}", lead.body);
+    let lead_id = lead.body["data"]["id"].as_str().expect("id").to_owned();
+    let etag = lead.header("etag").expect("an ETag");
+
+    let edited = app
+        .call(
+            "PATCH",
+            &format!("/v1/pipelines/{id}/stages/{negotiation}"),
+            Some(&acme.key),
+            Some(&json!({"kind": "won"})),
+            &[],
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    let after = app.get(&format!("/v1/leads/{lead_id}"), &acme.key).await;
+    assert_eq!(after.body["data"]["status"], "won");
+    assert_ne!(
+        after.header("etag").expect("an ETag"),
+        etag,
+        "its ETag moved"
+    );
+    let won = app.get("/v1/leads?status=won", &acme.key).await;
+    assert_eq!(won.body["data"][0]["id"], lead_id.as_str());
+
+    let log = event_log_when(&app, &acme.key, |log| {
+        log.iter()
+            .any(|e| e["type"] == "lead.updated" && e["data"]["object"]["id"] == lead_id.as_str())
+    })
+    .await;
+    let update = log
+        .iter()
+        .find(|e| e["type"] == "lead.updated")
+        .expect("lead.updated");
+    assert_eq!(update["data"]["changedFields"], json!(["status"]));
+    assert_eq!(update["data"]["previous"]["status"], "open");
 }

@@ -1339,7 +1339,21 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
             .collect();
         pipeline.version += 1;
         pipeline.updated_at = now().max(pipeline.updated_at);
-        Ok(pipeline.clone())
+        let pipeline = pipeline.clone();
+        // A lead's status follows its stage's kind, also when the kind is edited.
+        for lead in self.data_mut()?.leads.values_mut() {
+            let kind = pipeline
+                .stages
+                .iter()
+                .find(|s| lead.fields.pipeline_id == id && s.id == lead.fields.stage_id)
+                .map(|s| s.kind);
+            if let Some(kind) = kind.filter(|kind| *kind != lead.status) {
+                lead.status = kind;
+                lead.version += 1;
+                lead.updated_at = now().max(lead.updated_at);
+            }
+        }
+        Ok(pipeline)
     }
 }
 

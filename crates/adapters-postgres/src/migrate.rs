@@ -72,6 +72,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_chunked_history_sweep",
         include_str!("../../../migrations/0014_chunked_history_sweep.sql"),
     ),
+    (
+        "0015_lead_status_follows_stage_kind",
+        include_str!("../../../migrations/0015_lead_status_follows_stage_kind.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

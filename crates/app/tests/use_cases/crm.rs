@@ -5,11 +5,14 @@ use app::auth::{AuthSettings, Credential, authenticate};
 use app::batch::{BatchError, BatchMode, ItemError, ItemOutcome, batch_contacts};
 use app::companies::{CompanyError, company_contacts, create_company, delete_company};
 use app::contacts::{ContactError, create_contact, get_contact};
+use app::leads::{create_lead, get_lead};
 use app::pipelines::{PipelineError, StageChange, change_stages, delete_pipeline, list_pipelines};
 use app::tenants::provision_tenant;
 use domain::company::CompanyInput;
 use domain::contact::{ContactInput, ContactQuery};
 use domain::ids::{CompanyId, TenantId};
+use domain::lead::LeadInput;
+use domain::pipeline::StageKind;
 use ports::{IdempotencyClaim, StoredResponse};
 
 struct Tenant {
@@ -228,4 +231,47 @@ async fn an_idempotency_key_is_claimed_once_replayed_after_and_bound_to_its_requ
             .expect("claim"),
         IdempotencyClaim::Mismatch
     );
+}
+
+#[tokio::test]
+async fn editing_a_stage_kind_re_statuses_the_leads_already_in_it() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store).await;
+    let (p, uow) = auth(&store, &acme).await;
+    let sales = list_pipelines(uow, &p).await.expect("list").remove(0);
+    let negotiation = sales.stages[3].id;
+    assert_eq!(sales.stages[3].kind, StageKind::Open);
+    let (p, uow) = auth(&store, &acme).await;
+    let lead = create_lead(
+        uow,
+        &p,
+        LeadInput {
+            title: Some("Site licence".into()),
+            stage_id: Some(negotiation),
+            ..LeadInput::default()
+        },
+    )
+    .await
+    .expect("lead");
+    assert_eq!(lead.status, StageKind::Open);
+
+    let (p, uow) = auth(&store, &acme).await;
+    change_stages(
+        uow,
+        &p,
+        sales.id,
+        None,
+        StageChange::Update {
+            stage: negotiation,
+            name: None,
+            probability: None,
+            kind: Some(StageKind::Won),
+        },
+    )
+    .await
+    .expect("stage edited");
+    let (p, uow) = auth(&store, &acme).await;
+    let after = get_lead(uow, &p, lead.id).await.expect("lead");
+    assert_eq!(after.status, StageKind::Won);
+    assert_eq!(after.version, lead.version + 1, "its ETag changes");
 }
