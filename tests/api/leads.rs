@@ -525,3 +525,90 @@ async fn editing_a_stage_kind_re_statuses_its_leads_and_says_so_in_an_event() {
     assert_eq!(update["data"]["changedFields"], json!(["status"]));
     assert_eq!(update["data"]["previous"]["status"], "open");
 }
+
+#[actix_rt::test]
+async fn a_task_is_completed_with_a_patch_and_a_patch_cannot_unlink_it_from_everything() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let contact = app
+        .post("/v1/contacts", &acme.key, &json!({"firstName": "Ada"}))
+        .await
+        .body["data"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let task = app
+        .post(
+            "/v1/activities",
+            &acme.key,
+            &json!({"type": "task", "subject": "Send the quote", "body": "v2 pricing",
+                    "dueAt": "2030-01-01T09:00:00Z", "contactId": contact}),
+        )
+        .await;
+    assert_eq!(task.status, 201, "{}", task.body);
+    let id = task.body["data"]["id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/activities/{id}");
+    let patch = |body: Value, if_match: &'static str| {
+        let (app, key, path) = (&app, acme.key.as_str(), path.as_str());
+        async move {
+            let headers: Vec<(&str, &str)> = if if_match.is_empty() {
+                vec![]
+            } else {
+                vec![("If-Match", if_match)]
+            };
+            app.call("PATCH", path, Some(key), Some(&body), &headers)
+                .await
+        }
+    };
+
+    let done = patch(
+        json!({"completedAt": "2030-01-01T10:30:00Z", "body": null}),
+        "\"1\"",
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let data = &done.body["data"];
+    assert_eq!(data["completedAt"], "2030-01-01T10:30:00Z");
+    assert_eq!(data["body"], Value::Null, "null clears");
+    assert_eq!(data["subject"], "Send the quote", "absent keeps");
+    assert_eq!(data["dueAt"], "2030-01-01T09:00:00Z");
+    assert_eq!(data["contactId"], contact.as_str());
+    assert_eq!(data["version"], 2);
+
+    let stale = patch(json!({"subject": "x"}), "\"1\"").await;
+    assert_eq!(stale.status, 412, "{}", stale.body);
+    let unlinked = patch(json!({"contactId": null}), "").await;
+    assert_eq!(unlinked.status, 400, "{}", unlinked.body);
+    assert_eq!(unlinked.code(), "VALIDATION_FAILED");
+    let bad_time = patch(json!({"dueAt": "tomorrow"}), "").await;
+    assert_eq!(bad_time.status, 400, "{}", bad_time.body);
+    assert!(bad_time.body["details"]["fields"]["dueAt"].is_array());
+    let other = app.tenant("Globex").await;
+    let foreign = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&other.key),
+            Some(&json!({"subject": "mine"})),
+            &[],
+        )
+        .await;
+    assert_eq!(foreign.status, 404);
+
+    let now = app.get(&path, &acme.key).await.body["data"].clone();
+    assert_eq!(now["version"], 2, "the refused patches changed nothing");
+    assert_eq!(now["subject"], "Send the quote");
+    let log = event_log_when(&app, &acme.key, |log| {
+        log.iter().any(|e| e["type"] == "activity.updated")
+    })
+    .await;
+    let updated: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["type"] == "activity.updated")
+        .collect();
+    assert_eq!(updated.len(), 1);
+    assert_eq!(
+        updated[0]["data"]["changedFields"],
+        json!(["body", "completedAt"])
+    );
+}

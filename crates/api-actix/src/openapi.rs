@@ -104,7 +104,7 @@ impl Modify for BearerAuth {
         pipelines::list, pipelines::create, pipelines::get, pipelines::rename, pipelines::delete,
         pipelines::add_stage, pipelines::update_stage, pipelines::delete_stage, pipelines::reorder,
         leads::list, leads::create, leads::get, leads::replace, leads::patch, leads::move_lead, leads::delete,
-        leads::list_all, leads::create_one, leads::get_one, leads::replace_one, leads::delete_one,
+        leads::list_all, leads::create_one, leads::get_one, leads::replace_one, leads::patch_one, leads::delete_one,
         leads::contact_timeline, leads::company_timeline, leads::lead_timeline,
         auth::signup_handler, auth::login_handler, auth::logout_handler, auth::demo_login_handler, auth::me_handler,
         api_keys::create, api_keys::list, api_keys::get, api_keys::revoke,

@@ -4,7 +4,8 @@
 
 use domain::FieldErrors;
 use domain::activity::{
-    Activity, ActivityDraft, ActivityId, ActivityInput, ActivityPage, ActivityQuery, ActivityType,
+    Activity, ActivityDraft, ActivityId, ActivityInput, ActivityPage, ActivityPatch, ActivityQuery,
+    ActivityType,
 };
 use domain::ids::{CompanyId, ContactId};
 use domain::lead::{Lead, LeadDraft, LeadId, LeadInput, LeadPage, LeadPatch, LeadQuery};
@@ -382,16 +383,25 @@ pub async fn create_activity<U: UnitOfWork>(
     Ok(activity)
 }
 
-/// Replaces an activity, honouring `If-Match`.
+/// How an activity changes.
+#[derive(Clone, Debug)]
+pub enum ActivityChange {
+    /// `PUT`: the whole activity.
+    Replace(ActivityInput),
+    /// `PATCH`: merge-patch (to complete a task: `completedAt`).
+    Patch(ActivityPatch),
+}
+
+/// Replaces or patches an activity, honouring `If-Match`.
 ///
 /// # Errors
 /// As create, plus [`CrmError::NotFound`], [`CrmError::PreconditionFailed`].
-pub async fn replace_activity<U: UnitOfWork>(
+pub async fn update_activity<U: UnitOfWork>(
     mut uow: U,
     principal: &Principal,
     id: ActivityId,
     if_match: Option<&IfMatch>,
-    input: ActivityInput,
+    change: ActivityChange,
 ) -> Result<Activity, CrmError> {
     principal.require(WRITE)?;
     let current = uow
@@ -399,6 +409,10 @@ pub async fn replace_activity<U: UnitOfWork>(
         .await?
         .ok_or(CrmError::NotFound)?;
     precondition(if_match, current.etag())?;
+    let input = match change {
+        ActivityChange::Replace(input) => input,
+        ActivityChange::Patch(patch) => current.fields.patched_input(patch),
+    };
     let draft = ActivityDraft::new(input).map_err(CrmError::Invalid)?;
     if draft == current.fields {
         uow.commit().await?;

@@ -76,6 +76,28 @@ pub struct ActivityInput {
     pub lead_id: Option<LeadId>,
 }
 
+/// A merge-patch of an activity (`None` keeps, `Some(None)` clears).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(clippy::option_option)]
+pub struct ActivityPatch {
+    /// Type.
+    pub kind: Option<ActivityType>,
+    /// Subject (cannot be cleared).
+    pub subject: Option<String>,
+    /// Body.
+    pub body: Option<Option<String>>,
+    /// Due time.
+    pub due_at: Option<Option<OffsetDateTime>>,
+    /// Done time (a task is completed by setting it).
+    pub completed_at: Option<Option<OffsetDateTime>>,
+    /// Linked contact.
+    pub contact_id: Option<Option<ContactId>>,
+    /// Linked company.
+    pub company_id: Option<Option<CompanyId>>,
+    /// Linked lead.
+    pub lead_id: Option<Option<LeadId>>,
+}
+
 /// The writable state of an activity, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActivityDraft {
@@ -98,6 +120,37 @@ pub struct ActivityDraft {
 }
 
 impl ActivityDraft {
+    /// The input that would validate into this draft.
+    #[must_use]
+    pub fn to_input(&self) -> ActivityInput {
+        ActivityInput {
+            kind: self.kind,
+            subject: Some(self.subject.clone()),
+            body: self.body.clone(),
+            due_at: self.due_at,
+            completed_at: self.completed_at,
+            contact_id: self.contact_id,
+            company_id: self.company_id,
+            lead_id: self.lead_id,
+        }
+    }
+
+    /// This draft's input with a merge-patch applied (validated again by [`Self::new`]).
+    #[must_use]
+    pub fn patched_input(&self, patch: ActivityPatch) -> ActivityInput {
+        let current = self.to_input();
+        ActivityInput {
+            kind: patch.kind.unwrap_or(current.kind),
+            subject: patch.subject.or(current.subject),
+            body: patch.body.unwrap_or(current.body),
+            due_at: patch.due_at.unwrap_or(current.due_at),
+            completed_at: patch.completed_at.unwrap_or(current.completed_at),
+            contact_id: patch.contact_id.unwrap_or(current.contact_id),
+            company_id: patch.company_id.unwrap_or(current.company_id),
+            lead_id: patch.lead_id.unwrap_or(current.lead_id),
+        }
+    }
+
     /// Validates an activity: a subject, a bounded body without NUL, at least one link.
     ///
     /// # Errors

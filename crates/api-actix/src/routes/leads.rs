@@ -5,11 +5,13 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use app::leads::{
-    LeadChange, TimelineOf, create_activity, create_lead, delete_activity, delete_lead,
-    get_activity, get_lead, list_activities, list_leads, replace_activity, update_lead,
+    ActivityChange, LeadChange, TimelineOf, create_activity, create_lead, delete_activity,
+    delete_lead, get_activity, get_lead, list_activities, list_leads, update_activity, update_lead,
 };
 use domain::FieldErrors;
-use domain::activity::{Activity, ActivityId, ActivityInput, ActivityQuery, ActivityType};
+use domain::activity::{
+    Activity, ActivityId, ActivityInput, ActivityPatch, ActivityQuery, ActivityType,
+};
 use domain::ids::{CompanyId, ContactId, UserId};
 use domain::lead::{Lead, LeadId, LeadInput, LeadPatch, LeadQuery, LeadSortField};
 use domain::list::{Limit, Sort};
@@ -671,6 +673,72 @@ impl ActivityBody {
     }
 }
 
+/// `PATCH /v1/activities/{id}`: a merge-patch (absent keeps, `null` clears). The links
+/// must still name at least one contact, company or lead.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(clippy::option_option)]
+pub struct ActivityPatchBody {
+    /// Type.
+    pub r#type: Option<ActivityTypeDto>,
+    /// Subject (cannot be cleared).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
+    pub subject: Option<String>,
+    /// Body, multi-line, at most 10 000 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 10000, pattern = "^[^\\u0000]*$")]
+    pub body: Option<Option<String>>,
+    /// Due (tasks), RFC 3339.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub due_at: Option<Option<String>>,
+    /// Completed, RFC 3339: set it to complete a task.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<Option<String>>,
+    /// Contact.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub contact_id: Option<Option<Uuid>>,
+    /// Company.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub company_id: Option<Option<Uuid>>,
+    /// Lead.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub lead_id: Option<Option<Uuid>>,
+}
+
+impl ActivityPatchBody {
+    fn into_patch(self) -> Result<ActivityPatch, ApiError> {
+        let mut errors = FieldErrors::new();
+        let due_at = self
+            .due_at
+            .map(|t| t.and_then(|raw| parse_time("dueAt", Some(&raw), &mut errors)));
+        let completed_at = self
+            .completed_at
+            .map(|t| t.and_then(|raw| parse_time("completedAt", Some(&raw), &mut errors)));
+        if !errors.is_empty() {
+            return Err(ApiError::validation(&errors));
+        }
+        Ok(ActivityPatch {
+            kind: self.r#type.map(ActivityType::from),
+            subject: self.subject,
+            body: self.body,
+            due_at,
+            completed_at,
+            contact_id: self.contact_id.map(|o| o.map(ContactId::from_uuid)),
+            company_id: self.company_id.map(|o| o.map(CompanyId::from_uuid)),
+            lead_id: self.lead_id.map(|o| o.map(LeadId::from_uuid)),
+        })
+    }
+}
+
 /// Query parameters of activity lists and timelines.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -853,13 +921,41 @@ pub async fn replace_one<S: Store>(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner().into_input()?;
-    let precondition = if_match(&req);
-    let activity = replace_activity(
+    activity_changed(&req, auth, *id, ActivityChange::Replace(input)).await
+}
+
+/// Change some fields of an activity (JSON merge-patch), e.g. `{"completedAt": …}` to
+/// complete a task.
+#[utoipa::path(patch, path = "/v1/activities/{id}", tag = "activities", request_body = ActivityPatchBody,
+    params(("id" = Uuid, Path, description = "Activity id"), ("If-Match" = Option<String>, Header, description = "ETag; 412 when stale")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Changed", body = crate::envelope::Success<ActivityResponse>),
+        crate::openapi::CommonErrors,
+    ))]
+pub async fn patch_one<S: Store>(
+    req: HttpRequest,
+    body: web::Json<ActivityPatchBody>,
+    auth: Authenticated<S>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let patch = body.into_inner().into_patch()?;
+    activity_changed(&req, auth, *id, ActivityChange::Patch(patch)).await
+}
+
+async fn activity_changed<S: Store>(
+    req: &HttpRequest,
+    auth: Authenticated<S>,
+    id: Uuid,
+    change: ActivityChange,
+) -> Result<HttpResponse, ApiError> {
+    let precondition = if_match(req);
+    let activity = update_activity(
         auth.uow,
         &auth.principal,
-        ActivityId::from_uuid(*id),
+        ActivityId::from_uuid(id),
         precondition.as_ref(),
-        input,
+        change,
     )
     .await?;
     Ok(activity_response(StatusCode::OK, &activity))
@@ -920,9 +1016,10 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create_one::<S>)),
     )
     .service(
-        resource("/activities/{id}", "GET, PUT, DELETE")
+        resource("/activities/{id}", "GET, PUT, PATCH, DELETE")
             .route(web::get().to(get_one::<S>))
             .route(web::put().to(replace_one::<S>))
+            .route(web::patch().to(patch_one::<S>))
             .route(web::delete().to(delete_one::<S>)),
     )
     .service(
