@@ -217,8 +217,11 @@ pub async fn deliver_until(
         if idle {
             tokio::select! {
                 () = tokio::time::sleep(config.poll_interval) => {}
-                // A dropped sender counts as a stop too.
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        break; // the sender is gone: nobody can ask us to go on
+                    }
+                }
             }
         }
     }
