@@ -77,7 +77,7 @@ fn id_of(reply: &crate::helpers::Reply) -> String {
         reply.status,
         reply.body
     );
-    reply.body["data"]["id"].as_str().expect("id").to_owned()
+    reply.id()
 }
 
 #[actix_rt::test]

@@ -144,6 +144,14 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// `data.id` of a single-resource answer.
+    pub fn id(&self) -> String {
+        self.body["data"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no data.id in {}", self.body))
+            .to_owned()
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)

@@ -490,7 +490,7 @@ async fn editing_a_stage_kind_re_statuses_its_leads_and_says_so_in_an_event() {
         )
         .await;
     assert_eq!(lead.body["data"]["status"], "open", "{}", lead.body);
-    let lead_id = lead.body["data"]["id"].as_str().expect("id").to_owned();
+    let lead_id = lead.id();
     let etag = lead.header("etag").expect("an ETag");
 
     let edited = app
@@ -533,10 +533,7 @@ async fn a_task_is_completed_with_a_patch_and_a_patch_cannot_unlink_it_from_ever
     let contact = app
         .post("/v1/contacts", &acme.key, &json!({"firstName": "Ada"}))
         .await
-        .body["data"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+        .id();
     let task = app
         .post(
             "/v1/activities",
@@ -546,7 +543,7 @@ async fn a_task_is_completed_with_a_patch_and_a_patch_cannot_unlink_it_from_ever
         )
         .await;
     assert_eq!(task.status, 201, "{}", task.body);
-    let id = task.body["data"]["id"].as_str().expect("id").to_owned();
+    let id = task.id();
     let path = format!("/v1/activities/{id}");
     let patch = |body: Value, if_match: &'static str| {
         let (app, key, path) = (&app, acme.key.as_str(), path.as_str());

@@ -1341,11 +1341,12 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
         pipeline.updated_at = now().max(pipeline.updated_at);
         let pipeline = pipeline.clone();
         // A lead's status follows its stage's kind, also when the kind is edited.
-        for lead in self.data_mut()?.leads.values_mut() {
+        let in_pipeline = |lead: &&mut domain::lead::Lead| lead.fields.pipeline_id == id;
+        for lead in self.data_mut()?.leads.values_mut().filter(in_pipeline) {
             let kind = pipeline
                 .stages
                 .iter()
-                .find(|s| lead.fields.pipeline_id == id && s.id == lead.fields.stage_id)
+                .find(|s| s.id == lead.fields.stage_id)
                 .map(|s| s.kind);
             if let Some(kind) = kind.filter(|kind| *kind != lead.status) {
                 lead.status = kind;
