@@ -172,9 +172,14 @@ BASE="http://127.0.0.1:$PORT"
 log "starting $CRM_BIN serve on $BASE (log: $OUT_DIR/server.log)"
 # Thousands of generated requests from one address and one key: lift every rate limit
 # (tests/api/rate_limit.rs covers limiting itself).
+# `POST /v1/webhooks/{id}/test` waits for the endpoint, up to the webhook timeout (15 s by
+# contract), and the example hosts schemathesis subscribes never answer here (no DNS, no
+# internet): a 3 s timeout keeps that operation under schemathesis' 10 s request limit.
+# Delivery timeouts themselves are tested in tests/api/webhooks.rs.
 DATABASE_URL="$APP_URL" BIND_ADDR="127.0.0.1:$PORT" LOG_FORMAT=json RUST_LOG="${RUST_LOG:-info}" \
     RATE_LIMIT_PUBLIC=1000000/1 RATE_LIMIT_AUTH=1000000/1 RATE_LIMIT_QR=1000000/1 \
     RATE_LIMIT_AUTHENTICATED=1000000/1 RATE_LIMIT_TENANT=1000000/1 \
+    WEBHOOK_TIMEOUT_MS=3000 \
     "$CRM_BIN" serve >"$OUT_DIR/server.log" 2>&1 &
 SERVER_PID=$!
 
