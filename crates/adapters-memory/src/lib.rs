@@ -7,6 +7,7 @@
 //! isolation and locking.
 
 pub mod rate_limit;
+mod invitations;
 mod webhooks;
 
 pub use rate_limit::GovernorRateLimiter;
@@ -48,6 +49,8 @@ struct TenantData {
     idempotency: HashMap<String, ([u8; 32], Option<ports::StoredResponse>)>,
     /// Webhooks: subscriptions with their secrets, deliveries, and the event log.
     webhooks: webhooks::WebhookData,
+    /// Invitations with their token hashes.
+    invitations: invitations::InvitationData,
 }
 
 impl TenantData {
@@ -69,6 +72,7 @@ impl TenantData {
             sessions: BTreeMap::new(),
             idempotency: HashMap::new(),
             webhooks: webhooks::WebhookData::default(),
+            invitations: invitations::InvitationData::default(),
         }
     }
 
@@ -169,6 +173,14 @@ impl MemoryStore {
             .tenants
             .get_mut(&tenant_id)
             .ok_or_else(|| RepoError::Unexpected("no such tenant".into()))?;
+        // Like every key, it answers to a person: the tenant's first owner.
+        let owner = tenant
+            .members
+            .iter()
+            .filter(|(_, (r, _))| *r == Role::Owner)
+            .map(|(id, _)| *id)
+            .min_by_key(UserId::as_uuid)
+            .ok_or_else(|| RepoError::Unexpected("the tenant has no owner".into()))?;
         let id = ApiKeyId::new();
         let record = ApiKeyRecord {
             id,
@@ -177,6 +189,7 @@ impl MemoryStore {
             role,
             scopes: Scopes::from_names(scopes.iter().map(|s| (*s).to_owned()).collect()),
             created_by: None,
+            acts_for: Some(owner),
             created_at: now(),
             last_used_at: None,
             expires_at: None,
@@ -294,6 +307,18 @@ impl TenantStore for MemoryStore {
         let Some((tenant, key)) = found else {
             return Ok(None);
         };
+        // The key works only while its person is a member, never above their role.
+        let Some((acts_for, member_role)) = key
+            .acts_for
+            .and_then(|user| tenant.members.get(&user).map(|(role, _)| (user, *role)))
+        else {
+            return Ok(None);
+        };
+        let role = if member_role.rank() < key.role.rank() {
+            member_role
+        } else {
+            key.role
+        };
         let principal = Principal {
             tenant_id: tenant.info.id,
             tenant_name: tenant.info.name.clone(),
@@ -301,8 +326,9 @@ impl TenantStore for MemoryStore {
                 id: key.id,
                 name: key.name,
                 prefix: key.prefix,
+                acts_for,
             },
-            role: key.role,
+            role,
             scopes: key.scopes,
         };
         Ok(Some((principal, self.unit(tenant.info.id, Some(tenant)))))
@@ -388,6 +414,7 @@ impl TenantProvisioning for MemoryStore {
             prefix: tenant.key_prefix,
             role: Role::Owner,
             created_by: Some(owner_id),
+            acts_for: Some(owner_id),
             scopes: Scopes::all(),
             created_at: now(),
             last_used_at: None,
@@ -764,6 +791,7 @@ impl IdentityRepository for MemoryUnitOfWork {
             prefix: key.prefix.clone(),
             role: key.role,
             created_by: key.created_by,
+            acts_for: Some(key.acts_for),
             scopes: key.scopes.clone(),
             created_at: now(),
             last_used_at: None,
@@ -832,7 +860,8 @@ impl IdentityRepository for MemoryUnitOfWork {
         let data = self.data_mut()?;
         data.sessions.retain(|_, s| s.user_id != user);
         data.keys
-            .retain(|_, (record, _)| record.created_by != Some(user));
+            .retain(|_, (record, _)| record.acts_for != Some(user));
+        data.invitations.forget_inviter(user);
         Ok(data.members.remove(&user).is_some())
     }
 
@@ -941,8 +970,16 @@ impl PreAuthStore for MemoryStore {
         }))
     }
 
-    async fn find_user_id(&self, email: &str) -> Result<Option<UserId>, RepoError> {
-        Ok(self.lock()?.email_taken(email))
+    async fn find_invitation(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<domain::identity::InvitationLookup>, RepoError> {
+        let state = self.lock()?;
+        Ok(state
+            .tenants
+            .values()
+            .filter(|t| t.live())
+            .find_map(|tenant| tenant.invitations.find(tenant.info.id, token_hash)))
     }
 
     async fn sweep_expired_tenants(&self) -> Result<u64, RepoError> {

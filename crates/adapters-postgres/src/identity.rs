@@ -1,12 +1,12 @@
 //! Identity in PostgreSQL: tenants, users, memberships, sessions, API keys (tenant-scoped,
 //! through RLS), and the pre-authentication functions (SECURITY DEFINER) for login,
-//! member look-up, sweeps and QR login.
+//! invitation look-up, sweeps and QR login.
 
 use domain::identity::{
-    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser,
+    ApiKeyRecord, InvitationLookup, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser,
     QrRequester, QrStatus, TenantInfo,
 };
-use domain::ids::{ApiKeyId, QrSessionId, SessionId, TenantId, UserId};
+use domain::ids::{ApiKeyId, InvitationId, QrSessionId, SessionId, TenantId, UserId};
 use domain::principal::{Role, Scopes};
 use domain::token::TokenHash;
 use ports::{
@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::errors::{UNIQUE_VIOLATION, repo_error, violated_constraint};
 use crate::store::{PgStore, PgUnitOfWork, statement};
 
-fn role(raw: &str) -> Result<Role, RepoError> {
+pub(crate) fn role(raw: &str) -> Result<Role, RepoError> {
     raw.parse()
         .map_err(|e: domain::principal::UnknownRole| RepoError::Unexpected(e.to_string()))
 }
@@ -65,7 +65,8 @@ impl TryFrom<MemberRow> for Member {
 }
 
 const KEY_COLUMNS: &str =
-    "id, name, prefix, role, scopes, created_by, created_at, last_used_at, expires_at, revoked_at";
+    "id, name, prefix, role, scopes, created_by, acts_for, created_at, last_used_at, expires_at, \
+     revoked_at";
 
 #[derive(Debug, FromQueryResult)]
 struct ApiKeyRow {
@@ -75,6 +76,7 @@ struct ApiKeyRow {
     role: String,
     scopes: Vec<String>,
     created_by: Option<Uuid>,
+    acts_for: Option<Uuid>,
     created_at: OffsetDateTime,
     last_used_at: Option<OffsetDateTime>,
     expires_at: Option<OffsetDateTime>,
@@ -91,6 +93,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
             role: role(&row.role)?,
             scopes: Scopes::from_names(row.scopes),
             created_by: row.created_by.map(UserId::from_uuid),
+            acts_for: row.acts_for.map(UserId::from_uuid),
             created_at: row.created_at,
             last_used_at: row.last_used_at,
             expires_at: row.expires_at,
@@ -111,7 +114,7 @@ impl PgUnitOfWork {
             .map(|r| r.rows_affected())
     }
 
-    fn tenant_value(&self) -> Value {
+    pub(crate) fn tenant_value(&self) -> Value {
         self.tenant_id.as_uuid().into()
     }
 
@@ -240,7 +243,8 @@ impl IdentityRepository for PgUnitOfWork {
             .keys(
                 &format!(
                     "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, role, scopes, \
-                     created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     created_by, acts_for, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      RETURNING {KEY_COLUMNS}"
                 ),
                 vec![
@@ -252,6 +256,7 @@ impl IdentityRepository for PgUnitOfWork {
                     key.role.as_str().to_owned().into(),
                     key.scopes.names().to_vec().into(),
                     key.created_by.map(|u| u.as_uuid()).into(),
+                    key.acts_for.as_uuid().into(),
                     key.expires_at.into(),
                 ],
             )
@@ -505,20 +510,28 @@ impl PreAuthStore for PgStore {
         Ok(Some(candidate))
     }
 
-    async fn find_user_id(&self, email: &str) -> Result<Option<UserId>, RepoError> {
+    async fn find_invitation(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<InvitationLookup>, RepoError> {
         #[derive(Debug, FromQueryResult)]
         struct Found {
-            id: Option<Uuid>,
+            tenant_id: Uuid,
+            invitation_id: Uuid,
+            email: String,
         }
         Ok(Found::find_by_statement(statement(
-            "SELECT crm_find_user_id($1) AS id",
-            vec![email.to_owned().into()],
+            "SELECT tenant_id, invitation_id, email FROM crm_find_invitation($1)",
+            vec![token_hash.0.to_vec().into()],
         ))
         .one(self.db())
         .await
         .map_err(repo_error)?
-        .and_then(|f| f.id)
-        .map(UserId::from_uuid))
+        .map(|found| InvitationLookup {
+            tenant_id: TenantId::from_uuid(found.tenant_id),
+            id: InvitationId::from_uuid(found.invitation_id),
+            email: found.email,
+        }))
     }
 
     async fn sweep_expired_tenants(&self) -> Result<u64, RepoError> {

@@ -12,6 +12,7 @@ mod contacts;
 mod errors;
 mod idempotency;
 mod identity;
+mod invitations;
 mod keyset;
 mod leads;
 pub mod migrate;

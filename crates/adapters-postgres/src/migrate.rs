@@ -76,6 +76,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_lead_status_follows_stage_kind",
         include_str!("../../../migrations/0015_lead_status_follows_stage_kind.sql"),
     ),
+    (
+        "0016_invitations_and_key_chains",
+        include_str!("../../../migrations/0016_invitations_and_key_chains.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

@@ -55,8 +55,8 @@ impl TenantProvisioning for PgProvisioning {
                 vec![tenant_id.as_uuid().into(), owner_id.as_uuid().into()],
             ),
             (
-                "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, role, scopes, created_by) \
-                 VALUES ($1, $2, $3, $4, $5, 'owner', ARRAY['*'], $6)",
+                "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, role, scopes, \
+                 created_by, acts_for) VALUES ($1, $2, $3, $4, $5, 'owner', ARRAY['*'], $6, $6)",
                 vec![
                     tenant_id.as_uuid().into(),
                     ApiKeyId::new().as_uuid().into(),

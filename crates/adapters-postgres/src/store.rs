@@ -38,33 +38,43 @@ impl Default for PoolOptions {
 #[error("cannot connect to PostgreSQL: {0}")]
 pub struct ConnectError(String);
 
-/// The connection role could escape row-level security: the server must not start.
+/// The connection role could escape row-level security, or is not the role it is
+/// configured as: the server (or worker) must not start. The second field of each variant
+/// names the role expected (`crm_app` for the API, `crm_worker` for the delivery worker).
 #[derive(Debug, Error)]
 pub enum RoleCheckError {
     /// The role is a superuser.
     #[error(
-        "refusing to start: database role `{0}` is a superuser, which bypasses row-level security; connect as the application role (crm_app)"
+        "refusing to start: database role `{0}` is a superuser, which bypasses row-level security; connect as {1}"
     )]
-    Superuser(String),
+    Superuser(String, &'static str),
     /// The role has BYPASSRLS.
-    #[error(
-        "refusing to start: database role `{0}` has BYPASSRLS; connect as the application role (crm_app)"
-    )]
-    BypassRls(String),
+    #[error("refusing to start: database role `{0}` has BYPASSRLS; connect as {1}")]
+    BypassRls(String, &'static str),
     /// The role owns tables (owners are not subject to RLS unless forced, and can alter it).
     #[error(
-        "refusing to start: database role `{0}` owns {1} table(s); connect as the application role (crm_app), not the owner"
+        "refusing to start: database role `{0}` owns {2} table(s); connect as {1}, not the owner"
     )]
-    OwnsTables(String, i64),
-    /// The role can act as the owning or definer role.
+    OwnsTables(String, &'static str, i64),
+    /// The role can act as the owning or definer role (or, for the API, as the worker).
     #[error(
-        "refusing to start: database role `{0}` is a member of crm_owner or crm_definer; connect as the application role (crm_app)"
+        "refusing to start: database role `{0}` is a member of a privileged role ({2}); connect as {1}"
     )]
-    MemberOfPrivilegedRole(String),
+    MemberOfPrivilegedRole(String, &'static str, String),
+    /// The worker's role cannot claim deliveries: it is not the worker role.
+    #[error(
+        "refusing to start: database role `{0}` may not claim webhook deliveries; connect the worker as {1} (WORKER_DATABASE_URL)"
+    )]
+    CannotClaim(String, &'static str),
     /// The check itself failed.
     #[error("cannot check the database role: {0}")]
     Repo(#[from] RepoError),
 }
+
+/// What the API connects as.
+const APPLICATION_ROLE: &str = "the application role (crm_app)";
+/// What the delivery worker connects as.
+const WORKER_ROLE: &str = "the worker role (crm_worker)";
 
 /// The application's pool, as the application role.
 #[derive(Clone, Debug)]
@@ -78,7 +88,10 @@ struct RoleFacts {
     is_superuser: bool,
     bypasses_rls: bool,
     owned_tables: i64,
-    privileged_member: bool,
+    /// The privileged roles (of those asked about) this one can act as, comma-separated.
+    privileged_memberships: Option<String>,
+    /// Whether it may call the worker's claim.
+    can_claim: bool,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -101,6 +114,7 @@ struct AuthenticatedKey {
     key_prefix: String,
     role: String,
     scopes: Vec<String>,
+    acts_for: Uuid,
 }
 
 pub(crate) fn statement(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
@@ -134,38 +148,88 @@ impl PgStore {
     }
 
     /// Refuses roles that could bypass row-level security: superusers, BYPASSRLS, table
-    /// owners, and members of the owning roles.
+    /// owners, and members of the owning roles or of the worker role (whose claim reads
+    /// every tenant's pending payloads and secrets).
     ///
     /// # Errors
     /// [`RoleCheckError`] naming what is wrong.
     pub async fn verify_application_role(&self) -> Result<(), RoleCheckError> {
-        let facts = RoleFacts::find_by_statement(statement(
+        let facts = self
+            .role_facts(&["crm_owner", "crm_definer", "crm_worker"])
+            .await?;
+        Self::refuse_rls_escapes(facts, APPLICATION_ROLE).map(|_| ())
+    }
+
+    /// The same refusals for the delivery worker's pool (members of `crm_app` are not
+    /// refused: the API role reads no more across tenants than the worker), and a role
+    /// that cannot claim deliveries is refused at start rather than failing every pass.
+    ///
+    /// # Errors
+    /// [`RoleCheckError`] naming what is wrong.
+    pub async fn verify_worker_role(&self) -> Result<(), RoleCheckError> {
+        let facts = self.role_facts(&["crm_owner", "crm_definer"]).await?;
+        let facts = Self::refuse_rls_escapes(facts, WORKER_ROLE)?;
+        if facts.can_claim {
+            Ok(())
+        } else {
+            Err(RoleCheckError::CannotClaim(facts.name, WORKER_ROLE))
+        }
+    }
+
+    async fn role_facts(&self, privileged: &[&str]) -> Result<RoleFacts, RoleCheckError> {
+        // Roles are looked up by name in pg_roles, so a role that does not exist yet (an
+        // older schema) is simply not a membership, instead of an error.
+        Ok(RoleFacts::find_by_statement(statement(
             "SELECT r.rolname::text AS name, r.rolsuper AS is_superuser, \
                     r.rolbypassrls AS bypasses_rls, \
                     (SELECT count(*) FROM pg_catalog.pg_class c \
                       WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p')) AS owned_tables, \
-                    (pg_has_role(r.oid, 'crm_owner', 'MEMBER') \
-                      OR pg_has_role(r.oid, 'crm_definer', 'MEMBER')) AS privileged_member \
+                    (SELECT string_agg(p.rolname::text, ', ' ORDER BY p.rolname) \
+                       FROM pg_catalog.pg_roles p \
+                      WHERE p.rolname = ANY($1) AND pg_has_role(r.oid, p.oid, 'MEMBER')) \
+                      AS privileged_memberships, \
+                    coalesce((SELECT has_function_privilege(r.oid, f.oid, 'EXECUTE') \
+                                FROM pg_catalog.pg_proc f \
+                               WHERE f.proname = 'crm_claim_webhook_deliveries' \
+                               LIMIT 1), false) AS can_claim \
                FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
-            vec![],
+            vec![
+                privileged
+                    .iter()
+                    .map(|name| (*name).to_owned())
+                    .collect::<Vec<String>>()
+                    .into(),
+            ],
         ))
         .one(&self.db)
         .await
         .map_err(repo_error)?
-        .ok_or_else(|| RepoError::Unexpected("current_user has no pg_roles row".into()))?;
+        .ok_or_else(|| RepoError::Unexpected("current_user has no pg_roles row".into()))?)
+    }
+
+    fn refuse_rls_escapes(
+        facts: RoleFacts,
+        expected: &'static str,
+    ) -> Result<RoleFacts, RoleCheckError> {
         if facts.is_superuser {
-            return Err(RoleCheckError::Superuser(facts.name));
+            return Err(RoleCheckError::Superuser(facts.name, expected));
         }
         if facts.bypasses_rls {
-            return Err(RoleCheckError::BypassRls(facts.name));
+            return Err(RoleCheckError::BypassRls(facts.name, expected));
         }
         if facts.owned_tables > 0 {
-            return Err(RoleCheckError::OwnsTables(facts.name, facts.owned_tables));
+            return Err(RoleCheckError::OwnsTables(
+                facts.name,
+                expected,
+                facts.owned_tables,
+            ));
         }
-        if facts.privileged_member {
-            return Err(RoleCheckError::MemberOfPrivilegedRole(facts.name));
+        if let Some(roles) = facts.privileged_memberships {
+            return Err(RoleCheckError::MemberOfPrivilegedRole(
+                facts.name, expected, roles,
+            ));
         }
-        Ok(())
+        Ok(facts)
     }
 
     /// Whether the database answers (readiness).
@@ -211,7 +275,7 @@ impl TenantStore for PgStore {
     ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
         let txn = self.db.begin().await.map_err(repo_error)?;
         let key = AuthenticatedKey::find_by_statement(statement(
-            "SELECT tenant_id, tenant_name, key_id, key_name, key_prefix, role, scopes \
+            "SELECT tenant_id, tenant_name, key_id, key_name, key_prefix, role, scopes, acts_for \
                FROM crm_authenticate_api_key($1)",
             vec![hash.0.to_vec().into()],
         ))
@@ -234,6 +298,7 @@ impl TenantStore for PgStore {
                 id: ApiKeyId::from_uuid(key.key_id),
                 name: key.key_name,
                 prefix: key.key_prefix,
+                acts_for: UserId::from_uuid(key.acts_for),
             },
             role,
             scopes: Scopes::from_names(key.scopes),

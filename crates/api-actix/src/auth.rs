@@ -46,9 +46,11 @@ impl<S: TenantStore> FromRequest for Authenticated<S> {
             let state = state.ok_or_else(|| ApiError::internal(&"ApiState is not registered"))?;
             let (principal, uow) = authenticate(&state.store, &state.auth, &credential).await?;
             req.extensions_mut().insert(TenantTag(principal.tenant_id));
-            // The tenant policy, now that the tenant is known and before any work: a
-            // refusal drops the unit of work, which rolls back, so nothing changes.
+            // The credential's own quota, if it was new to the limiter, and the tenant
+            // policy, now that the tenant is known and before any work: a refusal drops
+            // the unit of work, which rolls back, so nothing changes.
             let limits = &state.limits;
+            rate_limit::count_resolved(&req, limits).await?;
             let decision = limits
                 .limiter
                 .check(

@@ -13,6 +13,7 @@ use app::companies::CompanyError;
 use app::contacts::ContactError;
 use app::identity::IdentityError;
 use app::leads::CrmError;
+use app::invitations::InvitationError;
 use app::members::MemberError;
 use app::pipelines::PipelineError;
 use app::qr::QrError;
@@ -347,21 +348,46 @@ impl From<MemberError> for ApiError {
     fn from(error: MemberError) -> Self {
         match error {
             MemberError::Forbidden(f) => forbidden(f),
-            MemberError::Invalid(fields) => Self::validation(&fields),
             MemberError::NotFound => Self::new(ErrorCode::NotFound, "member not found"),
-            MemberError::AlreadyMember => Self::new(
-                ErrorCode::Conflict,
-                "this user is already a member of the tenant",
-            ),
-            MemberError::DemoSandbox => Self::new(
-                ErrorCode::Forbidden,
-                "members cannot be added to a demo sandbox; sign up for a real tenant",
-            ),
             MemberError::LastOwner => Self::new(
                 ErrorCode::Conflict,
                 "the last owner can be neither removed nor demoted; make someone else owner first",
             ),
             MemberError::Repo(repo) => repo.into(),
+        }
+    }
+}
+
+impl From<InvitationError> for ApiError {
+    fn from(error: InvitationError) -> Self {
+        match error {
+            InvitationError::Forbidden(f) => forbidden(f),
+            InvitationError::Invalid(fields) => Self::validation(&fields),
+            InvitationError::NotFound => Self::new(
+                ErrorCode::NotFound,
+                "invitation not found, already used, revoked or expired",
+            ),
+            InvitationError::NotPending => Self::new(
+                ErrorCode::Conflict,
+                "the invitation was already accepted or revoked",
+            ),
+            InvitationError::DemoSandbox => Self::new(
+                ErrorCode::Forbidden,
+                "nobody can be invited into a demo sandbox; sign up for a real tenant",
+            ),
+            InvitationError::AlreadyMember => Self::new(
+                ErrorCode::Conflict,
+                "this account is already a member of the tenant; log in instead",
+            ),
+            InvitationError::InvalidCredentials => {
+                Self::new(ErrorCode::Unauthenticated, "invalid e-mail or password")
+            }
+            InvitationError::WrongAccount => Self::new(
+                ErrorCode::Forbidden,
+                "this invitation is for another account: accept it with the invited account's \
+                 password or session",
+            ),
+            InvitationError::Repo(repo) => repo.into(),
         }
     }
 }

@@ -100,6 +100,7 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
                 .configure(routes::auth::configure::<S>)
                 .configure(routes::api_keys::configure::<S>)
                 .configure(routes::members::configure::<S>)
+                .configure(routes::invitations::configure::<S>)
                 .configure(routes::qr::configure::<S>)
                 .configure(routes::webhooks::configure::<S>),
         );

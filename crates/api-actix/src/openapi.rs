@@ -13,7 +13,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::envelope::{Failure, Metadata, Pagination};
 use crate::routes::{
-    api_keys, auth, batch, companies, contacts, health, leads, members, pipelines, qr, webhooks,
+    api_keys, auth, batch, companies, contacts, health, invitations, leads, members, pipelines, qr,
+    webhooks,
 };
 
 /// The error responses every authenticated operation can give, each in the error envelope.
@@ -108,7 +109,8 @@ impl Modify for BearerAuth {
         leads::contact_timeline, leads::company_timeline, leads::lead_timeline,
         auth::signup_handler, auth::login_handler, auth::logout_handler, auth::demo_login_handler, auth::me_handler,
         api_keys::create, api_keys::list, api_keys::get, api_keys::revoke,
-        members::list, members::add, members::change_role, members::remove,
+        members::list, members::change_role, members::remove,
+        invitations::create, invitations::list, invitations::revoke, invitations::accept,
         qr::generate, qr::scan, qr::link, qr::cancel, qr::status,
         webhooks::create, webhooks::list, webhooks::get, webhooks::patch, webhooks::delete,
         webhooks::rotate, webhooks::test, webhooks::deliveries, webhooks::delivery, webhooks::retry,

@@ -3,16 +3,26 @@
 //! Before the request goes on, the middleware counts it against the policy its route
 //! and credential call for:
 //!
-//! | request | policy | key |
+//! | request (by the route pattern the router matches) | policy | key |
 //! |---|---|---|
-//! | `POST /v1/auth/signup`, `/login`, `/demo-login` | `auth` | client IP |
+//! | `POST /v1/auth/signup`, `/login`, `/demo-login`, `/accept-invitation` | `auth` | client IP |
 //! | `POST /v1/auth/qr-session/generate` | `qr` | client IP |
-//! | `GET /v1/auth/qr-session/status` | `qr` | the QR session polled |
-//! | anything else with `Authorization: Bearer …` | `authenticated` | the credential's hash |
+//! | `GET /v1/auth/qr-session/status` | `qr` | the QR session polled (its UUID) |
+//! | anything else with a bearer credential seen to resolve | `authenticated` | the credential's hash |
+//! | anything else with a bearer credential not (yet) seen to resolve | `auth` | client IP |
 //! | anything else | `public` | client IP |
 //!
-//! So every route, the 404 fallback included, is under at least one policy by
-//! construction. The `tenant` policy needs to know the tenant, which only the credential
+//! The route is the one the router will match: the pattern is looked up in the app's
+//! resource map with the path as the router sees it (percent-decoded by the same quoter),
+//! never by comparing the raw path, so `/v1/auth/%6Cogin` is `/v1/auth/login` here as it
+//! is for the router. So every route, the 404 fallback included, is under at least one
+//! policy by construction.
+//!
+//! A credential buys a bucket of its own only once it has resolved: until then it counts
+//! against its client address under `auth`, before any database work, so made-up tokens
+//! cannot mint fresh buckets. Credentials that resolved are remembered (digests only, a
+//! bounded set per process); the set decides the bucket, never the authority: a revoked
+//! key still fails its look-up, and a 401 forgets it. The `tenant` policy needs to know the tenant, which only the credential
 //! look-up tells: the authentication extractor counts it right after that look-up and
 //! before any work (the unit of work is rolled back if refused), so it costs no round
 //! trip and a limited request changes nothing.
@@ -40,6 +50,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client_ip::{self, TrustedProxies};
 use crate::error::{ApiError, ErrorCode};
+use crate::middleware::TenantTag;
 
 /// The limiter and the rules the middleware applies.
 #[derive(Clone)]
@@ -50,6 +61,37 @@ pub struct RateLimits {
     pub policies: RatePolicies,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Digests of credentials that resolved: they count under `authenticated`.
+    pub resolved: ResolvedCredentials,
+}
+
+/// The digests of credentials that resolved recently, shared by the worker threads.
+/// Bounded: when full it starts again (each credential then pays one `auth` token anew).
+#[derive(Clone, Debug, Default)]
+pub struct ResolvedCredentials(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl ResolvedCredentials {
+    /// At most this many digests are kept.
+    pub const CAPACITY: usize = 100_000;
+
+    fn contains(&self, key: &str) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(key))
+    }
+
+    fn insert(&self, key: String) {
+        if let Ok(mut set) = self.0.lock() {
+            if set.len() >= Self::CAPACITY {
+                set.clear();
+            }
+            set.insert(key);
+        }
+    }
+
+    fn remove(&self, key: &str) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(key);
+        }
+    }
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -132,29 +174,90 @@ fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddress(pub IpAddr);
 
+/// A credential not yet seen to resolve, counted under `auth` by its address: once the
+/// authentication extractor has resolved it, it counts it under `authenticated` too (see
+/// [`count_resolved`]), so every request of a credential is in its own bucket.
+#[derive(Clone, Debug)]
+pub(crate) struct UncountedCredential(String);
+
+/// Counts a request whose credential just resolved under `authenticated`, if the
+/// middleware could not yet (the credential was new to it).
+///
+/// # Errors
+/// The `RATE_LIMITED` error when the credential's quota is spent.
+pub(crate) async fn count_resolved(req: &HttpRequest, limits: &RateLimits) -> Result<(), ApiError> {
+    let uncounted = req.extensions_mut().remove::<UncountedCredential>();
+    let Some(UncountedCredential(key)) = uncounted else {
+        return Ok(());
+    };
+    let decision = limits
+        .limiter
+        .check(&limits.policies.authenticated, &key)
+        .await;
+    record(req, decision);
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(refused(&decision))
+    }
+}
+
+/// The route pattern the router will match for this request (`/v1/contacts/{id}`), if
+/// any: the app's resource map, asked with the path as the router sees it.
+fn route_pattern(req: &ServiceRequest) -> Option<String> {
+    req.request()
+        .resource_map()
+        .match_pattern(req.match_info().as_str())
+}
+
+/// What a request is counted under before it runs: the policy, the bucket, and the
+/// credential digest whose resolution the response will tell.
+struct Counting {
+    policy: RatePolicy,
+    key: String,
+    credential: Option<String>,
+}
+
 /// The policy and key a request is counted under before it runs.
-fn policy_and_key(
-    req: &ServiceRequest,
-    limits: &RateLimits,
-    client: Option<IpAddr>,
-) -> (RatePolicy, String) {
+fn counting(req: &ServiceRequest, limits: &RateLimits, client: Option<IpAddr>) -> Counting {
     let ip_key = || client.map_or_else(|| "ip:unknown".to_owned(), client_ip::limit_key);
     let policies = &limits.policies;
-    match req.path() {
-        "/v1/auth/signup" | "/v1/auth/login" | "/v1/auth/demo-login" => (policies.auth, ip_key()),
-        "/v1/auth/qr-session/generate" => (policies.qr, ip_key()),
-        "/v1/auth/qr-session/status" => {
+    let by = |policy: RatePolicy, key: String| Counting {
+        policy,
+        key,
+        credential: None,
+    };
+    match route_pattern(req).as_deref() {
+        Some(
+            "/v1/auth/signup"
+            | "/v1/auth/login"
+            | "/v1/auth/demo-login"
+            | "/v1/auth/accept-invitation",
+        ) => by(policies.auth, ip_key()),
+        Some("/v1/auth/qr-session/generate") => by(policies.qr, ip_key()),
+        Some("/v1/auth/qr-session/status") => {
             // Per QR session: the waiting device polls on its own schedule, and many
-            // devices behind one address do not share a quota. A poll naming no session
-            // counts against its address.
+            // devices behind one address do not share a quota. The id is taken in its
+            // canonical form, so no other spelling of it gets a bucket of its own; a poll
+            // naming no session counts against its address.
             let key = query_value(req.query_string(), "sessionId")
-                .filter(|id| id.len() <= 64)
+                .and_then(|id| uuid::Uuid::parse_str(id).ok())
                 .map_or_else(ip_key, |id| format!("qr:{id}"));
-            (policies.qr, key)
+            by(policies.qr, key)
         }
         _ => match bearer_hash(req.headers()) {
-            Some(credential) => (policies.authenticated, credential),
-            None => (policies.public, ip_key()),
+            Some(credential) if limits.resolved.contains(&credential) => Counting {
+                policy: policies.authenticated,
+                key: credential.clone(),
+                credential: Some(credential),
+            },
+            // Not seen to resolve: it buys nothing of its own.
+            Some(credential) => Counting {
+                policy: policies.auth,
+                key: ip_key(),
+                credential: Some(credential),
+            },
+            None => by(policies.public, ip_key()),
         },
     }
 }
@@ -265,8 +368,14 @@ where
             if let Some(ip) = client {
                 req.extensions_mut().insert(ClientAddress(ip));
             }
-            let (policy, key) = policy_and_key(&req, &limits, client);
-            let decision = limits.limiter.check(&policy, &key).await;
+            let counting = counting(&req, &limits, client);
+            let decision = limits.limiter.check(&counting.policy, &counting.key).await;
+            if let Some(credential) = &counting.credential
+                && counting.policy.name != limits.policies.authenticated.name
+            {
+                req.extensions_mut()
+                    .insert(UncountedCredential(credential.clone()));
+            }
             record(req.request(), decision);
             let mut response = if decision.allowed {
                 service.call(req).await?.map_into_boxed_body()
@@ -275,6 +384,16 @@ where
                 let error = refused(&decision);
                 req.into_response(actix_web::ResponseError::error_response(&error))
             };
+            if let Some(credential) = counting.credential {
+                // The authentication extractor tags the request with its tenant once the
+                // credential resolved; a 401 means it did not.
+                let resolved = response.request().extensions().contains::<TenantTag>();
+                if resolved {
+                    limits.resolved.insert(credential);
+                } else if response.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+                    limits.resolved.remove(&credential);
+                }
+            }
             let tightest = response
                 .request()
                 .extensions()

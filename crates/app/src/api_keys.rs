@@ -85,6 +85,7 @@ pub async fn create_api_key<U: UnitOfWork>(
             role: principal.role,
             scopes,
             created_by: principal.user_id(),
+            acts_for: principal.acting_for(),
             expires_at: input.expires_at,
         })
         .await?;

@@ -12,6 +12,7 @@ pub mod contacts;
 pub mod demo;
 pub mod idempotency;
 pub mod identity;
+pub mod invitations;
 pub mod leads;
 pub mod members;
 pub mod passwords;

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use crate::contact::Email;
-use crate::ids::{ApiKeyId, QrSessionId, SessionId, TenantId, UserId};
+use crate::ids::{ApiKeyId, InvitationId, QrSessionId, SessionId, TenantId, UserId};
 use crate::principal::{Role, Scopes};
 use crate::text::{TextError, single_line};
 use crate::token::TokenHash;
@@ -92,6 +92,9 @@ pub struct ApiKeyRecord {
     /// The member who made it (`None` for operator-made keys); the key acts at most with
     /// this member's current role and is deleted when they leave the tenant.
     pub created_by: Option<UserId>,
+    /// The member the key answers to through its whole chain (`None` only for keys
+    /// revoked because they answered to nobody).
+    pub acts_for: Option<UserId>,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Last authenticated use (refreshed at most once a minute).
@@ -117,10 +120,64 @@ pub struct NewApiKey {
     pub role: Role,
     /// What it may do.
     pub scopes: Scopes,
-    /// Who made it, when a person did.
+    /// Who made it, when a person did (a session; `None` for a key made by a key).
     pub created_by: Option<UserId>,
+    /// The member at the root of the chain: the session user, or the creating key's own.
+    pub acts_for: UserId,
     /// Optional expiry.
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// How long an invitation can be accepted, unless the inviter says otherwise.
+pub const INVITATION_TTL: time::Duration = time::Duration::days(7);
+
+/// An invitation into a tenant, as its admins see it (never its token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invitation {
+    /// Its id.
+    pub id: InvitationId,
+    /// The address invited (as given: it is matched case-insensitively on acceptance).
+    pub email: String,
+    /// The role the invitee gets.
+    pub role: Role,
+    /// The member who invited; the invitation goes when they leave.
+    pub invited_by: UserId,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// After this it cannot be accepted.
+    pub expires_at: OffsetDateTime,
+    /// When it was accepted (once), if it was.
+    pub accepted_at: Option<OffsetDateTime>,
+    /// When an admin revoked it, if one did.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// An invitation to store.
+#[derive(Clone, Debug)]
+pub struct NewInvitation {
+    /// New id.
+    pub id: InvitationId,
+    /// The address invited.
+    pub email: Email,
+    /// The role the invitee gets.
+    pub role: Role,
+    /// SHA-256 of the `crm_inv_…` token.
+    pub token_hash: TokenHash,
+    /// The member it answers to.
+    pub invited_by: UserId,
+    /// Last moment it can be accepted.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A live invitation found by its token before any tenant is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvitationLookup {
+    /// The inviting tenant.
+    pub tenant_id: TenantId,
+    /// The invitation.
+    pub id: InvitationId,
+    /// The address invited: the account that accepts must be this one.
+    pub email: String,
 }
 
 /// What login needs to know about an e-mail address, found before any tenant is known.

@@ -81,6 +81,10 @@ id_newtype!(
     ApiKeyId
 );
 id_newtype!(
+    /// An invitation into one tenant.
+    InvitationId
+);
+id_newtype!(
     /// A contact of one tenant.
     ContactId
 );

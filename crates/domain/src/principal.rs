@@ -223,6 +223,9 @@ pub enum Actor {
         name: String,
         /// Its public, greppable prefix (`crm_sk_…`).
         prefix: String,
+        /// The member the key ultimately acts for, through any chain of keys: it works
+        /// only while they are a member, and never above their current role.
+        acts_for: UserId,
     },
     /// A person, through a login session.
     User {
@@ -267,6 +270,23 @@ impl Principal {
         }
     }
 
+    /// The person every action of this request answers to: the session's user, or the
+    /// member at the root of the API key's chain.
+    #[must_use]
+    pub fn acting_for(&self) -> UserId {
+        match &self.actor {
+            Actor::User { id, .. } => *id,
+            Actor::ApiKey { acts_for, .. } => *acts_for,
+        }
+    }
+
+    /// Whether the credential carries every scope, as a session does. Handing out power
+    /// (admin or owner roles) needs it: a narrowly scoped key must not mint a wider one.
+    #[must_use]
+    pub fn has_full_scopes(&self) -> bool {
+        self.scopes.covers(&Scopes::all())
+    }
+
     /// Checks role and scopes together.
     ///
     /// # Errors
@@ -292,6 +312,7 @@ mod tests {
                 id: ApiKeyId::new(),
                 name: "ci".into(),
                 prefix: "crm_sk_abc".into(),
+                acts_for: UserId::new(),
             },
             role,
             scopes: Scopes::from_names(scopes.iter().map(|s| (*s).to_owned()).collect()),

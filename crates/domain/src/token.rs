@@ -27,6 +27,8 @@ pub enum TokenKind {
     QrPoll,
     /// The code a QR image carries (`crm_qr_`), read by the scanning device.
     QrCode,
+    /// A single-use invitation into a tenant (`crm_inv_`), handed to the invitee.
+    Invitation,
 }
 
 impl TokenKind {
@@ -38,6 +40,7 @@ impl TokenKind {
             Self::Session => "crm_st_",
             Self::QrPoll => "crm_qp_",
             Self::QrCode => "crm_qr_",
+            Self::Invitation => "crm_inv_",
         }
     }
 }
@@ -164,6 +167,7 @@ mod tests {
             TokenKind::Session,
             TokenKind::QrPoll,
             TokenKind::QrCode,
+            TokenKind::Invitation,
         ] {
             let token = SecretToken::from_random_bytes(kind, &[9; 64]).expect("enough bytes");
             assert!(token.expose().starts_with(kind.prefix()));

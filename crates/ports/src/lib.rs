@@ -15,11 +15,11 @@ use domain::activity::{Activity, ActivityDraft, ActivityId, ActivityPage, Activi
 use domain::company::{Company, CompanyDraft, CompanyPage, CompanyQuery};
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::identity::{
-    ApiKeyRecord, LoginCandidate, Member, NewApiKey, NewQrSession, NewSession, NewUser,
-    QrRequester, QrStatus, TenantInfo,
+    ApiKeyRecord, Invitation, InvitationLookup, LoginCandidate, Member, NewApiKey, NewInvitation,
+    NewQrSession, NewSession, NewUser, QrRequester, QrStatus, TenantInfo,
 };
 use domain::ids::{
-    ApiKeyId, CompanyId, ContactId, DeliveryId, QrSessionId, SessionId, SubscriptionId, TenantId,
+    ApiKeyId, CompanyId, ContactId, DeliveryId, InvitationId, QrSessionId, SessionId, SubscriptionId, TenantId,
     UserId,
 };
 use domain::lead::{Lead, LeadDraft, LeadId, LeadPage, LeadQuery};
@@ -296,6 +296,47 @@ pub trait IdentityRepository {
     /// # Errors
     /// [`RepoError`] when storage fails.
     fn lock_owners(&mut self) -> impl Future<Output = Result<Vec<UserId>, RepoError>> + Send;
+}
+
+/// Invitations into the unit of work's tenant (membership is by invitation only).
+pub trait InvitationRepository {
+    /// Stores an invitation (its token only as a hash).
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn insert_invitation(
+        &mut self,
+        invitation: &NewInvitation,
+    ) -> impl Future<Output = Result<Invitation, RepoError>> + Send;
+
+    /// Every invitation of the tenant, newest first.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn list_invitations(
+        &mut self,
+    ) -> impl Future<Output = Result<Vec<Invitation>, RepoError>> + Send;
+
+    /// Revokes a pending invitation; `None` when there is no such invitation, `Some(false)`
+    /// when it was already accepted or revoked.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn revoke_invitation(
+        &mut self,
+        id: InvitationId,
+    ) -> impl Future<Output = Result<Option<bool>, RepoError>> + Send;
+
+    /// Marks a live (pending, unexpired) invitation accepted by `user`, once: of two
+    /// concurrent acceptances, one gets it and the other `None`.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn claim_invitation(
+        &mut self,
+        id: InvitationId,
+        user: UserId,
+    ) -> impl Future<Output = Result<Option<Invitation>, RepoError>> + Send;
 }
 
 /// What scanning a QR code found.
@@ -686,6 +727,7 @@ pub trait UnitOfWork:
     + LeadRepository
     + ActivityRepository
     + IdentityRepository
+    + InvitationRepository
     + QrRepository
     + IdempotencyRepository
     + WebhookRepository
@@ -769,14 +811,14 @@ pub trait PreAuthStore: Clone + Send + Sync + 'static {
         email: &str,
     ) -> impl Future<Output = Result<Option<LoginCandidate>, RepoError>> + Send;
 
-    /// The id of the user with this e-mail, for adding an existing user as a member.
+    /// The live invitation with this token hash: its tenant, id and address, nothing more.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn find_user_id(
+    fn find_invitation(
         &self,
-        email: &str,
-    ) -> impl Future<Output = Result<Option<UserId>, RepoError>> + Send;
+        token_hash: &TokenHash,
+    ) -> impl Future<Output = Result<Option<InvitationLookup>, RepoError>> + Send;
 
     /// Deletes expired demo tenants with everything in them; returns how many.
     ///
@@ -952,6 +994,10 @@ pub enum WebhookSendError {
     /// DNS, connection, TLS or protocol failure.
     #[error("delivery failed: {0}")]
     Failed(String),
+    /// Too many destination checks (DNS look-ups) are under way at once; nothing was
+    /// tried. Temporary: the caller should try again shortly.
+    #[error("too many destination checks under way; try again shortly")]
+    Busy,
 }
 
 /// Delivers webhooks over HTTP, with the SSRF guard.

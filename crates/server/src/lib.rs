@@ -148,6 +148,7 @@ fn rate_limits(config: &RateLimitConfig) -> Result<RateLimits, StartError> {
         limiter,
         policies: config.policies,
         trusted_proxies: config.trusted_proxies.clone(),
+        resolved: api_actix::rate_limit::ResolvedCredentials::default(),
     })
 }
 

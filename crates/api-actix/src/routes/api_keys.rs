@@ -93,9 +93,11 @@ pub struct ApiKeyResponse {
     pub role: String,
     /// Scopes.
     pub scopes: Vec<String>,
-    /// The member who made it (null for operator-made keys). The key acts at most with
-    /// this member's current role, and is deleted when they leave the tenant.
+    /// The member whose session made it (null when another key made it).
     pub created_by: Option<Uuid>,
+    /// The member the key answers to through its whole chain of keys: it acts at most
+    /// with their current role, and is deleted when they leave the tenant.
+    pub acts_for: Option<Uuid>,
     /// Created.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -123,6 +125,7 @@ impl From<&ApiKeyRecord> for ApiKeyResponse {
             role: key.role.as_str().to_owned(),
             scopes: key.scopes.names().to_vec(),
             created_by: key.created_by.map(|u| u.as_uuid()),
+            acts_for: key.acts_for.map(|u| u.as_uuid()),
             created_at: key.created_at,
             expires_at: key.expires_at,
             last_used_at: key.last_used_at,

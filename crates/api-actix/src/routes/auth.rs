@@ -216,7 +216,9 @@ fn me_view(principal: &Principal) -> MeResponse {
             }),
             None,
         ),
-        Actor::ApiKey { id, name, prefix } => (
+        Actor::ApiKey {
+            id, name, prefix, ..
+        } => (
             "apiKey",
             None,
             Some(MeApiKey {

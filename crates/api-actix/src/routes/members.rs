@@ -1,12 +1,12 @@
-//! `/v1/members`: list, add, change role, remove. Admins and owners only.
+//! `/v1/members`: list, change role, remove. Admins and owners only. People join by
+//! invitation (`routes/invitations.rs`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder, web};
-use app::members::{AddMemberInput, add_member, change_member_role, list_members, remove_member};
+use app::members::{change_member_role, list_members, remove_member};
 use domain::identity::Member;
 use domain::ids::UserId;
 use domain::principal::Role;
-use garde::Validate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -15,8 +15,7 @@ use uuid::Uuid;
 use crate::auth::Authenticated;
 use crate::envelope::{Pagination, respond, respond_with};
 use crate::error::ApiError;
-use crate::validation::field_errors;
-use crate::{ApiState, Store};
+use crate::Store;
 
 use super::contacts::DeletedResponse;
 
@@ -75,36 +74,6 @@ impl From<&Member> for MemberResponse {
     }
 }
 
-/// `POST /v1/members`: an existing user by e-mail, or a new one with this password.
-#[derive(Debug, Deserialize, Validate, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMemberBody {
-    /// Their e-mail address.
-    #[garde(length(chars, max = 254))]
-    #[schema(
-        max_length = 254,
-        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
-        example = "grace@example.com"
-    )]
-    pub email: String,
-    /// Their name (used when the user is new).
-    #[garde(length(chars, min = 1, max = 200))]
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
-        example = "Grace Hopper"
-    )]
-    pub name: String,
-    /// Their role.
-    #[garde(skip)]
-    pub role: RoleName,
-    /// Required when no user has this e-mail yet: 10 to 1024 characters.
-    #[garde(inner(length(chars, min = 10, max = 1024)))]
-    #[schema(min_length = 10, max_length = 1024)]
-    pub password: Option<String>,
-}
-
 /// `PATCH /v1/members/{userId}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -132,38 +101,6 @@ pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiE
         data,
         Some(pagination),
     ))
-}
-
-/// Add a member.
-#[utoipa::path(post, path = "/v1/members", tag = "members", request_body = AddMemberBody,
-    security(("bearer" = [])),
-    responses(
-        (status = 201, description = "Added", body = crate::envelope::Success<MemberResponse>),
-        crate::openapi::CommonErrors,
-    ))]
-pub async fn add<S: Store>(
-    state: web::Data<ApiState<S>>,
-    body: web::Json<AddMemberBody>,
-    auth: Authenticated<S>,
-) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
-    let input = AddMemberInput {
-        email: body.email,
-        name: body.name,
-        role: body.role.into(),
-        password: body.password,
-    };
-    let member = add_member(
-        auth.uow,
-        &state.store,
-        state.hasher.as_ref(),
-        &auth.principal,
-        input,
-    )
-    .await?;
-    Ok(respond(StatusCode::CREATED, MemberResponse::from(&member)))
 }
 
 /// Change a member's role.
@@ -216,8 +153,7 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/members")
             .route(web::get().to(list::<S>))
-            .route(web::post().to(add::<S>))
-            .default_service(super::method_not_allowed("GET, POST")),
+            .default_service(super::method_not_allowed("GET")),
     )
     .service(
         web::resource("/members/{userId}")

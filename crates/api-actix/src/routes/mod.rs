@@ -6,6 +6,7 @@ pub mod batch;
 pub mod companies;
 pub mod contacts;
 pub mod health;
+pub mod invitations;
 pub mod leads;
 pub mod members;
 pub mod pipelines;

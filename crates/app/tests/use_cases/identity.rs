@@ -11,9 +11,8 @@ use app::contacts::{ContactError, create_contact};
 use app::identity::{
     ClientInfo, IdentityError, LoginInput, SessionGrant, SignupInput, login, logout, signup,
 };
-use app::members::{
-    AddMemberInput, MemberError, add_member, change_member_role, list_members, remove_member,
-};
+use app::invitations::{AcceptInput, InviteInput, accept_invitation, create_invitation};
+use app::members::{MemberError, change_member_role, list_members, remove_member};
 use app::passwords::Argon2Hasher;
 use app::qr::{QrError, generate_qr, link_qr, poll_qr, scan_qr};
 use domain::contact::ContactInput;
@@ -23,7 +22,7 @@ use domain::principal::Role;
 use ports::{BoxFuture, PasswordHasher, RepoError};
 
 /// The real argon2 hasher, with its calls counted.
-struct CountingHasher {
+pub(crate) struct CountingHasher {
     inner: Argon2Hasher,
     verifications: AtomicUsize,
 }
@@ -43,21 +42,21 @@ impl PasswordHasher for CountingHasher {
     }
 }
 
-fn hasher() -> Arc<CountingHasher> {
+pub(crate) fn hasher() -> Arc<CountingHasher> {
     Arc::new(CountingHasher {
         inner: Argon2Hasher::new().expect("hasher"),
         verifications: AtomicUsize::new(0),
     })
 }
 
-fn settings() -> AuthSettings {
+pub(crate) fn settings() -> AuthSettings {
     AuthSettings {
         qr_poll_interval_seconds: 1,
         ..AuthSettings::default()
     }
 }
 
-async fn sign_up(store: &MemoryStore, hasher: &CountingHasher, email: &str) -> SessionGrant {
+pub(crate) async fn sign_up(store: &MemoryStore, hasher: &CountingHasher, email: &str) -> SessionGrant {
     signup(
         store,
         hasher,
@@ -74,7 +73,7 @@ async fn sign_up(store: &MemoryStore, hasher: &CountingHasher, email: &str) -> S
     .expect("signed up")
 }
 
-fn session(grant: &SessionGrant) -> Credential {
+pub(crate) fn session(grant: &SessionGrant) -> Credential {
     Credential::Session(grant.token.clone())
 }
 
@@ -199,29 +198,60 @@ async fn unknown_email_and_wrong_password_do_the_same_hashing_work() {
     );
 }
 
+/// `inviter` invites `email` with `role`; its holder accepts with `password` (the
+/// account's own, or a new account's).
+pub(crate) async fn join(
+    store: &MemoryStore,
+    hasher: &Arc<CountingHasher>,
+    inviter: &SessionGrant,
+    email: &str,
+    role: Role,
+    password: &str,
+) -> SessionGrant {
+    let (principal, uow) = authenticate(store, &settings(), &session(inviter))
+        .await
+        .expect("auth");
+    let invited = create_invitation(
+        uow,
+        &principal,
+        InviteInput {
+            email: email.into(),
+            role,
+        },
+    )
+    .await
+    .expect("invited");
+    accept_invitation(
+        store,
+        hasher.as_ref(),
+        &settings(),
+        AcceptInput {
+            token: invited.token.expose().to_owned(),
+            name: None,
+            password: Some(password.into()),
+        },
+        None,
+        &ClientInfo::default(),
+    )
+    .await
+    .expect("accepted")
+}
+
 #[tokio::test]
 async fn a_person_in_two_tenants_chooses_where_to_log_in() {
     let store = MemoryStore::new();
     let hasher = hasher();
     let first = sign_up(&store, &hasher, "ada@example.com").await;
     let second = sign_up(&store, &hasher, "grace@example.com").await;
-    let (grace, uow) = authenticate(&store, &settings(), &session(&second))
-        .await
-        .expect("auth");
-    add_member(
-        uow,
+    join(
         &store,
-        hasher.as_ref(),
-        &grace,
-        AddMemberInput {
-            email: "ada@example.com".into(),
-            name: "Ada".into(),
-            role: Role::Member,
-            password: None,
-        },
+        &hasher,
+        &second,
+        "ada@example.com",
+        Role::Member,
+        "correct horse battery",
     )
-    .await
-    .expect("existing user added by e-mail");
+    .await;
 
     let into_second = login(
         &store,
@@ -296,20 +326,17 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
     let (owner, uow) = authenticate(&store, &settings(), &session(&grant))
         .await
         .expect("auth");
-    let second = add_member(
-        uow,
+    drop(uow);
+    let _ = owner;
+    let second = join(
         &store,
-        hasher.as_ref(),
-        &owner,
-        AddMemberInput {
-            email: "grace@example.com".into(),
-            name: "Grace".into(),
-            role: Role::Owner,
-            password: Some("a long enough password".into()),
-        },
+        &hasher,
+        &grant,
+        "grace@example.com",
+        Role::Owner,
+        "a long enough password",
     )
-    .await
-    .expect("second owner");
+    .await;
     let (owner, uow) = authenticate(&store, &settings(), &session(&grant))
         .await
         .expect("auth");
@@ -330,7 +357,7 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
         .expect("auth");
     assert!(
         matches!(
-            remove_member(uow, &admin, second.user_id).await,
+            remove_member(uow, &admin, second.user.id).await,
             Err(MemberError::Forbidden(_))
         ),
         "nor remove them"
@@ -346,23 +373,15 @@ async fn members_and_viewers_cannot_manage_keys_or_members_and_viewers_cannot_wr
         ("member@example.com", Role::Member),
         ("viewer@example.com", Role::Viewer),
     ] {
-        let (owner, uow) = authenticate(&store, &settings(), &session(&grant))
-            .await
-            .expect("auth");
-        add_member(
-            uow,
+        join(
             &store,
-            hasher.as_ref(),
-            &owner,
-            AddMemberInput {
-                email: email.into(),
-                name: "X".into(),
-                role,
-                password: Some("a long enough password".into()),
-            },
+            &hasher,
+            &grant,
+            email,
+            role,
+            "a long enough password",
         )
-        .await
-        .expect("added");
+        .await;
         let theirs = login(
             &store,
             hasher.as_ref(),

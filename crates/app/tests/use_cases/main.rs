@@ -4,3 +4,4 @@
 mod contacts;
 mod crm;
 mod identity;
+mod invitations;
