@@ -92,7 +92,9 @@ pub(crate) fn check_url(raw: &str, allow_http: bool) -> Result<Destination, Dest
     })
 }
 
-/// The address rule of [`domain::webhook::is_public_address`], switched off by
+/// The address rule of [`domain::special_addresses`] (every IANA special-purpose block
+/// that is not globally reachable, multicast, and all of IPv6 outside 2000::/3; mapped,
+/// NAT64 and 6to4 addresses judged by the IPv4 address they carry), switched off by
 /// `WEBHOOK_ALLOW_PRIVATE` for local receivers in development and tests.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AddressGuard {
@@ -110,12 +112,14 @@ impl AddressGuard {
     /// # Errors
     /// [`DestinationError::Refused`] for a private or reserved address.
     pub(crate) fn check_ip(self, ip: IpAddr) -> Result<(), DestinationError> {
-        if self.allow_private || domain::webhook::is_public_address(ip) {
-            Ok(())
-        } else {
-            Err(DestinationError::Refused(format!(
-                "{ip} is a private or reserved address"
-            )))
+        if self.allow_private {
+            return Ok(());
+        }
+        match domain::special_addresses::refusal(ip) {
+            None => Ok(()),
+            Some(block) => Err(DestinationError::Refused(format!(
+                "{ip} is a private or reserved address: {block}"
+            ))),
         }
     }
 
@@ -310,6 +314,90 @@ mod tests {
             AddressGuard::new(false)
                 .check_ip(IpAddr::from([93, 184, 215, 14]))
                 .is_ok()
+        );
+    }
+
+    /// The blocks issue 11 found missing, and the rest of the special-purpose registries,
+    /// each by one address, as the guard sees it (IP literal or resolved address alike).
+    #[test]
+    fn the_guard_refuses_every_special_purpose_block_that_is_not_globally_reachable() {
+        let guard = AddressGuard::new(false);
+        for address in [
+            // Missing before: NAT64 local use, IETF protocol assignments (Teredo,
+            // benchmarking, ORCHID), site-local, discard-only, SRv6, documentation.
+            "64:ff9b:1::1",
+            "64:ff9b:1:ffff::8.8.8.8",
+            "2001::1",
+            "2001:2::5",
+            "2001:10::1",
+            "2001:1ff::1",
+            "fec0::1",
+            "100::1",
+            "100:0:0:1::1",
+            "5f00::1",
+            "3fff::1",
+            "4000::1",
+            "::8.8.8.8",
+            // Mapped addresses, judged as their IPv4 address.
+            "::ffff:10.0.0.1",
+            "::ffff:100.64.0.1",
+            "::ffff:192.0.0.9",
+            "::ffff:198.18.0.1",
+            "::ffff:240.0.0.1",
+            "::ffff:169.254.169.254",
+            // IPv4.
+            "0.0.0.1",
+            "10.0.0.1",
+            "100.64.0.1",
+            "100.127.255.254",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "192.0.0.1",
+            "192.0.0.10",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.51.100.1",
+            "203.0.113.1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            // IPv6.
+            "::",
+            "::1",
+            "64:ff9b::7f00:1",
+            "2001:db8::1",
+            "2002:c0a8:101::1",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+        ] {
+            let ip: IpAddr = address.parse().expect("an address");
+            assert!(
+                matches!(guard.check_ip(ip), Err(DestinationError::Refused(_))),
+                "{address} must be refused"
+            );
+            assert!(AddressGuard::new(true).check_ip(ip).is_ok());
+        }
+        for address in [
+            "8.8.8.8",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2001:4860::8888",
+        ] {
+            let ip: IpAddr = address.parse().expect("an address");
+            assert!(guard.check_ip(ip).is_ok(), "{address} is public");
+        }
+    }
+
+    #[test]
+    fn a_refusal_says_which_block_the_address_is_in() {
+        let refused = AddressGuard::new(false).check_ip(IpAddr::from([100, 64, 1, 1]));
+        assert!(
+            matches!(&refused, Err(DestinationError::Refused(reason)) if reason.contains("RFC 6598")),
+            "{refused:?}"
         );
     }
 

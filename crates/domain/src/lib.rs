@@ -17,6 +17,7 @@ pub mod password;
 pub mod pipeline;
 pub mod principal;
 pub mod rate_limit;
+pub mod special_addresses;
 pub mod text;
 pub mod token;
 pub mod webhook;

@@ -2,7 +2,7 @@
 //! Standard Webhooks signature, the retry schedule, and which addresses a webhook may
 //! never reach (the SSRF guard's rule; resolving names is the HTTP adapter's job).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -230,60 +230,14 @@ impl RetrySchedule {
     }
 }
 
-/// Whether a webhook may be delivered to `ip`: never to loopback, private (RFC 1918),
-/// shared (CGNAT), link-local (cloud metadata at 169.254.169.254), multicast, broadcast,
-/// unspecified, documentation or otherwise reserved addresses, nor to IPv6 unique-local,
-/// link-local or the IPv4 forms embedded in IPv6 (mapped, compatible, NAT64, 6to4).
+/// Whether a webhook may be delivered to `ip`: only to globally reachable unicast, never
+/// to loopback, private, shared (CGNAT), link-local (cloud metadata at 169.254.169.254),
+/// multicast, broadcast, documentation, benchmarking or otherwise special-purpose
+/// addresses, nor through the IPv4 forms embedded in IPv6 (mapped, NAT64, 6to4). The
+/// blocks are listed in [`crate::special_addresses`].
 #[must_use]
 pub fn is_public_address(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => is_public_v6(v6),
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    let forbidden = ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || a == 0 // "this network"
-        || (a == 100 && (64..=127).contains(&b)) // shared address space (CGNAT)
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (18..=19).contains(&b)) // benchmarking
-        || a >= 240; // reserved
-    !forbidden
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4);
-    }
-    let segments = ip.segments();
-    // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an
-    // IPv4 address a relay may deliver to: judge that address.
-    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
-    if segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
-        return is_public_v4(embedded(segments[6], segments[7]));
-    }
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return is_public_v4(embedded(segments[6], segments[7]));
-    }
-    if segments[0] == 0x2002 {
-        return is_public_v4(embedded(segments[1], segments[2]));
-    }
-    let forbidden = ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (segments[0] & 0xffc0) == 0xfe80 // link-local
-        || (segments[0] & 0xfe00) == 0xfc00 // unique local
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
-        || (segments[0] == 0x0100 && segments[1..4] == [0, 0, 0]); // discard-only
-    !forbidden
+    crate::special_addresses::is_public_address(ip)
 }
 
 /// Why a subscription's fields were refused.
