@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Reply, TestApp, scalar_i64, spawn_app};
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// Signs up and returns (session token, tenant id, user id).
-async fn sign_up(app: &TestApp, email: &str) -> (String, String, String) {
+pub(crate) async fn sign_up(app: &TestApp, email: &str) -> (String, String, String) {
     let reply = app
         .call(
             "POST",
@@ -30,7 +30,7 @@ async fn sign_up(app: &TestApp, email: &str) -> (String, String, String) {
     )
 }
 
-async fn log_in(app: &TestApp, email: &str, password: &str) -> Reply {
+pub(crate) async fn log_in(app: &TestApp, email: &str, password: &str) -> Reply {
     app.call(
         "POST",
         "/v1/auth/login",
@@ -139,13 +139,41 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
     );
 }
 
-async fn add_member(app: &TestApp, admin: &str, email: &str, role: &str) -> Reply {
+/// `admin` invites `email` with `role` (the reply of `POST /v1/invitations`).
+pub(crate) async fn invite(app: &TestApp, admin: &str, email: &str, role: &str) -> Reply {
     app.post(
-        "/v1/members",
+        "/v1/invitations",
         admin,
-        &json!({"email": email, "name": "Someone", "role": role, "password": PASSWORD}),
+        &json!({"email": email, "role": role}),
     )
     .await
+}
+
+/// Accepts an invitation token with a password (a new account's own, or the account's).
+pub(crate) async fn accept(app: &TestApp, token: &str, password: &str) -> Reply {
+    app.call(
+        "POST",
+        "/v1/auth/accept-invitation",
+        None,
+        Some(&json!({"token": token, "password": password})),
+        &[],
+    )
+    .await
+}
+
+/// `admin` invites a new address with `role`, and its holder joins with [`PASSWORD`]:
+/// (session token, user id).
+pub(crate) async fn join(app: &TestApp, admin: &str, email: &str, role: &str) -> (String, String) {
+    let invited = invite(app, admin, email, role).await;
+    assert_eq!(invited.status, 201, "{}", invited.body);
+    let token = invited.body["data"]["token"].as_str().expect("token");
+    let joined = accept(app, token, PASSWORD).await;
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    let data = &joined.body["data"];
+    (
+        data["session"]["token"].as_str().expect("session").to_owned(),
+        data["user"]["id"].as_str().expect("user").to_owned(),
+    )
 }
 
 #[actix_rt::test]
@@ -156,7 +184,7 @@ async fn roles_and_scopes_are_enforced_on_every_kind_of_endpoint() {
         ("member@example.com", "member"),
         ("viewer@example.com", "viewer"),
     ] {
-        assert_eq!(add_member(&app, &owner, email, role).await.status, 201);
+        join(&app, &owner, email, role).await;
     }
     let member =
         log_in(&app, "member@example.com", PASSWORD).await.body["data"]["session"]["token"]
@@ -303,35 +331,39 @@ async fn members_are_added_changed_and_removed_but_the_last_owner_stays() {
     let (owner, _, owner_id) = sign_up(&app, "owner@example.com").await;
     let (_, _, _) = sign_up(&app, "grace@example.com").await;
 
-    let existing = app
-        .post(
-            "/v1/members",
-            &owner,
-            &json!({"email": "grace@example.com", "name": "Grace", "role": "admin"}),
-        )
-        .await;
-    assert_eq!(existing.status, 201, "{}", existing.body);
-    assert_eq!(existing.body["data"]["role"], "admin");
-    let grace_id = existing.body["data"]["userId"]
+    let invited = invite(&app, &owner, "grace@example.com", "admin").await;
+    assert_eq!(invited.status, 201, "{}", invited.body);
+    let token = invited.body["data"]["token"].as_str().expect("token").to_owned();
+    let existing = accept(&app, &token, PASSWORD).await;
+    assert_eq!(existing.status, 200, "{}", existing.body);
+    let grace_id = existing.body["data"]["user"]["id"]
         .as_str()
         .expect("id")
         .to_owned();
-    let twice = app
-        .post(
-            "/v1/members",
-            &owner,
-            &json!({"email": "grace@example.com", "name": "Grace", "role": "admin"}),
-        )
-        .await;
-    assert_eq!(twice.status, 409);
+    assert_eq!(
+        accept(&app, &token, PASSWORD).await.status,
+        404,
+        "an invitation works once"
+    );
+    let twice = invite(&app, &owner, "grace@example.com", "admin").await;
+    let twice = accept(
+        &app,
+        twice.body["data"]["token"].as_str().expect("token"),
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(twice.status, 409, "already a member");
+    let new = invite(&app, &owner, "new@example.com", "member").await;
     let no_password = app
-        .post(
-            "/v1/members",
-            &owner,
-            &json!({"email": "new@example.com", "name": "New", "role": "member"}),
+        .call(
+            "POST",
+            "/v1/auth/accept-invitation",
+            None,
+            Some(&json!({"token": new.body["data"]["token"]})),
+            &[],
         )
         .await;
-    assert_eq!(no_password.status, 400, "a new user needs a password");
+    assert_eq!(no_password.status, 400, "a new account sets its own password");
 
     let list = app.get("/v1/members", &owner).await;
     assert_eq!(list.body["data"].as_array().map(Vec::len), Some(2));
@@ -786,15 +818,7 @@ async fn expired_cancelled_and_api_key_scans_each_answer_clearly() {
 async fn a_key_never_outranks_its_creator_and_leaves_with_them() {
     let app = spawn_app().await;
     let (owner, _, _) = sign_up(&app, "owner@example.com").await;
-    let added = add_member(&app, &owner, "admin@example.com", "admin").await;
-    let admin_id = added.body["data"]["userId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let admin = log_in(&app, "admin@example.com", PASSWORD).await.body["data"]["session"]["token"]
-        .as_str()
-        .expect("t")
-        .to_owned();
+    let (admin, admin_id) = join(&app, &owner, "admin@example.com", "admin").await;
     let key = app
         .post(
             "/v1/api-keys",
@@ -862,7 +886,7 @@ async fn a_key_never_outranks_its_creator_and_leaves_with_them() {
 }
 
 #[actix_rt::test]
-async fn narrow_keys_and_demo_sandboxes_cannot_create_people() {
+async fn narrow_keys_and_demo_sandboxes_cannot_invite_people() {
     let app = spawn_app().await;
     let (owner, _, _) = sign_up(&app, "owner@example.com").await;
     let narrow = app
@@ -878,10 +902,10 @@ async fn narrow_keys_and_demo_sandboxes_cannot_create_people() {
         200,
         "it can list"
     );
-    let create = add_member(&app, &narrow, "escalate@example.com", "admin").await;
+    let create = invite(&app, &narrow, "escalate@example.com", "admin").await;
     assert_eq!(
         create.status, 403,
-        "but cannot mint a user with a known password: {}",
+        "but cannot hand out admin power: {}",
         create.body
     );
 
@@ -892,7 +916,7 @@ async fn narrow_keys_and_demo_sandboxes_cannot_create_people() {
         .as_str()
         .expect("token")
         .to_owned();
-    let planted = add_member(&app, &demo, "victim@corp.example", "viewer").await;
+    let planted = invite(&app, &demo, "victim@corp.example", "viewer").await;
     assert_eq!(
         planted.status, 403,
         "a sandbox cannot plant identities: {}",

@@ -16,5 +16,6 @@ mod pipelines;
 mod qr_page;
 mod rate_limit;
 mod search;
+mod security;
 mod startup;
 mod webhooks;

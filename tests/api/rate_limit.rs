@@ -11,7 +11,7 @@ use server::RateLimitConfig;
 
 use crate::helpers::{Reply, TestApp, generous_limits, spawn_app_with, start_server};
 
-fn policy(name: PolicyName, quota: u32, window_seconds: u64) -> RatePolicy {
+pub(crate) fn policy(name: PolicyName, quota: u32, window_seconds: u64) -> RatePolicy {
     RatePolicy::new(
         name,
         NonZeroU32::new(quota).expect("non-zero"),
@@ -20,7 +20,7 @@ fn policy(name: PolicyName, quota: u32, window_seconds: u64) -> RatePolicy {
 }
 
 /// Generous limits except for the given policies.
-fn limits(tight: &[RatePolicy]) -> RateLimitConfig {
+pub(crate) fn limits(tight: &[RatePolicy]) -> RateLimitConfig {
     let mut config = generous_limits();
     for policy in tight {
         config.policies.set(*policy);

@@ -26,9 +26,14 @@ pub fn event_types() -> Vec<String> {
         .flat_map(|r| ["created", "updated", "deleted"].map(|a| format!("{r}.{a}")))
         .collect();
     types.push("lead.stage_changed".to_owned());
+    types.push(INVITATION_CREATED.to_owned());
     types.push(TEST_EVENT_TYPE.to_owned());
     types
 }
+
+/// Someone was invited into the tenant: the tenant's own system sends the e-mail (the
+/// event carries no token; the inviter hands it over).
+pub const INVITATION_CREATED: &str = "invitation.created";
 
 /// The type of the event `POST /v1/webhooks/{id}/test` sends.
 pub const TEST_EVENT_TYPE: &str = "webhook.test";
@@ -47,7 +52,11 @@ pub fn parse_event_filter(filter: &str) -> Result<String, EventFilterError> {
         return Ok(filter.to_owned());
     }
     match filter.strip_suffix(".*") {
-        Some(resource) if EVENT_RESOURCES.contains(&resource) || resource == "webhook" => {
+        Some(resource)
+            if EVENT_RESOURCES.contains(&resource)
+                || resource == "webhook"
+                || resource == "invitation" =>
+        {
             Ok(filter.to_owned())
         }
         _ => Err(EventFilterError),
