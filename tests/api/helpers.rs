@@ -46,6 +46,8 @@ pub struct TestDb {
     pub owner_url: String,
     /// `crm_app` URL of this database.
     pub app_url: String,
+    /// `crm_worker` URL of this database (the delivery worker's role).
+    pub worker_url: String,
 }
 
 impl TestDb {
@@ -61,10 +63,12 @@ impl TestDb {
         let _ = db.close().await;
         let owner_url = rewrite_url(&admin, &name, None);
         let app_url = rewrite_url(&admin, &name, Some("crm_app"));
+        let worker_url = rewrite_url(&admin, &name, Some("crm_worker"));
         let test_db = Self {
             name,
             owner_url,
             app_url,
+            worker_url,
         };
         adapters_postgres::migrate(&test_db.owner_url)
             .await
@@ -84,6 +88,13 @@ impl TestDb {
         Database::connect(self.app_url.as_str())
             .await
             .expect("connect as crm_app")
+    }
+
+    /// A `crm_worker` connection to this database (the worker's SQL doors).
+    pub async fn worker_role(&self) -> DatabaseConnection {
+        Database::connect(self.worker_url.as_str())
+            .await
+            .expect("connect as crm_worker")
     }
 }
 
@@ -243,7 +254,20 @@ pub async fn start_server_with(
     rate_limits: RateLimitConfig,
     webhooks: WebhookConfig,
 ) -> String {
-    let config = ServeConfig {
+    let config = serve_config(db, rate_limits, webhooks);
+    let running = server::start(&config).await.expect("server starts");
+    let address = format!("http://{}", running.address);
+    actix_rt::spawn(running.server);
+    address
+}
+
+/// The configuration the test servers run with, as `crm_app` on `db`.
+pub fn serve_config(
+    db: &TestDb,
+    rate_limits: RateLimitConfig,
+    webhooks: WebhookConfig,
+) -> ServeConfig {
+    ServeConfig {
         database_url: db.app_url.clone(),
         migration_database_url: None,
         bind_addr: "127.0.0.1:0".to_owned(),
@@ -257,11 +281,7 @@ pub async fn start_server_with(
         sweep_interval: Duration::from_secs(3600),
         rate_limits,
         webhooks,
-    };
-    let running = server::start(&config).await.expect("server starts");
-    let address = format!("http://{}", running.address);
-    actix_rt::spawn(running.server);
-    address
+    }
 }
 
 impl TestApp {

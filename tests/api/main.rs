@@ -18,4 +18,5 @@ mod rate_limit;
 mod search;
 mod security;
 mod startup;
+mod webhook_security;
 mod webhooks;

@@ -138,7 +138,8 @@ async fn the_claim_leases_each_due_delivery_once_across_tenants_with_its_rendere
     let app = db.app_role().await;
     let first = tenant_with_a_subscription(&db, &app, "'*'").await;
     let second = tenant_with_a_subscription(&db, &app, "'contact.created'").await;
-    let rows = app
+    let worker = db.worker_role().await;
+    let rows = worker
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT tenant_id::text, event_id, payload, secret \
@@ -146,7 +147,7 @@ async fn the_claim_leases_each_due_delivery_once_across_tenants_with_its_rendere
                 .to_owned(),
         ))
         .await
-        .expect("claim runs as crm_app with no tenant set");
+        .expect("claim runs as crm_worker with no tenant set");
     assert_eq!(rows.len(), 2, "one due delivery per tenant");
     let mut tenants: Vec<String> = rows
         .iter()
@@ -174,7 +175,7 @@ async fn the_claim_leases_each_due_delivery_once_across_tenants_with_its_rendere
         );
     }
     let again = scalar_i64(
-        &app,
+        &worker,
         "SELECT count(*) FROM crm_claim_webhook_deliveries(10, interval '1 minute')",
     )
     .await;
@@ -195,7 +196,7 @@ async fn the_claim_leases_each_due_delivery_once_across_tenants_with_its_rendere
     .await
     .expect("disable one");
     let taken_over = scalar_i64(
-        &app,
+        &worker,
         "SELECT count(*) FROM crm_claim_webhook_deliveries(10, interval '1 minute')",
     )
     .await;
@@ -375,7 +376,7 @@ pub(crate) async fn subscribe(
 }
 
 /// Writes an event as the application would, inside the tenant's context.
-async fn write_event(app: &TestApp, tenant: &str, first_name: &str) {
+pub(crate) async fn write_event(app: &TestApp, tenant: &str, first_name: &str) {
     let role = app.db.app_role().await;
     let txn = as_tenant(&role, tenant).await;
     exec(
@@ -396,16 +397,14 @@ pub(crate) fn start_worker(app: &TestApp) {
     start_worker_with(app, test_webhooks());
 }
 
-/// Runs a delivery worker in this process against the test database.
-fn start_worker_with(app: &TestApp, config: server::WebhookConfig) {
-    let store_url = app.db.app_url.clone();
+/// Runs a delivery worker in this process against the test database, as the worker
+/// role (checked like `crm worker` checks it).
+pub(crate) fn start_worker_with(app: &TestApp, config: server::WebhookConfig) {
+    let store_url = app.db.worker_url.clone();
     actix_rt::spawn(async move {
-        let store = adapters_postgres::PgStore::connect(
-            &store_url,
-            &adapters_postgres::PoolOptions::default(),
-        )
-        .await
-        .expect("worker connects");
+        let store = server::connect_worker(&store_url, &config)
+            .await
+            .expect("worker connects as crm_worker");
         server::deliver_forever(store, config).await;
     });
 }
@@ -835,7 +834,7 @@ async fn disabled_subscription(app: &TestApp, key: &str, id: &str) -> Value {
 }
 
 /// The delivery log of subscription `id` once its first delivery is over (not pending).
-async fn settled_delivery(app: &TestApp, key: &str, id: &str) -> Value {
+pub(crate) async fn settled_delivery(app: &TestApp, key: &str, id: &str) -> Value {
     for _ in 0..200 {
         let log = app
             .get(&format!("/v1/webhooks/{id}/deliveries"), key)
@@ -952,13 +951,14 @@ async fn the_retention_sweep_forgets_old_events_and_attempts_but_not_what_is_sti
     // due. A chunk of one takes one attempt and the event; the worker's sweep loops for
     // the rest.
     let chunk = "SELECT crm_sweep_webhook_history(interval '30 days', 1)";
-    assert_eq!(scalar_i64(&app, chunk).await, 2);
+    let worker = db.worker_role().await;
+    assert_eq!(scalar_i64(&worker, chunk).await, 2);
     let store = adapters_postgres::PgStore::connect(
-        &db.app_url,
+        &db.worker_url,
         &adapters_postgres::PoolOptions::default(),
     )
     .await
-    .expect("connect as crm_app");
+    .expect("connect as crm_worker");
     let thirty_days = Duration::from_secs(30 * 86_400);
     let sweep = || ports::DeliveryQueue::sweep_history(&store, thirty_days);
     assert_eq!(sweep().await.expect("swept"), 1);

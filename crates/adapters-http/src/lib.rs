@@ -10,4 +10,4 @@ mod guard;
 mod retry_after;
 mod sender;
 
-pub use sender::{AwcWebhookSender, SenderConfig};
+pub use sender::{AwcWebhookSender, DEFAULT_VET_SLOTS, SenderConfig, VetSlots};

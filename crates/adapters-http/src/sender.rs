@@ -51,6 +51,42 @@ impl Default for SenderConfig {
 /// How long registration waits for DNS before accepting the name unchecked.
 const VET_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a registration waits for a free look-up slot before it is told to come back
+/// (`WebhookSendError::Busy`, 503 for the API). Short: waiting costs the caller time but
+/// no connection (the look-up runs outside any transaction), and a burst of slow names
+/// should not queue up behind itself.
+const VET_SLOT_WAIT: Duration = Duration::from_millis(500);
+
+/// Destination checks (DNS look-ups) that may run at once, when the server does not say.
+pub const DEFAULT_VET_SLOTS: usize = 8;
+
+/// The process-wide bound on concurrent registration look-ups, shared by every sender
+/// (one per worker thread) through [`AwcWebhookSender::with_vet_slots`]: a tenant
+/// registering many slow names takes at most this many look-ups, and everyone else's
+/// registrations wait at most [`VET_SLOT_WAIT`] behind them.
+#[derive(Clone, Debug)]
+pub struct VetSlots(Arc<tokio::sync::Semaphore>);
+
+impl VetSlots {
+    /// Room for `slots` concurrent look-ups (at least one).
+    #[must_use]
+    pub fn new(slots: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(slots.max(1))))
+    }
+
+    /// Look-ups that could start now.
+    #[must_use]
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+}
+
+impl Default for VetSlots {
+    fn default() -> Self {
+        Self::new(DEFAULT_VET_SLOTS)
+    }
+}
+
 /// Delivers webhooks with one awc client, built once, whose connector applies the SSRF
 /// guard to every connection it opens.
 ///
@@ -60,6 +96,7 @@ pub struct AwcWebhookSender {
     config: SenderConfig,
     guard: AddressGuard,
     client: awc::Client,
+    vet_slots: VetSlots,
 }
 
 impl AwcWebhookSender {
@@ -88,7 +125,16 @@ impl AwcWebhookSender {
             config,
             guard,
             client,
+            vet_slots: VetSlots::default(),
         }
+    }
+
+    /// The same sender, its registration look-ups bounded by `slots` (shared with other
+    /// senders: pass clones of one [`VetSlots`] to every thread's sender).
+    #[must_use]
+    pub fn with_vet_slots(mut self, slots: VetSlots) -> Self {
+        self.vet_slots = slots;
+        self
     }
 
     /// The checks that need no network: the URL's shape, and its host when it is an IP
@@ -205,6 +251,12 @@ impl ports::WebhookSender for AwcWebhookSender {
         Box::pin(async move {
             let destination = self.check(url)?;
             if destination.literal.is_none() {
+                // At most so many look-ups at once, whoever asks: slow names cannot pile
+                // up (each holds a slot for up to VET_RESOLVE_TIMEOUT).
+                let _slot = tokio::time::timeout(VET_SLOT_WAIT, self.vet_slots.0.acquire())
+                    .await
+                    .map_err(|_| WebhookSendError::Busy)?
+                    .map_err(|_| WebhookSendError::Busy)?;
                 // A registration must not hang on a slow resolver: a name that does not
                 // answer in time is treated like one that does not resolve yet (the
                 // caller accepts it; every connection checks again).
@@ -307,6 +359,46 @@ mod tests {
         );
 
         assert_nobody_connected(&listener);
+    }
+
+    #[actix_rt::test]
+    async fn registration_look_ups_beyond_the_bound_are_told_to_come_back() {
+        use ports::WebhookSender as _;
+        let slots = VetSlots::new(1);
+        let sender = AwcWebhookSender::new(SenderConfig::default()).with_vet_slots(slots.clone());
+        let other_thread =
+            AwcWebhookSender::new(SenderConfig::default()).with_vet_slots(slots.clone());
+        // Another sender sharing the bound is in a (slow) look-up: it holds the only slot.
+        let held = slots.0.clone().acquire_owned().await.expect("a slot");
+        assert_eq!(slots.available(), 0);
+        let started = Instant::now();
+        assert_eq!(
+            sender.vet("https://hooks.example.com/in").await,
+            Err(WebhookSendError::Busy)
+        );
+        assert!(
+            started.elapsed() >= VET_SLOT_WAIT,
+            "it waited briefly first"
+        );
+        assert!(started.elapsed() < VET_SLOT_WAIT * 4, "and not for long");
+        // A literal needs no look-up, so no slot: it is judged at once.
+        assert!(matches!(
+            other_thread.vet("https://10.0.0.1/in").await,
+            Err(WebhookSendError::Refused(_))
+        ));
+        assert!(other_thread.vet("https://8.8.8.8/in").await.is_ok());
+        drop(held);
+        // With the slot back, the name is looked up (and may not resolve here: accepted
+        // by the caller either way, but never Busy).
+        assert_ne!(
+            sender.vet("https://hooks.example.com/in").await,
+            Err(WebhookSendError::Busy)
+        );
+        assert_eq!(
+            slots.available(),
+            1,
+            "the slot is returned after the look-up"
+        );
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_invitations_and_key_chains",
         include_str!("../../../migrations/0016_invitations_and_key_chains.sql"),
     ),
+    (
+        "0017_worker_role",
+        include_str!("../../../migrations/0017_worker_role.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

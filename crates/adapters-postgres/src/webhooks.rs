@@ -137,6 +137,26 @@ struct CountRow {
     count: i64,
 }
 
+/// Bytes of an answer's body kept with its attempt (`webhook_attempts.response_body`).
+const STORED_BODY_BYTES: usize = 1024;
+/// Bytes of an attempt's error kept (`error`, `last_error`: at most 1024 characters).
+const STORED_ERROR_BYTES: usize = 1024;
+
+/// `text` as PostgreSQL can store it: without NUL (which `text` cannot hold: one NUL in a
+/// receiver's answer used to make recording the attempt fail, so the delivery was sent
+/// again at every lease expiry, forever) and at most `max_bytes` long, cut at a character
+/// boundary. The sender already made the bytes valid UTF-8 (lossily).
+fn storable(text: &str, max_bytes: usize) -> String {
+    let mut kept = String::with_capacity(text.len().min(max_bytes));
+    for character in text.chars().filter(|c| *c != '\0') {
+        if kept.len() + character.len_utf8() > max_bytes {
+            break;
+        }
+        kept.push(character);
+    }
+    kept
+}
+
 fn draft_values(draft: &SubscriptionDraft) -> Vec<Value> {
     vec![
         draft.url.clone().into(),
@@ -443,6 +463,14 @@ impl WebhookRepository for PgUnitOfWork {
             NextStep::Disable(reason) => ("failed", None, Some(reason.as_str())),
         };
         let succeeded = matches!(next, NextStep::Succeeded);
+        let error = attempt
+            .error
+            .as_deref()
+            .map(|e| storable(e, STORED_ERROR_BYTES));
+        let body = attempt
+            .response_body
+            .as_deref()
+            .map(|b| storable(b, STORED_BODY_BYTES));
         let updated = self
             .txn
             .execute_raw(statement(
@@ -457,7 +485,7 @@ impl WebhookRepository for PgUnitOfWork {
                     status.to_owned().into(),
                     next_at.into(),
                     attempt.status_code.into(),
-                    attempt.error.clone().into(),
+                    error.clone().into(),
                 ],
             ))
             .await
@@ -475,9 +503,9 @@ impl WebhookRepository for PgUnitOfWork {
                     Uuid::now_v7().into(),
                     delivery.as_uuid().into(),
                     attempt.status_code.into(),
-                    attempt.latency_ms.into(),
-                    attempt.response_body.clone().into(),
-                    attempt.error.clone().into(),
+                    attempt.latency_ms.max(0).into(),
+                    body.into(),
+                    error.into(),
                 ],
             ))
             .await
@@ -576,5 +604,22 @@ impl DeliveryQueue for PgStore {
             removed += u64::try_from(count).unwrap_or(0);
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storable;
+
+    #[test]
+    fn stored_text_has_no_nul_and_fits_its_column() {
+        assert_eq!(storable("a\0b\0", 100), "ab");
+        assert_eq!(storable("", 10), "");
+        // Cut at a character boundary, never inside one.
+        assert_eq!(storable("éé", 3), "é");
+        let replacement = "\u{fffd}".repeat(1024);
+        let kept = storable(&replacement, 1024);
+        assert!(kept.len() <= 1024 && kept.chars().all(|c| c == '\u{fffd}'));
+        assert_eq!(kept.chars().count(), 341);
     }
 }

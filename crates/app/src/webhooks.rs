@@ -32,6 +32,9 @@ pub enum WebhookError {
     /// No such subscription or delivery in the caller's tenant.
     #[error("not found")]
     NotFound,
+    /// Too many destination checks are under way; nothing was changed. Try again shortly.
+    #[error("too many webhook registrations under way")]
+    Unavailable,
     /// Storage failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
@@ -67,39 +70,52 @@ fn new_secret() -> Result<WebhookSecret, RepoError> {
         .map_err(|e| RepoError::Unexpected(format!("secret generation: {e}")))
 }
 
-/// Checks the fields and the URL (scheme, and every address its host resolves to now).
-async fn checked<S: WebhookSender + ?Sized>(
-    sender: &S,
-    input: SubscriptionInput,
-) -> Result<SubscriptionDraft, WebhookError> {
-    let draft = SubscriptionDraft::new(input.url, input.description, input.events, input.enabled)
-        .map_err(WebhookError::Invalid)?;
-    match sender.vet(&draft.url).await {
-        Ok(()) => Ok(draft),
+/// Checks the fields, no I/O.
+fn drafted(input: SubscriptionInput) -> Result<SubscriptionDraft, WebhookError> {
+    SubscriptionDraft::new(input.url, input.description, input.events, input.enabled)
+        .map_err(WebhookError::Invalid)
+}
+
+/// Checks the URL: its scheme, and every address its host resolves to now. This is DNS,
+/// which a tenant's name server controls (it may answer slowly on purpose), so callers
+/// run it while holding no connection and no row lock; the sender bounds how many run at
+/// once and answers `Busy` when they are all taken.
+async fn vetted<S: WebhookSender + ?Sized>(sender: &S, url: &str) -> Result<(), WebhookError> {
+    match sender.vet(url).await {
+        Ok(()) => Ok(()),
         Err(WebhookSendError::Refused(reason)) => {
             let mut fields = FieldErrors::new();
             fields.add("url", reason);
             Err(WebhookError::Invalid(fields))
         }
+        Err(WebhookSendError::Busy) => Err(WebhookError::Unavailable),
         // A name that does not resolve (yet) is accepted, as Stripe does: DNS may not be set
         // up, and nothing can be reached through it now. Every connection checks again.
-        Err(WebhookSendError::Failed(_) | WebhookSendError::Timeout(_)) => Ok(draft),
+        Err(WebhookSendError::Failed(_) | WebhookSendError::Timeout(_)) => Ok(()),
     }
 }
 
 /// Creates a subscription; its secret is returned this once.
 ///
+/// `uow` is the caller's authenticated unit of work: it is only used to authorise, then
+/// ended, so that no pooled connection waits on the URL's DNS. The subscription is
+/// written in a second, short unit of work for the principal's tenant.
+///
 /// # Errors
 /// [`WebhookError`].
-pub async fn create_subscription<U: UnitOfWork, S: WebhookSender + ?Sized>(
-    mut uow: U,
+pub async fn create_subscription<T: TenantStore, S: WebhookSender + ?Sized>(
+    store: &T,
+    uow: T::Uow,
     principal: &Principal,
     sender: &S,
     input: SubscriptionInput,
 ) -> Result<WithSecret, WebhookError> {
     principal.require(Permission::WebhooksManage)?;
-    let draft = checked(sender, input).await?;
+    drop(uow);
+    let draft = drafted(input)?;
+    vetted(sender, &draft.url).await?;
     let secret = new_secret()?;
+    let mut uow = store.begin_for_tenant(principal.tenant_id).await?;
     let subscription = uow
         .insert_subscription(SubscriptionId::new(), &draft, secret.expose())
         .await?;
@@ -152,34 +168,53 @@ pub struct SubscriptionPatch {
 
 /// Changes a subscription.
 ///
+/// As [`create_subscription`]: the authenticated `uow` reads the subscription and ends
+/// before the URL is looked up; the change is then made under a row lock in a second unit
+/// of work, merged onto the row as it is by then (a URL changed meanwhile by someone else
+/// was vetted by that writer).
+///
 /// # Errors
 /// [`WebhookError`].
-pub async fn update_subscription<U: UnitOfWork, S: WebhookSender + ?Sized>(
-    mut uow: U,
+pub async fn update_subscription<T: TenantStore, S: WebhookSender + ?Sized>(
+    store: &T,
+    mut uow: T::Uow,
     principal: &Principal,
     sender: &S,
     id: SubscriptionId,
     patch: SubscriptionPatch,
 ) -> Result<Subscription, WebhookError> {
     principal.require(Permission::WebhooksManage)?;
+    let seen = uow
+        .get_subscription(id, false)
+        .await?
+        .ok_or(WebhookError::NotFound)?;
+    drop(uow);
+    let url = drafted(patch.merged_onto(seen.fields))?.url;
+    vetted(sender, &url).await?;
+    let mut uow = store.begin_for_tenant(principal.tenant_id).await?;
     let current = uow
         .get_subscription(id, true)
         .await?
         .ok_or(WebhookError::NotFound)?;
-    let fields = current.fields;
-    let input = SubscriptionInput {
-        url: patch.url.unwrap_or(fields.url),
-        description: patch.description.unwrap_or(fields.description),
-        events: patch.events.unwrap_or(fields.events),
-        enabled: patch.enabled.unwrap_or(fields.enabled),
-    };
-    let draft = checked(sender, input).await?;
+    let draft = drafted(patch.merged_onto(current.fields))?;
     let updated = uow
         .update_subscription(id, &draft)
         .await?
         .ok_or(WebhookError::NotFound)?;
     uow.commit().await?;
     Ok(updated)
+}
+
+impl SubscriptionPatch {
+    /// The fields after this patch, absent ones taken from `fields`.
+    fn merged_onto(&self, fields: SubscriptionDraft) -> SubscriptionInput {
+        SubscriptionInput {
+            url: self.url.clone().unwrap_or(fields.url),
+            description: self.description.clone().unwrap_or(fields.description),
+            events: self.events.clone().unwrap_or(fields.events),
+            enabled: self.enabled.unwrap_or(fields.enabled),
+        }
+    }
 }
 
 /// Deletes a subscription and its deliveries.
@@ -427,7 +462,9 @@ pub fn signed_headers(
 ///
 /// # Errors
 /// [`RepoError`] when the queue cannot be read. A delivery whose outcome cannot be
-/// recorded keeps its lease until it expires and is then attempted again (at least once).
+/// recorded is recorded as a failed attempt instead, on the normal schedule; only when
+/// even that fails (the database is away) does it keep its lease until it expires, and
+/// is then attempted again (at least once).
 pub async fn deliver_due<Q, S>(
     store: &Q,
     sender: &S,
@@ -464,6 +501,13 @@ where
     Q: TenantStore,
     S: WebhookSender + ?Sized,
 {
+    let held = Held {
+        tenant_id: job.tenant_id,
+        delivery_id: job.delivery_id,
+        lease_token: job.lease_token,
+        attempts: job.attempts,
+        subscription_id: job.subscription_id,
+    };
     let body = job.payload.into_bytes();
     let timestamp = OffsetDateTime::now_utc().unix_timestamp();
     let previous = job
@@ -519,11 +563,55 @@ where
             },
         ),
     };
+    if let Err(error) = record(store, schedule, &held, &attempt, status, retry_after).await {
+        // Whatever the cause (an answer the database refuses, a constraint, a lost
+        // connection), the attempt must not vanish: unrecorded, the delivery would keep
+        // its lease and be sent again at every lease expiry, forever, off the schedule.
+        // It counts as a failed attempt instead, with nothing of the answer kept.
+        tracing::warn!(
+            %error,
+            tenant = %held.tenant_id,
+            delivery = %held.delivery_id,
+            "recording a webhook attempt failed; recording it as a failed attempt"
+        );
+        let failed = DeliveryAttempt {
+            response_body: None,
+            error: Some(UNRECORDABLE_ATTEMPT.to_owned()),
+            ..attempt
+        };
+        record(store, schedule, &held, &failed, None, None).await?;
+    }
+    Ok(())
+}
+
+/// What the delivery log says of an attempt whose outcome could not be stored.
+pub const UNRECORDABLE_ATTEMPT: &str =
+    "the outcome of this attempt could not be recorded; it counts as a failed attempt";
+
+/// What recording needs of a claimed delivery (the rest went into the request).
+struct Held {
+    tenant_id: domain::ids::TenantId,
+    delivery_id: DeliveryId,
+    lease_token: uuid::Uuid,
+    attempts: i32,
+    subscription_id: SubscriptionId,
+}
+
+/// Decides what follows `attempt` (answered `status`, if it was answered) and records
+/// both in the delivery's tenant, under the job's lease.
+async fn record<Q: TenantStore>(
+    store: &Q,
+    schedule: &RetrySchedule,
+    job: &Held,
+    attempt: &DeliveryAttempt,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+) -> Result<(), RepoError> {
     let mut uow = store.begin_for_tenant(job.tenant_id).await?;
     let failing_since = match (status, uow.failing_since(job.subscription_id).await?) {
         (Some(200..=299), _) => None,
         (_, Some(since)) => Some(since),
-        (_, None) => Some(attempted_at),
+        (_, None) => Some(attempt.attempted_at),
     };
     let next = next_step(
         schedule,
@@ -535,7 +623,7 @@ where
         rand::rng().random::<f64>(),
     );
     if uow
-        .record_attempt(job.delivery_id, job.lease_token, &attempt, &next)
+        .record_attempt(job.delivery_id, job.lease_token, attempt, &next)
         .await?
     {
         uow.commit().await?;

@@ -62,6 +62,34 @@ pub struct WebhookConfig {
     pub deliver_in_serve: bool,
     /// How long an endpoint has to answer (SPEC: 2xx within 15 s); shorter in tests.
     pub timeout: Duration,
+    /// The worker role's URL (`WORKER_DATABASE_URL`); `None`: the API's `DATABASE_URL`
+    /// with its user replaced by `crm_worker` (and no password), see [`as_worker_role`].
+    pub worker_database_url: Option<String>,
+    /// Connections of the worker's pool (`WEBHOOK_POOL_SIZE`).
+    pub worker_pool_size: u32,
+    /// Registration DNS look-ups that may run at once, process-wide
+    /// (`WEBHOOK_DNS_CONCURRENCY`); more wait up to half a second, then get 503.
+    pub dns_concurrency: usize,
+}
+
+/// The login role of the delivery worker (migration 0017).
+pub const WORKER_ROLE: &str = "crm_worker";
+
+/// `url` with its user replaced by [`WORKER_ROLE`] and any password dropped: the default
+/// worker URL, on the API's server and database. A development cluster trusts local
+/// connections, so this is all `make run` and the tests need; a deployment with
+/// passwords sets `WORKER_DATABASE_URL` instead.
+#[must_use]
+pub fn as_worker_role(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{WORKER_ROLE}@{host}{tail}")
 }
 
 impl Default for WebhookConfig {
@@ -75,6 +103,9 @@ impl Default for WebhookConfig {
             retention: Duration::from_secs(30 * 86_400),
             deliver_in_serve: true,
             timeout: Duration::from_secs(15),
+            worker_database_url: None,
+            worker_pool_size: 4,
+            dns_concurrency: adapters_http::DEFAULT_VET_SLOTS,
         }
     }
 }
@@ -119,13 +150,36 @@ impl WebhookConfig {
             },
             poll_interval: milliseconds("WEBHOOK_POLL_INTERVAL_MS", 500, 10..=60_000)?,
             secret_grace: seconds("WEBHOOK_SECRET_GRACE_SECS", 86_400, 0..=2_592_000)?,
+            // The database keeps at least 7 days whatever the worker asks (migration
+            // 0017): refuse a shorter setting here rather than silently not honour it.
             retention: Duration::from_secs(
                 86_400
-                    * number::<u64>("WEBHOOK_RETENTION_DAYS", 30, "expected whole days")?
-                        .clamp(1, 3650),
+                    * bounded(
+                        "WEBHOOK_RETENTION_DAYS",
+                        30,
+                        7..=3650,
+                        "expected whole days",
+                    )?,
             ),
             deliver_in_serve: flag("WEBHOOK_DELIVER_IN_SERVE", true)?,
             timeout: milliseconds("WEBHOOK_TIMEOUT_MS", 15_000, 100..=15_000)?,
+            worker_database_url: var("WORKER_DATABASE_URL")
+                .map(|url| postgres_url("WORKER_DATABASE_URL", url))
+                .transpose()?,
+            worker_pool_size: u32::try_from(bounded(
+                "WEBHOOK_POOL_SIZE",
+                u64::from(defaults.worker_pool_size),
+                1..=1000,
+                "expected a number of connections, 1-1000",
+            )?)
+            .unwrap_or(defaults.worker_pool_size),
+            dns_concurrency: usize::try_from(bounded(
+                "WEBHOOK_DNS_CONCURRENCY",
+                8,
+                1..=256,
+                "expected a number of look-ups, 1-256",
+            )?)
+            .unwrap_or(defaults.dns_concurrency),
         };
         // A lease that can run out while its holder still waits for the endpoint hands
         // the delivery to a second worker: the endpoint would get it twice as a rule.
@@ -311,7 +365,37 @@ pub fn migration_url() -> Result<String, ConfigError> {
     postgres_url("MIGRATION_DATABASE_URL", url)
 }
 
+/// What `crm worker` needs: the worker role's URL (`WORKER_DATABASE_URL`, else
+/// `DATABASE_URL` as [`WORKER_ROLE`]) and the webhook settings.
+///
+/// # Errors
+/// [`ConfigError`] when neither URL is set, or for the first bad variable.
+pub fn worker_config() -> Result<(String, WebhookConfig), ConfigError> {
+    let webhooks = WebhookConfig::from_env()?;
+    let url = match &webhooks.worker_database_url {
+        Some(url) => url.clone(),
+        None => as_worker_role(&postgres_url(
+            "DATABASE_URL",
+            var("DATABASE_URL").ok_or(ConfigError::Missing(
+                "WORKER_DATABASE_URL",
+                "set it to the worker role's URL, e.g. postgres://crm_worker@127.0.0.1:5432/crm (or set DATABASE_URL, whose server and database are then used as crm_worker)",
+            ))?,
+        )?),
+    };
+    Ok((url, webhooks))
+}
+
 impl ServeConfig {
+    /// The URL the delivery worker connects with: `WORKER_DATABASE_URL`, else
+    /// `DATABASE_URL` as [`WORKER_ROLE`].
+    #[must_use]
+    pub fn worker_database_url(&self) -> String {
+        self.webhooks
+            .worker_database_url
+            .clone()
+            .unwrap_or_else(|| as_worker_role(&self.database_url))
+    }
+
     /// Reads and checks the environment.
     ///
     /// # Errors
@@ -391,5 +475,30 @@ impl ServeConfig {
             rate_limits: RateLimitConfig::from_env()?,
             webhooks: WebhookConfig::from_env()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_worker_role;
+
+    #[test]
+    fn the_default_worker_url_is_the_api_url_as_crm_worker_without_password() {
+        assert_eq!(
+            as_worker_role("postgres://crm_app@127.0.0.1:5432/crm"),
+            "postgres://crm_worker@127.0.0.1:5432/crm"
+        );
+        assert_eq!(
+            as_worker_role("postgresql://crm_app:s3cr@t@db.internal/crm?sslmode=require"),
+            "postgresql://crm_worker@db.internal/crm?sslmode=require"
+        );
+        assert_eq!(
+            as_worker_role("postgres://127.0.0.1:5432/crm"),
+            "postgres://crm_worker@127.0.0.1:5432/crm"
+        );
+        assert_eq!(
+            as_worker_role("postgres://h?user=x"),
+            "postgres://crm_worker@h?user=x"
+        );
     }
 }

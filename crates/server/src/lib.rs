@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::Server;
-use adapters_http::{AwcWebhookSender, SenderConfig};
+use adapters_http::{AwcWebhookSender, SenderConfig, VetSlots};
 use adapters_memory::GovernorRateLimiter;
 use adapters_postgres::{PgProvisioning, PgStore, PoolOptions};
 use adapters_redis::RedisRateLimiter;
@@ -19,7 +19,7 @@ use api_actix::rate_limit::RateLimits;
 use api_actix::routes::webhooks::WebhookApi;
 use serde_json::json;
 
-pub use config::{ConfigError, RateLimitConfig, ServeConfig, WebhookConfig};
+pub use config::{ConfigError, RateLimitConfig, ServeConfig, WebhookConfig, as_worker_role};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,16 @@ pub enum StartError {
     /// The connection role could bypass row-level security.
     #[error(transparent)]
     Role(#[from] adapters_postgres::RoleCheckError),
+    /// The delivery worker's database could not be reached.
+    #[error(
+        "cannot connect the webhook worker as {url} (WORKER_DATABASE_URL, else DATABASE_URL as crm_worker): {cause}"
+    )]
+    WorkerConnect {
+        /// The URL tried, without its password.
+        url: String,
+        /// Why.
+        cause: adapters_postgres::ConnectError,
+    },
     /// The password hasher could not be set up.
     #[error("cannot set up password hashing: {0}")]
     Hasher(ports::RepoError),
@@ -53,6 +63,9 @@ pub struct Running {
     pub server: Server,
     /// The pool, to close after the server stops.
     pub store: PgStore,
+    /// The delivery worker's pool, as the worker role, when `crm serve` delivers too
+    /// (`WEBHOOK_DELIVER_IN_SERVE`): connected and checked before the server binds.
+    pub worker_store: Option<PgStore>,
 }
 
 /// Migrates (when a migration URL is configured), connects as the application role,
@@ -61,6 +74,22 @@ pub struct Running {
 /// # Errors
 /// [`StartError`] saying which step failed and why.
 pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
+    start_with_sender(config, None).await
+}
+
+/// Makes the webhook sender of one HTTP worker thread (awc is single-threaded).
+pub type MakeSender = Arc<dyn Fn() -> Rc<dyn ports::WebhookSender> + Send + Sync>;
+
+/// [`start`], with the webhook sender of the API (registration checks, test sends) made
+/// by `make_sender` instead of from the configuration when given: the adapter swap, for
+/// tests that need a destination check the network cannot provide (a slow name server).
+///
+/// # Errors
+/// [`StartError`] saying which step failed and why.
+pub async fn start_with_sender(
+    config: &ServeConfig,
+    make_sender: Option<MakeSender>,
+) -> Result<Running, StartError> {
     if let Some(url) = &config.migration_database_url {
         let applied = adapters_postgres::migrate(url).await?;
         tracing::info!(count = applied.len(), "migrations up to date");
@@ -74,13 +103,24 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
     )
     .await?;
     store.verify_application_role().await?;
+    let worker_store = if config.webhooks.deliver_in_serve {
+        Some(connect_worker(&config.worker_database_url(), &config.webhooks).await?)
+    } else {
+        None
+    };
     let hasher = app::passwords::Argon2Hasher::new().map_err(StartError::Hasher)?;
     let state = ApiState {
         store: store.clone(),
         hasher: Arc::new(hasher),
         auth: config.auth.clone(),
         limits: rate_limits(&config.rate_limits)?,
-        webhooks: webhook_api(&config.webhooks),
+        webhooks: match make_sender {
+            None => webhook_api(&config.webhooks),
+            Some(make_sender) => WebhookApi {
+                secret_grace: config.webhooks.secret_grace,
+                make_sender,
+            },
+        },
     };
     let mut server = HttpServer::new(move || api_actix::app(state.clone()))
         // Responses are written as head and body; with Nagle's algorithm on, a body that
@@ -112,7 +152,47 @@ pub async fn start(config: &ServeConfig) -> Result<Running, StartError> {
         address,
         server,
         store,
+        worker_store,
     })
+}
+
+/// Connects the delivery worker's pool to `url` (the worker role, `crm_worker`) and
+/// refuses a role that could bypass row-level security or cannot claim deliveries, as
+/// the API's start-up check does for `crm_app`.
+///
+/// # Errors
+/// [`StartError::WorkerConnect`] or [`StartError::Role`].
+pub async fn connect_worker(url: &str, config: &WebhookConfig) -> Result<PgStore, StartError> {
+    let store = PgStore::connect(
+        url,
+        &PoolOptions {
+            max_connections: config.worker_pool_size,
+            acquire_timeout: Duration::from_secs(5),
+        },
+    )
+    .await
+    .map_err(|cause| StartError::WorkerConnect {
+        url: without_password(url),
+        cause,
+    })?;
+    store.verify_worker_role().await?;
+    Ok(store)
+}
+
+/// `url` without the password of its user, for messages.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(name, _)| name);
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// The rate limiter the configuration asks for: in process (governor), or shared through
@@ -165,10 +245,13 @@ pub fn webhook_sender(config: &WebhookConfig) -> AwcWebhookSender {
 
 fn webhook_api(config: &WebhookConfig) -> WebhookApi {
     let config = config.clone();
+    // One bound for the whole process: every HTTP worker thread's sender shares it.
+    let slots = VetSlots::new(config.dns_concurrency);
     WebhookApi {
         secret_grace: config.secret_grace,
         make_sender: Arc::new(move || {
-            Rc::new(webhook_sender(&config)) as Rc<dyn ports::WebhookSender>
+            Rc::new(webhook_sender(&config).with_vet_slots(slots.clone()))
+                as Rc<dyn ports::WebhookSender>
         }),
     }
 }

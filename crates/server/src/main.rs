@@ -79,9 +79,11 @@ async fn serve() -> ExitCode {
         config.sweep_interval,
     ));
     let (stop_delivering, stop) = tokio::sync::watch::channel(false);
-    let deliverer = config.webhooks.deliver_in_serve.then(|| {
+    // The in-process worker connects as the worker role (its own pool, checked by
+    // `server::start`), never through the API's crm_app pool.
+    let deliverer = running.worker_store.clone().map(|worker_store| {
         actix_web::rt::spawn(server::deliver_until(
-            running.store.clone(),
+            worker_store,
             config.webhooks.clone(),
             stop,
         ))
@@ -99,6 +101,9 @@ async fn serve() -> ExitCode {
         }
     }
     running.store.close().await;
+    if let Some(worker_store) = running.worker_store {
+        worker_store.close().await;
+    }
     match result {
         Ok(()) => {
             tracing::info!("stopped");
@@ -109,25 +114,15 @@ async fn serve() -> ExitCode {
 }
 
 async fn worker() -> ExitCode {
-    let config = match ServeConfig::from_env() {
+    let (url, webhooks) = match server::config::worker_config() {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
-    let store = match adapters_postgres::PgStore::connect(
-        &config.database_url,
-        &adapters_postgres::PoolOptions {
-            max_connections: config.pool_size,
-            acquire_timeout: std::time::Duration::from_secs(5),
-        },
-    )
-    .await
-    {
+    // As the worker role, checked like the API's: no RLS escape, and able to claim.
+    let store = match server::connect_worker(&url, &webhooks).await {
         Ok(store) => store,
         Err(error) => return fail(&error),
     };
-    if let Err(error) = store.verify_application_role().await {
-        return fail(&error);
-    }
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(signal) => signal,
@@ -145,7 +140,7 @@ async fn worker() -> ExitCode {
         }
         let _ = stop_delivering.send(true);
     });
-    server::deliver_until(store.clone(), config.webhooks, stop).await;
+    server::deliver_until(store.clone(), webhooks, stop).await;
     store.close().await;
     ExitCode::SUCCESS
 }

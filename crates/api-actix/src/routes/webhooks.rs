@@ -355,6 +355,7 @@ fn list_response<T: Serialize>(data: Vec<T>, limit: u16, next: Option<String>) -
     ))]
 pub async fn create<S: Store>(
     req: HttpRequest,
+    state: web::Data<crate::ApiState<S>>,
     body: web::Json<CreateWebhookBody>,
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
@@ -368,8 +369,16 @@ pub async fn create<S: Store>(
         events: body.events,
         enabled: body.enabled.unwrap_or(true),
     };
-    let made =
-        app::webhooks::create_subscription(auth.uow, &auth.principal, &*sender.0, input).await?;
+    // The use case ends `auth.uow` before it looks the URL up (no connection is held
+    // while a tenant's name server takes its time) and writes in a unit of work of its own.
+    let made = app::webhooks::create_subscription(
+        &state.store,
+        auth.uow,
+        &auth.principal,
+        &*sender.0,
+        input,
+    )
+    .await?;
     Ok(respond(
         StatusCode::CREATED,
         WebhookResponse::new(&made.subscription, Some(made.secret.expose().to_owned())),
@@ -411,6 +420,7 @@ pub async fn get<S: Store>(
     ))]
 pub async fn patch<S: Store>(
     req: HttpRequest,
+    state: web::Data<crate::ApiState<S>>,
     body: web::Json<PatchWebhookBody>,
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
@@ -424,6 +434,7 @@ pub async fn patch<S: Store>(
         enabled: body.enabled,
     };
     let changed = update_subscription(
+        &state.store,
         auth.uow,
         &auth.principal,
         &*sender.0,
@@ -685,6 +696,10 @@ impl From<app::webhooks::WebhookError> for ApiError {
             WebhookError::Forbidden(f) => crate::error::forbidden(f),
             WebhookError::Invalid(fields) => Self::validation(&fields),
             WebhookError::NotFound => Self::new(ErrorCode::NotFound, "webhook not found"),
+            WebhookError::Unavailable => Self::new(
+                ErrorCode::Unavailable,
+                "too many webhook registrations are being checked right now; retry shortly",
+            ),
             WebhookError::Repo(repo) => repo.into(),
         }
     }
