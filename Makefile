@@ -17,6 +17,7 @@ CARGO ?= cargo
 # Database and roles used by `make run`.
 DB_NAME ?= crm
 APP_ROLE ?= crm_app
+WORKER_ROLE ?= crm_worker
 BIND_ADDR ?= 0.0.0.0:8080
 LOG_FORMAT ?= pretty
 RUST_LOG ?= info
@@ -30,8 +31,8 @@ help: ## List the targets
 	@printf 'Usage: make <target>\n\nTargets:\n'
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
-	@printf '\nVariables (make run): DB_NAME=%s APP_ROLE=%s BIND_ADDR=%s LOG_FORMAT=%s RUST_LOG=%s\n' \
-		'$(DB_NAME)' '$(APP_ROLE)' '$(BIND_ADDR)' '$(LOG_FORMAT)' '$(RUST_LOG)'
+	@printf '\nVariables (make run): DB_NAME=%s APP_ROLE=%s WORKER_ROLE=%s BIND_ADDR=%s LOG_FORMAT=%s RUST_LOG=%s\n' \
+		'$(DB_NAME)' '$(APP_ROLE)' '$(WORKER_ROLE)' '$(BIND_ADDR)' '$(LOG_FORMAT)' '$(RUST_LOG)'
 
 run: ## Build the release binary, ensure PostgreSQL and database DB_NAME, serve on BIND_ADDR
 	$(CARGO) build --release -p server
@@ -44,10 +45,12 @@ run: ## Build the release binary, ensure PostgreSQL and database DB_NAME, serve 
 	fi; \
 	migration_url="$$($(ENSURE_PG) --rewrite "$$admin" '$(DB_NAME)')"; \
 	app_url="$$($(ENSURE_PG) --rewrite "$$admin" '$(DB_NAME)' '$(APP_ROLE)')"; \
-	echo "make run: serving on $(BIND_ADDR); DATABASE_URL=$$app_url" >&2; \
+	worker_url="$$($(ENSURE_PG) --rewrite "$$admin" '$(DB_NAME)' '$(WORKER_ROLE)')"; \
+	echo "make run: serving on $(BIND_ADDR); DATABASE_URL=$$app_url WORKER_DATABASE_URL=$$worker_url" >&2; \
 	echo "make run: create a tenant with:" >&2; \
 	echo "  MIGRATION_DATABASE_URL=$$migration_url $(RELEASE_BIN) tenant create --name Acme" >&2; \
 	exec env MIGRATION_DATABASE_URL="$$migration_url" DATABASE_URL="$$app_url" \
+		WORKER_DATABASE_URL="$$worker_url" \
 		BIND_ADDR='$(BIND_ADDR)' LOG_FORMAT='$(LOG_FORMAT)' RUST_LOG='$(RUST_LOG)' \
 		$(RELEASE_BIN) serve
 
