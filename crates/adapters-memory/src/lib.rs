@@ -6,8 +6,8 @@
 //! that run use cases one after another; the PostgreSQL adapter is the one with real
 //! isolation and locking.
 
-pub mod rate_limit;
 mod invitations;
+pub mod rate_limit;
 mod webhooks;
 
 pub use rate_limit::GovernorRateLimiter;
@@ -46,7 +46,8 @@ struct TenantData {
     keys: BTreeMap<ApiKeyId, (ApiKeyRecord, [u8; 32])>,
     sessions: BTreeMap<SessionId, StoredSession>,
     /// Idempotency keys: request hash and, once completed, the stored response.
-    idempotency: HashMap<String, ([u8; 32], Option<ports::StoredResponse>)>,
+    /// Idempotency records by (credential, key): request hash, response, when stored.
+    idempotency: HashMap<(uuid::Uuid, String), ([u8; 32], ports::StoredResponse, OffsetDateTime)>,
     /// Webhooks: subscriptions with their secrets, deliveries, and the event log.
     webhooks: webhooks::WebhookData,
     /// Invitations with their token hashes.
@@ -259,6 +260,8 @@ pub struct MemoryUnitOfWork {
     /// `None` until the tenant exists (sign-up creates it inside the unit of work).
     data: Option<TenantData>,
     new_users: Vec<(UserId, UserRecord)>,
+    /// Where `commit` parks it instead, for an idempotent request's stored response.
+    parked: Option<ports::CommitSlot<MemoryUnitOfWork>>,
 }
 
 /// Timestamps as PostgreSQL stores them: microseconds.
@@ -275,6 +278,7 @@ impl MemoryStore {
             tenant_id,
             data,
             new_users: Vec::new(),
+            parked: None,
         }
     }
 }
@@ -660,7 +664,11 @@ impl ContactRepository for MemoryUnitOfWork {
 }
 
 impl UnitOfWork for MemoryUnitOfWork {
-    async fn commit(self) -> Result<(), RepoError> {
+    async fn commit(mut self) -> Result<(), RepoError> {
+        if let Some(slot) = self.parked.take() {
+            slot.park(self);
+            return Ok(());
+        }
         let mut state = self.store.lock()?;
         for (id, user) in self.new_users {
             state.users.insert(id, user);
@@ -669,6 +677,10 @@ impl UnitOfWork for MemoryUnitOfWork {
             state.tenants.insert(self.tenant_id, data);
         }
         Ok(())
+    }
+
+    fn park_commit(&mut self, slot: ports::CommitSlot<Self>) {
+        self.parked = Some(slot);
     }
 }
 
@@ -1205,37 +1217,36 @@ impl CompanyRepository for MemoryUnitOfWork {
 }
 
 impl ports::IdempotencyRepository for MemoryUnitOfWork {
-    async fn claim_idempotency_key(
+    async fn begin_idempotent(
         &mut self,
-        key: &str,
-        request_hash: &[u8; 32],
+        scope: &ports::IdempotencyScope,
     ) -> Result<ports::IdempotencyClaim, RepoError> {
+        // One unit of work at a time per tenant in tests: nothing is ever in flight here.
         let data = self.data_mut()?;
-        match data.idempotency.get(key) {
-            None => {
-                data.idempotency
-                    .insert(key.to_owned(), (*request_hash, None));
-                Ok(ports::IdempotencyClaim::Claimed)
-            }
-            Some((hash, _)) if hash != request_hash => Ok(ports::IdempotencyClaim::Mismatch),
-            Some((_, None)) => Ok(ports::IdempotencyClaim::InFlight),
-            Some((_, Some(stored))) => Ok(ports::IdempotencyClaim::Replay(stored.clone())),
+        let id = (scope.credential, scope.key.clone());
+        let expired = data
+            .idempotency
+            .get(&id)
+            .is_some_and(|(_, _, at)| *at < now() - time::Duration::hours(24));
+        if expired {
+            data.idempotency.remove(&id);
         }
+        Ok(match data.idempotency.get(&id) {
+            None => ports::IdempotencyClaim::Claimed,
+            Some((hash, _, _)) if *hash != scope.request_hash => ports::IdempotencyClaim::Mismatch,
+            Some((_, stored, _)) => ports::IdempotencyClaim::Replay(stored.clone()),
+        })
     }
 
-    async fn complete_idempotency_key(
+    async fn store_idempotent(
         &mut self,
-        key: &str,
+        scope: &ports::IdempotencyScope,
         response: &ports::StoredResponse,
     ) -> Result<(), RepoError> {
-        if let Some(entry) = self.data_mut()?.idempotency.get_mut(key) {
-            entry.1 = Some(response.clone());
-        }
-        Ok(())
-    }
-
-    async fn release_idempotency_key(&mut self, key: &str) -> Result<(), RepoError> {
-        self.data_mut()?.idempotency.remove(key);
+        self.data_mut()?.idempotency.insert(
+            (scope.credential, scope.key.clone()),
+            (scope.request_hash, response.clone(), now()),
+        );
         Ok(())
     }
 }

@@ -1,110 +1,102 @@
-//! Idempotency keys in PostgreSQL (tenant-scoped, RLS).
+//! Idempotency records in PostgreSQL. The application role has no privilege on the table:
+//! both steps go through SECURITY DEFINER functions that work only in the transaction's
+//! tenant (`crm_idempotency_begin`, `crm_idempotency_store`, migration 0018), inside the
+//! request's own unit of work, so the record commits with the change it answers for.
 
-use ports::{IdempotencyClaim, IdempotencyRepository, RepoError, StoredResponse};
+use domain::principal::Scopes;
+use ports::{IdempotencyClaim, IdempotencyRepository, IdempotencyScope, RepoError, StoredResponse};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
 use crate::errors::repo_error;
+use crate::identity::role;
 use crate::store::{PgUnitOfWork, statement};
 
 #[derive(Debug, FromQueryResult)]
-struct Existing {
-    request_hash: Vec<u8>,
-    state: String,
+struct Begun {
+    outcome: String,
+    role: Option<String>,
+    scopes: Option<Vec<String>>,
     status: Option<i32>,
     response_headers: Option<serde_json::Value>,
     response_body: Option<Vec<u8>>,
 }
 
-#[derive(Debug, FromQueryResult)]
-struct Claimed {
-    claimed: bool,
+impl TryFrom<Begun> for IdempotencyClaim {
+    type Error = RepoError;
+    fn try_from(row: Begun) -> Result<Self, RepoError> {
+        Ok(match row.outcome.as_str() {
+            "new" => Self::Claimed,
+            "in_flight" => Self::InFlight,
+            "mismatch" => Self::Mismatch,
+            "replay" => {
+                let status = row
+                    .status
+                    .and_then(|s| u16::try_from(s).ok())
+                    .ok_or_else(|| RepoError::Unexpected("replay without a status".into()))?;
+                let headers = row
+                    .response_headers
+                    .map(serde_json::from_value::<Vec<(String, String)>>)
+                    .transpose()
+                    .map_err(|e| RepoError::Unexpected(e.to_string()))?
+                    .unwrap_or_default();
+                Self::Replay(StoredResponse {
+                    status,
+                    headers,
+                    body: row.response_body.unwrap_or_default(),
+                    role: role(row.role.as_deref().unwrap_or_default())?,
+                    scopes: Scopes::from_names(row.scopes.unwrap_or_default()),
+                })
+            }
+            other => {
+                return Err(RepoError::Unexpected(format!(
+                    "unknown idempotency outcome {other}"
+                )));
+            }
+        })
+    }
 }
 
 impl IdempotencyRepository for PgUnitOfWork {
-    async fn claim_idempotency_key(
+    async fn begin_idempotent(
         &mut self,
-        key: &str,
-        request_hash: &[u8; 32],
+        scope: &IdempotencyScope,
     ) -> Result<IdempotencyClaim, RepoError> {
-        // Insert, or take over a row that expired (24 h) or was abandoned in flight by a
-        // crashed request (1 minute, same request only). Otherwise leave the row alone.
-        let claimed = Claimed::find_by_statement(statement(
-            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, state) \
-             VALUES ($1, $2, $3, 'in_flight') \
-             ON CONFLICT (tenant_id, key) DO UPDATE \
-                SET request_hash = EXCLUDED.request_hash, state = 'in_flight', status = NULL, \
-                    response_headers = NULL, response_body = NULL, created_at = now(), completed_at = NULL \
-              WHERE idempotency_keys.created_at < now() - interval '24 hours' \
-                 OR (idempotency_keys.state = 'in_flight' \
-                     AND idempotency_keys.created_at < now() - interval '1 minute' \
-                     AND idempotency_keys.request_hash = EXCLUDED.request_hash) \
-             RETURNING true AS claimed",
-            vec![self.tenant_id.as_uuid().into(), key.to_owned().into(), request_hash.to_vec().into()],
-        ))
-        .one(&self.txn)
-        .await
-        .map_err(repo_error)?;
-        if claimed.is_some_and(|c| c.claimed) {
-            return Ok(IdempotencyClaim::Claimed);
-        }
-        let existing = Existing::find_by_statement(statement(
-            "SELECT request_hash, state, status, response_headers, response_body \
-               FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
-            vec![self.tenant_id.as_uuid().into(), key.to_owned().into()],
+        Begun::find_by_statement(statement(
+            "SELECT outcome, role, scopes, status, response_headers, response_body \
+               FROM crm_idempotency_begin($1, $2, $3)",
+            vec![
+                scope.credential.into(),
+                scope.key.clone().into(),
+                scope.request_hash.to_vec().into(),
+            ],
         ))
         .one(&self.txn)
         .await
         .map_err(repo_error)?
-        .ok_or_else(|| RepoError::Unexpected("idempotency key vanished".into()))?;
-        if existing.request_hash != request_hash {
-            return Ok(IdempotencyClaim::Mismatch);
-        }
-        if existing.state != "completed" {
-            return Ok(IdempotencyClaim::InFlight);
-        }
-        let headers = existing
-            .response_headers
-            .and_then(|value| serde_json::from_value::<Vec<(String, String)>>(value).ok())
-            .unwrap_or_default();
-        Ok(IdempotencyClaim::Replay(StoredResponse {
-            status: existing
-                .status
-                .and_then(|s| u16::try_from(s).ok())
-                .unwrap_or(200),
-            headers,
-            body: existing.response_body.unwrap_or_default(),
-        }))
+        .ok_or_else(|| RepoError::Unexpected("crm_idempotency_begin returned no row".into()))?
+        .try_into()
     }
 
-    async fn complete_idempotency_key(
+    async fn store_idempotent(
         &mut self,
-        key: &str,
+        scope: &IdempotencyScope,
         response: &StoredResponse,
     ) -> Result<(), RepoError> {
         let headers = serde_json::to_value(&response.headers)
             .map_err(|e| RepoError::Unexpected(e.to_string()))?;
         self.txn
             .execute_raw(statement(
-                "UPDATE idempotency_keys SET state = 'completed', status = $3, response_headers = $4, \
-                 response_body = $5, completed_at = now() WHERE tenant_id = $1 AND key = $2",
+                "SELECT crm_idempotency_store($1, $2, $3, $4, $5, $6, $7, $8)",
                 vec![
-                    self.tenant_id.as_uuid().into(),
-                    key.to_owned().into(),
+                    scope.credential.into(),
+                    scope.key.clone().into(),
+                    scope.request_hash.to_vec().into(),
+                    response.role.as_str().to_owned().into(),
+                    response.scopes.names().to_vec().into(),
                     i32::from(response.status).into(),
                     headers.into(),
                     response.body.clone().into(),
                 ],
-            ))
-            .await
-            .map_err(repo_error)?;
-        Ok(())
-    }
-
-    async fn release_idempotency_key(&mut self, key: &str) -> Result<(), RepoError> {
-        self.txn
-            .execute_raw(statement(
-                "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND state = 'in_flight'",
-                vec![self.tenant_id.as_uuid().into(), key.to_owned().into()],
             ))
             .await
             .map_err(repo_error)?;

@@ -84,6 +84,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0017_worker_role",
         include_str!("../../../migrations/0017_worker_role.sql"),
     ),
+    (
+        "0018_idempotency_in_the_write",
+        include_str!("../../../migrations/0018_idempotency_in_the_write.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use domain::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use domain::principal::{Actor, Principal, Role, Scopes};
 use domain::token::TokenHash;
-use ports::{RepoError, TenantStore, UnitOfWork};
+use ports::{CommitSlot, RepoError, TenantStore, UnitOfWork};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     FromQueryResult, Statement, TransactionTrait,
@@ -257,6 +257,19 @@ impl PgStore {
 pub struct PgUnitOfWork {
     pub(crate) txn: DatabaseTransaction,
     pub(crate) tenant_id: TenantId,
+    /// Where `commit` parks this unit of work instead, when an idempotent request still
+    /// has to store its response in the same transaction.
+    parked: Option<CommitSlot<PgUnitOfWork>>,
+}
+
+impl PgUnitOfWork {
+    fn new(txn: DatabaseTransaction, tenant_id: TenantId) -> Self {
+        Self {
+            txn,
+            tenant_id,
+            parked: None,
+        }
+    }
 }
 
 impl PgStore {
@@ -303,7 +316,7 @@ impl TenantStore for PgStore {
             role,
             scopes: Scopes::from_names(key.scopes),
         };
-        Ok(Some((principal, PgUnitOfWork { txn, tenant_id })))
+        Ok(Some((principal, PgUnitOfWork::new(txn, tenant_id))))
     }
 
     async fn begin_with_session(
@@ -340,7 +353,7 @@ impl TenantStore for PgStore {
             role,
             scopes: Scopes::all(),
         };
-        Ok(Some((principal, PgUnitOfWork { txn, tenant_id })))
+        Ok(Some((principal, PgUnitOfWork::new(txn, tenant_id))))
     }
 
     async fn begin_for_tenant(&self, tenant: TenantId) -> Result<PgUnitOfWork, RepoError> {
@@ -351,10 +364,7 @@ impl TenantStore for PgStore {
         ))
         .await
         .map_err(repo_error)?;
-        Ok(PgUnitOfWork {
-            txn,
-            tenant_id: tenant,
-        })
+        Ok(PgUnitOfWork::new(txn, tenant))
     }
 }
 
@@ -365,7 +375,15 @@ impl ports::HealthCheck for PgStore {
 }
 
 impl UnitOfWork for PgUnitOfWork {
-    async fn commit(self) -> Result<(), RepoError> {
+    async fn commit(mut self) -> Result<(), RepoError> {
+        if let Some(slot) = self.parked.take() {
+            slot.park(self);
+            return Ok(());
+        }
         self.txn.commit().await.map_err(repo_error)
+    }
+
+    fn park_commit(&mut self, slot: CommitSlot<Self>) {
+        self.parked = Some(slot);
     }
 }

@@ -63,6 +63,9 @@ impl<S: TenantStore> FromRequest for Authenticated<S> {
                 drop(uow);
                 return Err(rate_limit::refused(&decision));
             }
+            // An idempotent POST: its key is looked up in this same unit of work, after
+            // authorisation and limits, before the handler (see `idempotency`).
+            let uow = crate::idempotency::begin::<S>(&req, &principal, uow).await?;
             Ok(Self { principal, uow })
         })
     }

@@ -1,44 +1,143 @@
-//! `Idempotency-Key` on POST (SPEC §3), applied once around the whole app.
+//! `Idempotency-Key` on POST (SPEC §3), in two halves around the handler.
 //!
-//! A POST with the header is authenticated here (to find its tenant), its body read, and
-//! the key claimed for the SHA-256 of method, path and body. The request then runs as
-//! usual; its response is stored for 24 hours unless it stored nothing (400/401/413/415,
-//! 429, 5xx), in which case the key is released. A retry with the same key and body gets
-//! the stored response with `Idempotent-Replayed: true`; another body gets 422
-//! `IDEMPOTENCY_KEY_REUSED`; a retry while the first still runs gets 409.
+//! **Before** (this middleware): the key is checked, the body read once (bounded as the
+//! JSON extractor bounds it) and fingerprinted with method and path; the
+//! [`IdempotentRequest`] goes into the request's extensions. No credential is parsed
+//! and no database is touched here.
+//!
+//! **In the authentication extractor** ([`begin`]), once the credential resolved and the
+//! rate limits passed, inside the request's own unit of work: the record of this
+//! credential and key is looked up and the key held for the transaction. Nothing stored:
+//! the unit of work is told to park at its commit ([`ports::CommitSlot`]) and the handler
+//! runs. Stored with the same request: replayed, only if the credential still holds the
+//! role and scopes the original ran with (403 otherwise), so authorisation always comes
+//! before a replay. Another request: 422. The key held by a running transaction: 409.
+//!
+//! **After** (this middleware again): a 2xx whose use case committed has its response
+//! stored in the same transaction, which then commits: the change and its stored
+//! response are durable together or not at all, so a crash can never make a retry write
+//! twice. Anything else stores nothing. A replay answers the stored status, body,
+//! `Location` and `ETag` with `Idempotent-Replayed: true`; its `metadata.requestId` is
+//! this request's id, equal to `X-Request-Id`, and `Original-Request-Id` names the first.
 
 use std::future::{Ready, ready};
+use std::marker::PhantomData;
 use std::rc::Rc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
-use app::auth::{Credential, authenticate};
-use app::idempotency::{claim, complete, parse_key, release, request_hash};
+use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use app::idempotency::{parse_key, request_hash};
+use domain::principal::Principal;
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
-use ports::{IdempotencyClaim, StoredResponse};
+use ports::{
+    CommitSlot, IdempotencyClaim, IdempotencyRepository, IdempotencyScope, StoredResponse,
+    TenantStore, UnitOfWork,
+};
 use serde_json::json;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::{ApiState, MAX_BODY_BYTES, Store};
+use crate::{MAX_BODY_BYTES, Store};
 
 /// The request header.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on replayed responses.
 pub const REPLAYED: &str = "idempotent-replayed";
+/// On a replay, the request id of the original request.
+pub const ORIGINAL_REQUEST_ID: &str = "original-request-id";
+
+/// A POST that carries a valid `Idempotency-Key`: the key and the request's fingerprint.
+#[derive(Clone, Debug)]
+pub struct IdempotentRequest {
+    key: String,
+    request_hash: [u8; 32],
+}
+
+/// The extractor's decision to replay, for the middleware to answer.
+#[derive(Debug)]
+struct Replay(StoredResponse);
+
+/// A request that runs under its key: where its unit of work parks at commit, and what
+/// to store with it.
+struct Pending<U> {
+    slot: CommitSlot<U>,
+    scope: IdempotencyScope,
+    principal_role: domain::principal::Role,
+    principal_scopes: domain::principal::Scopes,
+}
+
+/// The extractor's half: looks the key up in `uow` (the request's own unit of work) and
+/// either hands the unit of work back, parked at commit, or refuses with the answer.
+///
+/// # Errors
+/// 409 while another transaction holds the key, 422 for another request under it, 403 when
+/// the credential no longer holds what the stored answer was made with; a replay is an
+/// error here too, which the middleware replaces with the stored response.
+pub(crate) async fn begin<S: TenantStore>(
+    req: &HttpRequest,
+    principal: &Principal,
+    mut uow: S::Uow,
+) -> Result<S::Uow, ApiError> {
+    let Some(request) = req.extensions().get::<IdempotentRequest>().cloned() else {
+        return Ok(uow);
+    };
+    let scope = IdempotencyScope {
+        credential: principal.credential_id(),
+        key: request.key,
+        request_hash: request.request_hash,
+    };
+    match uow.begin_idempotent(&scope).await? {
+        IdempotencyClaim::Claimed => {
+            let slot = CommitSlot::default();
+            uow.park_commit(slot.clone());
+            req.extensions_mut().insert(Pending::<S::Uow> {
+                slot,
+                scope,
+                principal_role: principal.role,
+                principal_scopes: principal.scopes.clone(),
+            });
+            Ok(uow)
+        }
+        IdempotencyClaim::Replay(stored) if principal.holds(stored.role, &stored.scopes) => {
+            req.extensions_mut().insert(Replay(stored));
+            Err(ApiError::new(ErrorCode::Conflict, "replayed"))
+        }
+        IdempotencyClaim::Replay(_) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this credential no longer holds the role or scopes the original request ran \
+             with; its response is not replayed",
+        )),
+        IdempotencyClaim::Mismatch => Err(ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with another request; use a new key",
+        )
+        .with_details(json!({ "idempotencyKey": scope.key }))),
+        IdempotencyClaim::InFlight => Err(ApiError::new(
+            ErrorCode::Conflict,
+            "a request with this Idempotency-Key is still in progress; retry later",
+        )),
+    }
+}
 
 /// The middleware factory.
 pub struct Idempotency<S> {
-    state: ApiState<S>,
+    store: PhantomData<fn() -> S>,
 }
 
 impl<S> Idempotency<S> {
-    /// Wraps the app with idempotent POSTs over `state`'s store.
-    pub fn new(state: ApiState<S>) -> Self {
-        Self { state }
+    /// Idempotent POSTs for units of work of `S`.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { store: PhantomData }
+    }
+}
+
+impl<S> Default for Idempotency<S> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -56,7 +155,7 @@ where
     fn new_transform(&self, service: Svc) -> Self::Future {
         ready(Ok(IdempotencyService {
             service: Rc::new(service),
-            state: self.state.clone(),
+            store: PhantomData,
         }))
     }
 }
@@ -64,13 +163,10 @@ where
 /// The middleware around one service.
 pub struct IdempotencyService<S, Svc> {
     service: Rc<Svc>,
-    state: ApiState<S>,
+    store: PhantomData<fn() -> S>,
 }
 
-fn stored_nothing(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 400 | 401 | 413 | 415 | 429) || status.is_server_error()
-}
-
+/// The stored response again, under this request's id.
 fn replay(stored: StoredResponse) -> HttpResponse {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut builder = HttpResponse::build(status);
@@ -87,7 +183,86 @@ fn replay(stored: StoredResponse) -> HttpResponse {
         HeaderName::from_static(REPLAYED),
         HeaderValue::from_static("true"),
     ));
-    builder.body(stored.body)
+    let mut body: serde_json::Value = match serde_json::from_slice(&stored.body) {
+        Ok(body) => body,
+        Err(_) => return builder.body(stored.body),
+    };
+    if let Some(metadata) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        if let Some(original) = metadata.get("requestId").and_then(|id| id.as_str())
+            && let Ok(value) = HeaderValue::from_str(original)
+        {
+            builder.insert_header((HeaderName::from_static(ORIGINAL_REQUEST_ID), value));
+        }
+        metadata.insert("requestId".into(), crate::request_id::current().into());
+    }
+    builder.body(body.to_string())
+}
+
+async fn read_body(payload: &mut Payload) -> Result<Option<web::Bytes>, Error> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// After the handler: stores a committed 2xx with its change and commits both; answers
+/// a replay. Any failure to commit turns the answer into that error: nothing was written.
+async fn finish<U: UnitOfWork + 'static>(
+    response: ServiceResponse<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let replayed = response.request().extensions_mut().remove::<Replay>();
+    if let Some(Replay(stored)) = replayed {
+        let (request, _) = response.into_parts();
+        return Ok(ServiceResponse::new(request, replay(stored)));
+    }
+    let pending = response.request().extensions_mut().remove::<Pending<U>>();
+    let Some(pending) = pending else {
+        return Ok(response);
+    };
+    // Nothing parked: the use case did not commit, so nothing changed and nothing is kept.
+    let Some(mut uow) = pending.slot.take() else {
+        return Ok(response);
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let committed = uow.commit().await;
+        return Ok(match committed {
+            Ok(()) => response,
+            Err(error) => response.into_response(ApiError::from(error).error_response()),
+        });
+    }
+    let (request, response) = response.into_parts();
+    let (head, body) = response.into_parts();
+    let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
+    let headers: Vec<(String, String)> = [header::LOCATION, header::ETAG]
+        .iter()
+        .filter_map(|name| {
+            head.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (name.as_str().to_owned(), v.to_owned()))
+        })
+        .collect();
+    let stored = StoredResponse {
+        status: status.as_u16(),
+        headers,
+        body: bytes.to_vec(),
+        role: pending.principal_role,
+        scopes: pending.principal_scopes,
+    };
+    let durable = match uow.store_idempotent(&pending.scope, &stored).await {
+        Ok(()) => uow.commit().await,
+        Err(error) => Err(error),
+    };
+    Ok(match durable {
+        Ok(()) => ServiceResponse::new(request, head.set_body(bytes).map_into_boxed_body()),
+        Err(error) => ServiceResponse::new(request, ApiError::from(error).error_response()),
+    })
 }
 
 impl<S: Store, Svc, B> Service<ServiceRequest> for IdempotencyService<S, Svc>
@@ -116,14 +291,6 @@ where
             });
         }
         let key = raw_key.and_then(Result::ok).as_deref().and_then(parse_key);
-        let credential = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .and_then(|(_, token)| Credential::from_bearer(token.trim()).ok());
-        let state = self.state.clone();
         let path = req
             .uri()
             .path_and_query()
@@ -137,99 +304,19 @@ where
                 );
                 return Ok(req.into_response(error.error_response()));
             };
-            // Read the body once, bounded as the JSON extractor would bound it.
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk?;
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    let error = ApiError::new(
-                        ErrorCode::PayloadTooLarge,
-                        "request body is larger than 1 MiB",
-                    );
-                    return Ok(req.into_response(error.error_response()));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            let body = body.freeze();
-            req.set_payload(Payload::from(body.clone()));
-            let Some(credential) = credential else {
-                return service
-                    .call(req)
-                    .await
-                    .map(ServiceResponse::map_into_boxed_body);
+            let Some(body) = read_body(&mut payload).await? else {
+                let error = ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "request body is larger than 1 MiB",
+                );
+                return Ok(req.into_response(error.error_response()));
             };
-            let Ok((principal, uow)) = authenticate(&state.store, &state.auth, &credential).await
-            else {
-                // Let the handler answer 401 (or 503) as it always does.
-                return service
-                    .call(req)
-                    .await
-                    .map(ServiceResponse::map_into_boxed_body);
-            };
-            let tenant = principal.tenant_id;
-            let hash = request_hash("POST", &path, &body);
-            match claim(uow, &key, &hash).await {
-                Err(error) => return Ok(req.into_response(ApiError::from(error).error_response())),
-                Ok(IdempotencyClaim::Replay(stored)) => {
-                    return Ok(req.into_response(replay(stored)));
-                }
-                Ok(IdempotencyClaim::Mismatch) => {
-                    let error = ApiError::new(
-                        ErrorCode::IdempotencyKeyReused,
-                        "this Idempotency-Key was used with another request; use a new key",
-                    )
-                    .with_details(json!({ "idempotencyKey": key }));
-                    return Ok(req.into_response(error.error_response()));
-                }
-                Ok(IdempotencyClaim::InFlight) => {
-                    let error = ApiError::new(
-                        ErrorCode::Conflict,
-                        "a request with this Idempotency-Key is still in progress; retry later",
-                    );
-                    return Ok(req.into_response(error.error_response()));
-                }
-                Ok(IdempotencyClaim::Claimed) => {}
-            }
+            let request_hash = request_hash("POST", &path, &body);
+            req.set_payload(Payload::from(body));
+            req.extensions_mut()
+                .insert(IdempotentRequest { key, request_hash });
             let response = service.call(req).await?.map_into_boxed_body();
-            let status = response.status();
-            let finish = state.store.begin_for_tenant(tenant).await;
-            if stored_nothing(status) {
-                if let Ok(uow) = finish
-                    && let Err(error) = release(uow, &key).await
-                {
-                    tracing::warn!(%error, "could not release an idempotency key");
-                }
-                return Ok(response);
-            }
-            let (request, response) = response.into_parts();
-            let (head, body) = response.into_parts();
-            let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
-            let headers: Vec<(String, String)> = [header::LOCATION, header::ETAG]
-                .iter()
-                .filter_map(|name| {
-                    head.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| (name.as_str().to_owned(), v.to_owned()))
-                })
-                .collect();
-            let stored = StoredResponse {
-                status: status.as_u16(),
-                headers,
-                body: bytes.to_vec(),
-            };
-            match finish {
-                Ok(uow) => {
-                    if let Err(error) = complete(uow, &key, &stored).await {
-                        tracing::warn!(%error, "could not store an idempotent response");
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "could not store an idempotent response"),
-            }
-            Ok(ServiceResponse::new(
-                request,
-                head.set_body(bytes).map_into_boxed_body(),
-            ))
+            finish::<<S as TenantStore>::Uow>(response).await
         })
     }
 }

@@ -126,7 +126,7 @@ pub fn app<S: Store>(
     let sender = routes::webhooks::SenderHandle((state.webhooks.make_sender)());
     App::new()
         .app_data(sender)
-        .wrap(idempotency::Idempotency::new(state.clone()))
+        .wrap(idempotency::Idempotency::<S>::new())
         .wrap(rate_limit::RateLimit::new(state.limits.clone()))
         .wrap(middleware::RequestContext)
         .configure(|cfg| configure(cfg, state))

@@ -1,8 +1,7 @@
-//! Idempotent POSTs (SPEC §3): claim a key before running a request, then store its
-//! response or release the key. Each step is its own short unit of work, so the claim is
-//! visible to concurrent retries while the request runs.
+//! Idempotent POSTs (SPEC §3): the key's syntax and the request's fingerprint. The record
+//! itself is looked up and stored inside the request's own unit of work
+//! (`ports::IdempotencyRepository`), so it commits with the change it answers for.
 
-use ports::{IdempotencyClaim, RepoError, StoredResponse, UnitOfWork};
 use sha2::{Digest, Sha256};
 
 /// The fingerprint a key is bound to: method, path with query, and body.
@@ -28,42 +27,6 @@ pub fn parse_key(raw: &str) -> Option<String> {
     let valid =
         !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| (0x20..=0x7e).contains(&b));
     valid.then(|| key.to_owned())
-}
-
-/// Claims the key in its own committed unit of work.
-///
-/// # Errors
-/// Storage failures.
-pub async fn claim<U: UnitOfWork>(
-    mut uow: U,
-    key: &str,
-    hash: &[u8; 32],
-) -> Result<IdempotencyClaim, RepoError> {
-    let claim = uow.claim_idempotency_key(key, hash).await?;
-    uow.commit().await?;
-    Ok(claim)
-}
-
-/// Stores the response of a claimed key.
-///
-/// # Errors
-/// Storage failures.
-pub async fn complete<U: UnitOfWork>(
-    mut uow: U,
-    key: &str,
-    response: &StoredResponse,
-) -> Result<(), RepoError> {
-    uow.complete_idempotency_key(key, response).await?;
-    uow.commit().await
-}
-
-/// Releases a claimed key: the request stored nothing, a retry may run it again.
-///
-/// # Errors
-/// Storage failures.
-pub async fn release<U: UnitOfWork>(mut uow: U, key: &str) -> Result<(), RepoError> {
-    uow.release_idempotency_key(key).await?;
-    uow.commit().await
 }
 
 #[cfg(test)]

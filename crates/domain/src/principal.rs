@@ -280,6 +280,23 @@ impl Principal {
         }
     }
 
+    /// The id of the credential the request came with (the API key's or the session's):
+    /// what an idempotency record is bound to.
+    #[must_use]
+    pub fn credential_id(&self) -> uuid::Uuid {
+        match &self.actor {
+            Actor::User { session_id, .. } => session_id.as_uuid(),
+            Actor::ApiKey { id, .. } => id.as_uuid(),
+        }
+    }
+
+    /// Whether this credential still holds at least `role` and `scopes`: replaying a
+    /// response made with that power needs it.
+    #[must_use]
+    pub fn holds(&self, role: Role, scopes: &Scopes) -> bool {
+        self.role.rank() >= role.rank() && self.scopes.covers(scopes)
+    }
+
     /// Whether the credential carries every scope, as a session does. Handing out power
     /// (admin or owner roles) needs it: a narrowly scoped key must not mint a wider one.
     #[must_use]

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use domain::activity::{Activity, ActivityDraft, ActivityId, ActivityPage, ActivityQuery};
 use domain::company::{Company, CompanyDraft, CompanyPage, CompanyQuery};
@@ -19,18 +20,18 @@ use domain::identity::{
     NewQrSession, NewSession, NewUser, QrRequester, QrStatus, TenantInfo,
 };
 use domain::ids::{
-    ApiKeyId, CompanyId, ContactId, DeliveryId, InvitationId, QrSessionId, SessionId, SubscriptionId, TenantId,
-    UserId,
+    ApiKeyId, CompanyId, ContactId, DeliveryId, InvitationId, QrSessionId, SessionId,
+    SubscriptionId, TenantId, UserId,
 };
 use domain::lead::{Lead, LeadDraft, LeadId, LeadPage, LeadQuery};
 use domain::password::Password;
 use domain::pipeline::{Pipeline, PipelineDraft, PipelineId, StageDraft, StageId};
-use domain::principal::Principal;
-use domain::principal::Role;
+use domain::principal::{Principal, Role, Scopes};
 use domain::token::TokenHash;
 use domain::webhook::{Delivery, DeliveryAttempt, NextStep, Subscription, SubscriptionDraft};
 use thiserror::Error;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// A failure of the storage itself, not of the caller's request.
 #[derive(Debug, Error)]
@@ -662,60 +663,100 @@ pub trait ActivityRepository {
     ) -> impl Future<Output = Result<(), CrmWriteError>> + Send;
 }
 
-/// A response kept for idempotent replay.
+/// A response kept for idempotent replay, with the power it was given with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredResponse {
-    /// HTTP status.
+    /// HTTP status (2xx: only requests whose change committed are stored).
     pub status: u16,
     /// The headers worth replaying (`Location`, `ETag`), as (name, value).
     pub headers: Vec<(String, String)>,
     /// The body, byte for byte.
     pub body: Vec<u8>,
+    /// The credential's role when it ran: a replay needs at least as much.
+    pub role: Role,
+    /// The credential's scopes when it ran: a replay needs them still.
+    pub scopes: Scopes,
 }
 
-/// What claiming an idempotency key found.
+/// What one idempotency record is about: one credential's request under one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyScope {
+    /// The API key or session that sent it; no other credential sees its record.
+    pub credential: Uuid,
+    /// The `Idempotency-Key`.
+    pub key: String,
+    /// SHA-256 of method, path and body.
+    pub request_hash: [u8; 32],
+}
+
+/// What looking an idempotency key up at the start of a request found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdempotencyClaim {
-    /// New (or expired, or abandoned by a crashed request): go ahead, then complete or release.
+    /// Not seen (or expired): run the request; the key is held until its transaction ends.
     Claimed,
-    /// Done before with the same request: send this again.
+    /// Done before with the same request: send this again (if still allowed).
     Replay(StoredResponse),
     /// Used before with another request.
     Mismatch,
-    /// The first request with this key is still running.
+    /// Another request with this key is running right now.
     InFlight,
 }
 
-/// Idempotency keys of the unit of work's tenant.
+/// Idempotency records of the unit of work's tenant. Both steps run inside the request's
+/// own unit of work, so the record commits with the change it answers for.
 pub trait IdempotencyRepository {
-    /// Claims `key` for a request with this hash.
+    /// Looks the key up and holds it for this unit of work.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn claim_idempotency_key(
+    fn begin_idempotent(
         &mut self,
-        key: &str,
-        request_hash: &[u8; 32],
+        scope: &IdempotencyScope,
     ) -> impl Future<Output = Result<IdempotencyClaim, RepoError>> + Send;
 
-    /// Stores the response of a claimed key.
+    /// Stores the response, to commit with the change.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
-    fn complete_idempotency_key(
+    fn store_idempotent(
         &mut self,
-        key: &str,
+        scope: &IdempotencyScope,
         response: &StoredResponse,
     ) -> impl Future<Output = Result<(), RepoError>> + Send;
+}
 
-    /// Forgets a claimed key (the request stored nothing: validation failure, 5xx).
-    ///
-    /// # Errors
-    /// [`RepoError`] when storage fails.
-    fn release_idempotency_key(
-        &mut self,
-        key: &str,
-    ) -> impl Future<Output = Result<(), RepoError>> + Send;
+/// Where a unit of work waits when its use case commits while an idempotent request
+/// still has to add its stored response to the same transaction: the idempotency layer
+/// takes it back, stores the response, and commits both at once. A unit of work never
+/// taken back is dropped, which rolls everything back.
+#[derive(Debug)]
+pub struct CommitSlot<U>(Arc<Mutex<Option<U>>>);
+
+impl<U> Clone for CommitSlot<U> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<U> Default for CommitSlot<U> {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(None)))
+    }
+}
+
+impl<U> CommitSlot<U> {
+    /// Parks a unit of work whose use case asked to commit.
+    pub fn park(&self, uow: U) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(uow);
+        }
+    }
+
+    /// The parked unit of work, if its use case committed.
+    #[must_use]
+    pub fn take(&self) -> Option<U> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
 }
 
 /// One tenant-scoped, all-or-nothing piece of work. Dropping it without
@@ -733,11 +774,18 @@ pub trait UnitOfWork:
     + WebhookRepository
     + Send
 {
-    /// Makes every change of this unit of work durable at once.
+    /// Makes every change of this unit of work durable at once; or, once
+    /// [`UnitOfWork::park_commit`] was called, parks it in that slot uncommitted.
     ///
     /// # Errors
     /// [`RepoError`] when the commit fails; nothing was changed then.
     fn commit(self) -> impl Future<Output = Result<(), RepoError>> + Send;
+
+    /// Makes the next [`UnitOfWork::commit`] park this unit of work in `slot` instead of
+    /// committing, for whoever must add to the same transaction after the use case.
+    fn park_commit(&mut self, slot: CommitSlot<Self>)
+    where
+        Self: Sized;
 }
 
 /// Opens units of work. Implementations are cheap to clone (a pool handle).
@@ -820,7 +868,8 @@ pub trait PreAuthStore: Clone + Send + Sync + 'static {
         token_hash: &TokenHash,
     ) -> impl Future<Output = Result<Option<InvitationLookup>, RepoError>> + Send;
 
-    /// Deletes expired demo tenants with everything in them; returns how many.
+    /// Deletes expired demo tenants with everything in them (returns how many), and
+    /// idempotency records past their 24 hours.
     ///
     /// # Errors
     /// [`RepoError`] when storage fails.
