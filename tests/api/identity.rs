@@ -171,7 +171,10 @@ pub(crate) async fn join(app: &TestApp, admin: &str, email: &str, role: &str) ->
     assert_eq!(joined.status, 200, "{}", joined.body);
     let data = &joined.body["data"];
     (
-        data["session"]["token"].as_str().expect("session").to_owned(),
+        data["session"]["token"]
+            .as_str()
+            .expect("session")
+            .to_owned(),
         data["user"]["id"].as_str().expect("user").to_owned(),
     )
 }
@@ -333,7 +336,10 @@ async fn members_are_added_changed_and_removed_but_the_last_owner_stays() {
 
     let invited = invite(&app, &owner, "grace@example.com", "admin").await;
     assert_eq!(invited.status, 201, "{}", invited.body);
-    let token = invited.body["data"]["token"].as_str().expect("token").to_owned();
+    let token = invited.body["data"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let existing = accept(&app, &token, PASSWORD).await;
     assert_eq!(existing.status, 200, "{}", existing.body);
     let grace_id = existing.body["data"]["user"]["id"]
@@ -363,7 +369,10 @@ async fn members_are_added_changed_and_removed_but_the_last_owner_stays() {
             &[],
         )
         .await;
-    assert_eq!(no_password.status, 400, "a new account sets its own password");
+    assert_eq!(
+        no_password.status, 400,
+        "a new account sets its own password"
+    );
 
     let list = app.get("/v1/members", &owner).await;
     assert_eq!(list.body["data"].as_array().map(Vec::len), Some(2));

@@ -124,19 +124,33 @@ async fn an_invitation_token_is_stored_hashed_shown_once_and_announced_without_i
     assert_eq!(created["data"]["object"]["email"], "grace@example.com");
     assert_eq!(created["data"]["object"]["id"], invited.id().as_str());
     assert!(
-        !serde_json::Value::Array(events.clone()).to_string().contains(&token),
+        !serde_json::Value::Array(events.clone())
+            .to_string()
+            .contains(&token),
         "the event carries no token"
     );
 
     // Revoked: the token stops working; a second revocation is a conflict.
     let id = invited.id();
     let revoked = app
-        .call("DELETE", &format!("/v1/invitations/{id}"), Some(&owner), None, &[])
+        .call(
+            "DELETE",
+            &format!("/v1/invitations/{id}"),
+            Some(&owner),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     assert_eq!(accept(&app, &token, PASSWORD).await.status, 404);
     let again = app
-        .call("DELETE", &format!("/v1/invitations/{id}"), Some(&owner), None, &[])
+        .call(
+            "DELETE",
+            &format!("/v1/invitations/{id}"),
+            Some(&owner),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(again.status, 409);
 }
@@ -149,10 +163,22 @@ async fn another_tenant_cannot_list_or_revoke_an_invitation() {
     let invited = invite(&app, &b, "grace@example.com", "member").await;
     let id = invited.id();
     let revoke = app
-        .call("DELETE", &format!("/v1/invitations/{id}"), Some(&a), None, &[])
+        .call(
+            "DELETE",
+            &format!("/v1/invitations/{id}"),
+            Some(&a),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(revoke.status, 404);
-    assert!(!app.get("/v1/invitations", &a).await.body.to_string().contains(&id));
+    assert!(
+        !app.get("/v1/invitations", &a)
+            .await
+            .body
+            .to_string()
+            .contains(&id)
+    );
     assert_eq!(
         accept(&app, &token_of(&invited), PASSWORD).await.status,
         200,
@@ -169,11 +195,23 @@ async fn only_the_invited_account_session_accepts_for_an_existing_account() {
     let token = token_of(&invite(&app, &owner, "grace@example.com", "viewer").await);
     let body = json!({"token": token});
     let as_mallory = app
-        .call("POST", "/v1/auth/accept-invitation", Some(&mallory), Some(&body), &[])
+        .call(
+            "POST",
+            "/v1/auth/accept-invitation",
+            Some(&mallory),
+            Some(&body),
+            &[],
+        )
         .await;
     assert_eq!(as_mallory.status, 403, "{}", as_mallory.body);
     let as_grace = app
-        .call("POST", "/v1/auth/accept-invitation", Some(&grace), Some(&body), &[])
+        .call(
+            "POST",
+            "/v1/auth/accept-invitation",
+            Some(&grace),
+            Some(&body),
+            &[],
+        )
         .await;
     assert_eq!(as_grace.status, 200, "{}", as_grace.body);
     assert_eq!(as_grace.body["data"]["user"]["id"], grace_id.as_str());
@@ -204,7 +242,10 @@ async fn a_members_manage_key_can_neither_invite_nor_promote_an_admin() {
             )
             .await;
         assert_eq!(promoted.status, 403, "{role}: {}", promoted.body);
-        assert_eq!(invite(&app, &narrow, "x@example.com", role).await.status, 403);
+        assert_eq!(
+            invite(&app, &narrow, "x@example.com", role).await.status,
+            403
+        );
     }
     let member = app
         .call(
@@ -235,13 +276,18 @@ async fn a_key_minted_by_a_key_answers_to_the_member_behind_the_chain() {
             .await;
         assert_eq!(made.status, 201, "{}", made.body);
         let key = made.body["data"]["key"].as_str().expect("key").to_owned();
-        let listed = app.get(&format!("/v1/api-keys/{}", made.id()), &owner).await;
+        let listed = app
+            .get(&format!("/v1/api-keys/{}", made.id()), &owner)
+            .await;
         assert_eq!(listed.body["data"]["actsFor"], admin_id.as_str());
         chain.push(key.clone());
         creator = key;
     }
     let deepest = chain.last().expect("a chain").clone();
-    assert_eq!(app.get("/v1/me", &deepest).await.body["data"]["role"], "admin");
+    assert_eq!(
+        app.get("/v1/me", &deepest).await.body["data"]["role"],
+        "admin"
+    );
 
     let demoted = app
         .call(
@@ -255,15 +301,27 @@ async fn a_key_minted_by_a_key_answers_to_the_member_behind_the_chain() {
     assert_eq!(demoted.status, 200);
     for key in &chain {
         assert_eq!(app.get("/v1/me", key).await.body["data"]["role"], "viewer");
-        let write = app.post("/v1/contacts", key, &json!({"firstName": "x"})).await;
+        let write = app
+            .post("/v1/contacts", key, &json!({"firstName": "x"}))
+            .await;
         assert_eq!(write.status, 403, "capped at once");
     }
     let removed = app
-        .call("DELETE", &format!("/v1/members/{admin_id}"), Some(&owner), None, &[])
+        .call(
+            "DELETE",
+            &format!("/v1/members/{admin_id}"),
+            Some(&owner),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(removed.status, 200);
     for key in &chain {
-        assert_eq!(app.get("/v1/me", key).await.status, 401, "gone with the member");
+        assert_eq!(
+            app.get("/v1/me", key).await.status,
+            401,
+            "gone with the member"
+        );
     }
 }
 
@@ -285,9 +343,7 @@ async fn auth_routes_are_limited_however_their_path_is_spelled() {
             format!("//v1/auth/{route}"),
             format!("/v1/auth/{route}/"),
         ] {
-            let reply = app
-                .call("POST", &path, None, Some(&json!({})), &[])
-                .await;
+            let reply = app.call("POST", &path, None, Some(&json!({})), &[]).await;
             if reply.status == 404 {
                 continue;
             }
@@ -300,10 +356,18 @@ async fn auth_routes_are_limited_however_their_path_is_spelled() {
             );
         }
     }
-    assert!(counted >= 2 * routes.len(), "the encoded spellings reach the handlers");
+    assert!(
+        counted >= 2 * routes.len(),
+        "the encoded spellings reach the handlers"
+    );
 
     let tight = spawn_app_with(limits(&[policy(PolicyName::Auth, 3, 60)])).await;
-    let spellings = ["/v1/auth/login", "/v1/auth/%6Cogin", "/v1/auth/l%6Fgin", "/v1/%61uth/login"];
+    let spellings = [
+        "/v1/auth/login",
+        "/v1/auth/%6Cogin",
+        "/v1/auth/l%6Fgin",
+        "/v1/%61uth/login",
+    ];
     let mut statuses = Vec::new();
     for path in spellings {
         let reply = tight
@@ -321,7 +385,11 @@ async fn auth_routes_are_limited_however_their_path_is_spelled() {
             assert_eq!(reply.body["details"]["policy"], "auth");
         }
     }
-    assert_eq!(statuses, vec![401, 401, 401, 429], "one quota for every spelling");
+    assert_eq!(
+        statuses,
+        vec![401, 401, 401, 429],
+        "one quota for every spelling"
+    );
 }
 
 #[actix_rt::test]
@@ -341,21 +409,35 @@ async fn made_up_credentials_share_their_address_quota_and_buy_no_bucket_of_thei
         let reply = app.get("/v1/contacts", &junk).await;
         statuses.push(reply.status);
         let policy = reply.header("ratelimit-policy").unwrap_or_default();
-        assert!(policy.starts_with("\"auth\""), "junk counted under auth: {policy}");
+        assert!(
+            policy.starts_with("\"auth\""),
+            "junk counted under auth: {policy}"
+        );
         if reply.status == 429 {
             assert_eq!(reply.body["details"]["policy"], "auth");
         }
     }
     // The seen key used one token of the address's quota; four junk keys get their 401,
     // the other sixteen a 429 before any look-up.
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 4, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 16, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        16,
+        "{statuses:?}"
+    );
     // Garbage of any shape counts the same way.
     let garbage = app.get("/v1/contacts", "not-even-a-token").await;
     assert_eq!(garbage.status, 429);
 
     let known = app.get("/v1/contacts", &acme.key).await;
-    assert_eq!(known.status, 200, "a credential that resolved is not locked out");
+    assert_eq!(
+        known.status, 200,
+        "a credential that resolved is not locked out"
+    );
     assert_eq!(
         known.header("ratelimit-policy").as_deref(),
         Some("\"authenticated\";q=1000;w=60")
@@ -367,7 +449,10 @@ async fn a_login_session_made_by_invitation_logs_in_like_any_other() {
     let app = spawn_app().await;
     let (owner, tenant, _) = sign_up(&app, "owner@example.com").await;
     let (session, _) = join(&app, &owner, "new@example.com", "member").await;
-    assert_eq!(app.get("/v1/me", &session).await.body["data"]["tenant"]["id"], tenant.as_str());
+    assert_eq!(
+        app.get("/v1/me", &session).await.body["data"]["tenant"]["id"],
+        tenant.as_str()
+    );
     let again = log_in(&app, "new@example.com", PASSWORD).await;
     assert_eq!(again.status, 200, "the account's own password");
 }

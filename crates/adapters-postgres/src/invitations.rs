@@ -45,7 +45,11 @@ impl TryFrom<InvitationRow> for Invitation {
 }
 
 impl PgUnitOfWork {
-    async fn invitations(&self, sql: &str, values: Vec<Value>) -> Result<Vec<Invitation>, RepoError> {
+    async fn invitations(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<Invitation>, RepoError> {
         InvitationRow::find_by_statement(statement(sql, values))
             .all(&self.txn)
             .await
@@ -125,7 +129,11 @@ impl InvitationRepository for PgUnitOfWork {
                      WHERE tenant_id = $1 AND id = $2 AND accepted_at IS NULL \
                        AND revoked_at IS NULL AND expires_at > now() RETURNING {COLUMNS}"
                 ),
-                vec![self.tenant_value(), id.as_uuid().into(), user.as_uuid().into()],
+                vec![
+                    self.tenant_value(),
+                    id.as_uuid().into(),
+                    user.as_uuid().into(),
+                ],
             )
             .await?
             .into_iter()

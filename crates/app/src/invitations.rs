@@ -223,13 +223,16 @@ async fn acceptor<S: TenantStore + PreAuthStore>(
         // Only the session's identity was needed; nothing is done in its tenant.
         drop(uow);
         return match (&principal.actor, account) {
-            (Actor::User { id, email, name, .. }, Some(account)) if *id == account.user_id => {
-                Ok(Acceptor::Existing(UserSummary {
-                    id: *id,
-                    email: email.clone(),
-                    name: name.clone(),
-                }))
-            }
+            (
+                Actor::User {
+                    id, email, name, ..
+                },
+                Some(account),
+            ) if *id == account.user_id => Ok(Acceptor::Existing(UserSummary {
+                id: *id,
+                email: email.clone(),
+                name: name.clone(),
+            })),
             _ => Err(InvitationError::WrongAccount),
         };
     }

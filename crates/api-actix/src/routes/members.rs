@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{Pagination, respond, respond_with};
 use crate::error::ApiError;
-use crate::Store;
 
 use super::contacts::DeletedResponse;
 

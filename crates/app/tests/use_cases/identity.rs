@@ -56,7 +56,11 @@ pub(crate) fn settings() -> AuthSettings {
     }
 }
 
-pub(crate) async fn sign_up(store: &MemoryStore, hasher: &CountingHasher, email: &str) -> SessionGrant {
+pub(crate) async fn sign_up(
+    store: &MemoryStore,
+    hasher: &CountingHasher,
+    email: &str,
+) -> SessionGrant {
     signup(
         store,
         hasher,

@@ -137,7 +137,10 @@ async fn an_invitation_works_once_and_not_after_revocation() {
         &ClientInfo::default(),
     )
     .await;
-    assert!(matches!(again, Err(InvitationError::NotFound)), "single use");
+    assert!(
+        matches!(again, Err(InvitationError::NotFound)),
+        "single use"
+    );
 
     let token = invite(&store, &session(&owner), "late@example.com", Role::Viewer)
         .await
@@ -209,7 +212,11 @@ async fn a_members_manage_key_invites_members_but_hands_out_no_admin_power() {
     let hasher = hasher();
     let owner = sign_up(&store, &hasher, "owner@example.com").await;
     let narrow = key_of(&store, &session(&owner), &["members:manage"]).await;
-    assert!(invite(&store, &narrow, "m@example.com", Role::Member).await.is_ok());
+    assert!(
+        invite(&store, &narrow, "m@example.com", Role::Member)
+            .await
+            .is_ok()
+    );
     assert!(matches!(
         invite(&store, &narrow, "a@example.com", Role::Admin).await,
         Err(InvitationError::Forbidden(_))
