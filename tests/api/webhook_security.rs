@@ -567,3 +567,37 @@ async fn a_demo_sandbox_gets_at_most_twenty_deliveries_an_hour() {
         25
     );
 }
+
+#[actix_rt::test]
+async fn an_idempotent_registration_is_stored_once_although_it_runs_in_two_units_of_work() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let body = json!({"url": "https://hooks.example.com/once", "events": ["*"]});
+    let first = app
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(&acme.key),
+            Some(&body),
+            &[("Idempotency-Key", "register-once")],
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let again = app
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(&acme.key),
+            Some(&body),
+            &[("Idempotency-Key", "register-once")],
+        )
+        .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.id(), first.id());
+    let owner = app.db.owner().await;
+    assert_eq!(
+        count(&owner, "SELECT count(*) FROM webhook_subscriptions").await,
+        1
+    );
+}

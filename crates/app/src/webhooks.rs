@@ -76,10 +76,60 @@ fn drafted(input: SubscriptionInput) -> Result<SubscriptionDraft, WebhookError> 
         .map_err(WebhookError::Invalid)
 }
 
+/// A subscription's fields whose URL passed [`vet_destination`]: only this can be
+/// created, so no caller can skip the check.
+#[derive(Clone, Debug)]
+pub struct VettedDraft(SubscriptionDraft);
+
+/// A patch whose resulting URL passed [`vet_patch`].
+#[derive(Clone, Debug)]
+pub struct VettedPatch(SubscriptionPatch);
+
+/// The first step of a registration: may `principal` register webhooks, and are the
+/// fields valid? No I/O, so the caller can end its unit of work right after.
+///
+/// # Errors
+/// [`WebhookError::Forbidden`] or [`WebhookError::Invalid`].
+pub fn draft_subscription(
+    principal: &Principal,
+    input: SubscriptionInput,
+) -> Result<SubscriptionDraft, WebhookError> {
+    principal.require(Permission::WebhooksManage)?;
+    drafted(input)
+}
+
 /// Checks the URL: its scheme, and every address its host resolves to now. This is DNS,
-/// which a tenant's name server controls (it may answer slowly on purpose), so callers
-/// run it while holding no connection and no row lock; the sender bounds how many run at
-/// once and answers `Busy` when they are all taken.
+/// which a tenant's name server controls (it may answer slowly on purpose): call it while
+/// holding no unit of work, no connection and no row lock. The sender bounds how many
+/// run at once and answers `Busy` when they are all taken.
+///
+/// # Errors
+/// [`WebhookError::Invalid`] for a refused destination, [`WebhookError::Unavailable`]
+/// when too many checks are under way.
+pub async fn vet_destination<S: WebhookSender + ?Sized>(
+    sender: &S,
+    draft: SubscriptionDraft,
+) -> Result<VettedDraft, WebhookError> {
+    vetted(sender, &draft.url).await?;
+    Ok(VettedDraft(draft))
+}
+
+/// [`vet_destination`] for a patch: the URL the subscription `seen` would have after it
+/// (a PATCH that does not name a URL re-checks the current one, as the configuration or
+/// the name's addresses may have changed).
+///
+/// # Errors
+/// As [`vet_destination`], and [`WebhookError::Invalid`] for invalid fields.
+pub async fn vet_patch<S: WebhookSender + ?Sized>(
+    sender: &S,
+    patch: SubscriptionPatch,
+    seen: &Subscription,
+) -> Result<VettedPatch, WebhookError> {
+    let url = drafted(patch.merged_onto(seen.fields.clone()))?.url;
+    vetted(sender, &url).await?;
+    Ok(VettedPatch(patch))
+}
+
 async fn vetted<S: WebhookSender + ?Sized>(sender: &S, url: &str) -> Result<(), WebhookError> {
     match sender.vet(url).await {
         Ok(()) => Ok(()),
@@ -95,29 +145,23 @@ async fn vetted<S: WebhookSender + ?Sized>(sender: &S, url: &str) -> Result<(), 
     }
 }
 
-/// Creates a subscription; its secret is returned this once.
+/// Creates a subscription from vetted fields; its secret is returned this once.
 ///
-/// `uow` is the caller's authenticated unit of work: it is only used to authorise, then
-/// ended, so that no pooled connection waits on the URL's DNS. The subscription is
-/// written in a second, short unit of work for the principal's tenant.
+/// A registration is three steps so that no unit of work is open while DNS answers:
+/// [`draft_subscription`] with the request's unit of work (then ended),
+/// [`vet_destination`] with none, then this in a new one.
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn create_subscription<T: TenantStore, S: WebhookSender + ?Sized>(
-    store: &T,
-    uow: T::Uow,
+pub async fn create_subscription<U: UnitOfWork>(
+    mut uow: U,
     principal: &Principal,
-    sender: &S,
-    input: SubscriptionInput,
+    draft: VettedDraft,
 ) -> Result<WithSecret, WebhookError> {
     principal.require(Permission::WebhooksManage)?;
-    drop(uow);
-    let draft = drafted(input)?;
-    vetted(sender, &draft.url).await?;
     let secret = new_secret()?;
-    let mut uow = store.begin_for_tenant(principal.tenant_id).await?;
     let subscription = uow
-        .insert_subscription(SubscriptionId::new(), &draft, secret.expose())
+        .insert_subscription(SubscriptionId::new(), &draft.0, secret.expose())
         .await?;
     uow.commit().await?;
     Ok(WithSecret {
@@ -166,37 +210,25 @@ pub struct SubscriptionPatch {
     pub enabled: Option<bool>,
 }
 
-/// Changes a subscription.
-///
-/// As [`create_subscription`]: the authenticated `uow` reads the subscription and ends
-/// before the URL is looked up; the change is then made under a row lock in a second unit
-/// of work, merged onto the row as it is by then (a URL changed meanwhile by someone else
-/// was vetted by that writer).
+/// Changes a subscription with a vetted patch (see [`vet_patch`]: read the subscription
+/// with [`get_subscription`], end that unit of work, vet, then call this in a new one).
+/// The patch is merged onto the row as it is now, under a row lock; a URL someone else
+/// changed meanwhile was vetted by that writer.
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn update_subscription<T: TenantStore, S: WebhookSender + ?Sized>(
-    store: &T,
-    mut uow: T::Uow,
+pub async fn update_subscription<U: UnitOfWork>(
+    mut uow: U,
     principal: &Principal,
-    sender: &S,
     id: SubscriptionId,
-    patch: SubscriptionPatch,
+    patch: VettedPatch,
 ) -> Result<Subscription, WebhookError> {
     principal.require(Permission::WebhooksManage)?;
-    let seen = uow
-        .get_subscription(id, false)
-        .await?
-        .ok_or(WebhookError::NotFound)?;
-    drop(uow);
-    let url = drafted(patch.merged_onto(seen.fields))?.url;
-    vetted(sender, &url).await?;
-    let mut uow = store.begin_for_tenant(principal.tenant_id).await?;
     let current = uow
         .get_subscription(id, true)
         .await?
         .ok_or(WebhookError::NotFound)?;
-    let draft = drafted(patch.merged_onto(current.fields))?;
+    let draft = drafted(patch.0.merged_onto(current.fields))?;
     let updated = uow
         .update_subscription(id, &draft)
         .await?

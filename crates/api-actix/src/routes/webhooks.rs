@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use app::webhooks::{
-    SubscriptionInput, SubscriptionPatch, TestOutcome, delete_subscription, get_delivery,
-    get_subscription, list_deliveries, list_events, list_subscriptions, retry_delivery,
-    rotate_secret, send_test, update_subscription,
+    SubscriptionInput, SubscriptionPatch, TestOutcome, create_subscription, delete_subscription,
+    draft_subscription, get_delivery, get_subscription, list_deliveries, list_events,
+    list_subscriptions, retry_delivery, rotate_secret, send_test, update_subscription,
+    vet_destination, vet_patch,
 };
 use domain::ids::{DeliveryId, SubscriptionId};
 use domain::webhook::{Delivery, DeliveryAttempt, Subscription};
@@ -355,7 +356,6 @@ fn list_response<T: Serialize>(data: Vec<T>, limit: u16, next: Option<String>) -
     ))]
 pub async fn create<S: Store>(
     req: HttpRequest,
-    state: web::Data<crate::ApiState<S>>,
     body: web::Json<CreateWebhookBody>,
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
@@ -369,16 +369,15 @@ pub async fn create<S: Store>(
         events: body.events,
         enabled: body.enabled.unwrap_or(true),
     };
-    // The use case ends `auth.uow` before it looks the URL up (no connection is held
-    // while a tenant's name server takes its time) and writes in a unit of work of its own.
-    let made = app::webhooks::create_subscription(
-        &state.store,
-        auth.uow,
-        &auth.principal,
-        &*sender.0,
-        input,
-    )
-    .await?;
+    // Authorised and validated in the request's unit of work, which then ends: the URL's
+    // look-up waits on a name server the tenant may control, and must hold no pooled
+    // connection. The write runs in the unit of work of a second authentication (the
+    // credential is checked again, and an Idempotency-Key commits with the write).
+    let draft = draft_subscription(&auth.principal, input)?;
+    drop(auth);
+    let vetted = vet_destination(&*sender.0, draft).await?;
+    let auth = Authenticated::<S>::extract(&req).await?;
+    let made = create_subscription(auth.uow, &auth.principal, vetted).await?;
     Ok(respond(
         StatusCode::CREATED,
         WebhookResponse::new(&made.subscription, Some(made.secret.expose().to_owned())),
@@ -420,28 +419,25 @@ pub async fn get<S: Store>(
     ))]
 pub async fn patch<S: Store>(
     req: HttpRequest,
-    state: web::Data<crate::ApiState<S>>,
     body: web::Json<PatchWebhookBody>,
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let sender = sender(&req)?;
+    let id = SubscriptionId::from_uuid(*id);
     let patch = SubscriptionPatch {
         url: body.url,
         description: body.description,
         events: body.events,
         enabled: body.enabled,
     };
-    let changed = update_subscription(
-        &state.store,
-        auth.uow,
-        &auth.principal,
-        &*sender.0,
-        SubscriptionId::from_uuid(*id),
-        patch,
-    )
-    .await?;
+    // As `create`: read with the request's unit of work (ended by the read), look the
+    // resulting URL up holding nothing, then write in a second one.
+    let seen = get_subscription(auth.uow, &auth.principal, id).await?;
+    let vetted = vet_patch(&*sender.0, patch, &seen).await?;
+    let auth = Authenticated::<S>::extract(&req).await?;
+    let changed = update_subscription(auth.uow, &auth.principal, id, vetted).await?;
     Ok(respond(
         StatusCode::OK,
         WebhookResponse::new(&changed, None),
