@@ -72,7 +72,7 @@ impl InvitationRepository for MemoryUnitOfWork {
             .values()
             .map(|(invitation, _)| invitation.clone())
             .collect();
-        all.sort_by(|a, b| (b.created_at, b.id.as_uuid()).cmp(&(a.created_at, a.id.as_uuid())));
+        all.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.id.as_uuid())));
         Ok(all)
     }
 

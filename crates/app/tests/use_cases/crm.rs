@@ -13,7 +13,10 @@ use domain::contact::{ContactInput, ContactQuery};
 use domain::ids::{CompanyId, TenantId};
 use domain::lead::LeadInput;
 use domain::pipeline::StageKind;
-use ports::{IdempotencyClaim, StoredResponse};
+use ports::{
+    CommitSlot, IdempotencyClaim, IdempotencyRepository, IdempotencyScope, StoredResponse,
+    UnitOfWork,
+};
 
 struct Tenant {
     id: TenantId,
@@ -189,48 +192,82 @@ async fn a_create_batch_is_all_or_nothing() {
 }
 
 #[tokio::test]
-async fn an_idempotency_key_is_claimed_once_replayed_after_and_bound_to_its_request() {
+async fn an_idempotent_change_and_its_stored_response_commit_together_or_not_at_all() {
     let store = MemoryStore::new();
     let acme = tenant(&store).await;
-    let hash = app::idempotency::request_hash("POST", "/v1/contacts", b"{}");
-    let (_, uow) = auth(&store, &acme).await;
+    let (principal, mut uow) = auth(&store, &acme).await;
+    let scope = IdempotencyScope {
+        credential: principal.credential_id(),
+        key: "k".into(),
+        request_hash: app::idempotency::request_hash("POST", "/v1/contacts", b"{}"),
+    };
     assert_eq!(
-        app::idempotency::claim(uow, "k", &hash)
-            .await
-            .expect("claim"),
+        uow.begin_idempotent(&scope).await.expect("begin"),
         IdempotencyClaim::Claimed
     );
-    let (_, uow) = auth(&store, &acme).await;
+    let slot = CommitSlot::default();
+    uow.park_commit(slot.clone());
+    let input = ContactInput {
+        first_name: Some("Ada".into()),
+        ..ContactInput::default()
+    };
+    create_contact(uow, &principal, input.clone())
+        .await
+        .expect("created");
     assert_eq!(
-        app::idempotency::claim(uow, "k", &hash)
-            .await
-            .expect("claim"),
-        IdempotencyClaim::InFlight
+        store.contact_count(acme.id).expect("count"),
+        0,
+        "parked at its commit: not visible yet"
     );
+    let mut parked = slot.take().expect("the use case committed");
     let stored = StoredResponse {
         status: 201,
         headers: vec![],
         body: b"{}".to_vec(),
+        role: principal.role,
+        scopes: principal.scopes.clone(),
     };
-    let (_, uow) = auth(&store, &acme).await;
-    app::idempotency::complete(uow, "k", &stored)
+    parked
+        .store_idempotent(&scope, &stored)
         .await
-        .expect("completed");
-    let (_, uow) = auth(&store, &acme).await;
+        .expect("stored");
+    parked.commit().await.expect("committed");
+    assert_eq!(store.contact_count(acme.id).expect("count"), 1);
+
+    let (_, mut uow) = auth(&store, &acme).await;
     assert_eq!(
-        app::idempotency::claim(uow, "k", &hash)
-            .await
-            .expect("claim"),
+        uow.begin_idempotent(&scope).await.expect("begin"),
         IdempotencyClaim::Replay(stored)
     );
-    let other = app::idempotency::request_hash("POST", "/v1/contacts", b"{\"x\":1}");
-    let (_, uow) = auth(&store, &acme).await;
+    let other = IdempotencyScope {
+        request_hash: app::idempotency::request_hash("POST", "/v1/contacts", b"{\"x\":1}"),
+        ..scope.clone()
+    };
     assert_eq!(
-        app::idempotency::claim(uow, "k", &other)
-            .await
-            .expect("claim"),
+        uow.begin_idempotent(&other).await.expect("begin"),
         IdempotencyClaim::Mismatch
     );
+    let another_credential = IdempotencyScope {
+        credential: uuid::Uuid::new_v4(),
+        ..scope.clone()
+    };
+    assert_eq!(
+        uow.begin_idempotent(&another_credential)
+            .await
+            .expect("begin"),
+        IdempotencyClaim::Claimed,
+        "records belong to their credential"
+    );
+
+    // A parked unit of work that is never taken back changes nothing.
+    let (principal, mut uow) = auth(&store, &acme).await;
+    let slot = CommitSlot::default();
+    uow.park_commit(slot.clone());
+    create_contact(uow, &principal, input)
+        .await
+        .expect("created");
+    drop(slot);
+    assert_eq!(store.contact_count(acme.id).expect("count"), 1);
 }
 
 #[tokio::test]
