@@ -32,7 +32,11 @@ use super::members::RoleName;
 pub struct CreateInvitationBody {
     /// The address to invite. Whether it has an account is neither checked nor told.
     #[garde(length(chars, max = 254))]
-    #[schema(max_length = 254, example = "grace@example.com")]
+    #[schema(
+        max_length = 254,
+        pattern = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+        example = "grace@example.com"
+    )]
     pub email: String,
     /// The role the invitee gets: at most the inviter's; admin and owner only from a
     /// full-scope credential.
