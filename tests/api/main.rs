@@ -4,6 +4,7 @@
 
 mod batch;
 mod companies;
+mod compression;
 mod contacts;
 mod errors;
 mod events;

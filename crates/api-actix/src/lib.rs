@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod content_encoding;
 mod cursor;
 pub mod envelope;
 pub mod error;
@@ -127,6 +128,7 @@ pub fn app<S: Store>(
     App::new()
         .app_data(sender)
         .wrap(idempotency::Idempotency::<S>::new())
+        .wrap(content_encoding::IdentityOnly)
         .wrap(rate_limit::RateLimit::new(state.limits.clone()))
         .wrap(middleware::RequestContext)
         .configure(|cfg| configure(cfg, state))
