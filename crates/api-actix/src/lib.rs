@@ -121,7 +121,9 @@ pub fn app<S: Store>(
     >,
 > {
     // Outermost last: request context (id, envelope, log), then rate limits (a refused
-    // request reserves no idempotency key), then idempotency, then the routes.
+    // request reserves no idempotency key), then the refusal of compressed bodies (before
+    // any body is read), then idempotency (reads the body; the extractor looks the key up
+    // in the request's unit of work), then the routes.
     // awc is single-threaded: each worker thread (each call of this function) gets its own
     // webhook sender.
     let sender = routes::webhooks::SenderHandle((state.webhooks.make_sender)());
