@@ -539,9 +539,10 @@ pub async fn keep_json_body(
     let has_body_method = method == actix_web::http::Method::POST
         || method == actix_web::http::Method::PUT
         || method == actix_web::http::Method::PATCH;
-    let is_json = req.mime_type().ok().flatten().is_some_and(|mime| {
-        mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
-    });
+    let is_json =
+        req.mime_type().ok().flatten().is_some_and(|mime| {
+            mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
+        });
     let declared_too_large = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -560,7 +561,9 @@ pub async fn keep_json_body(
                 ErrorCode::PayloadTooLarge,
                 "request body is larger than 1 MiB",
             );
-            return Ok(req.into_response(error.error_response()).map_into_right_body());
+            return Ok(req
+                .into_response(error.error_response())
+                .map_into_right_body());
         }
         body.extend_from_slice(&chunk);
     }
