@@ -635,7 +635,9 @@ pub fn path_config() -> web::PathConfig {
     })
 }
 
-/// Query strings that do not parse: 400 with serde's explanation.
+/// Query strings that do not parse: 400 with `details.fields` like every other
+/// validation error (docs/api.md): under the parameter's name when serde names it (an
+/// unknown or missing parameter), else under `query`, with serde's explanation.
 #[must_use]
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|error: QueryPayloadError, _req| {
@@ -644,9 +646,25 @@ pub fn query_config() -> web::QueryConfig {
             other => other.to_string(),
         };
         ApiError::new(ErrorCode::ValidationFailed, "invalid query parameters")
-            .with_details(json!({ "query": [message] }))
+            .with_details(json!({ "fields": query_fields(&message) }))
             .into()
     })
+}
+
+/// `unknown field `x`, expected …` → `{"x": [message]}`; anything else → `{"query": [message]}`.
+fn query_fields(message: &str) -> serde_json::Value {
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name)
+        .filter(|name| !name.is_empty() && name.len() <= 100);
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        named.unwrap_or("query").to_owned(),
+        json!([message.chars().take(300).collect::<String>()]),
+    );
+    serde_json::Value::Object(fields)
 }
 
 /// Fallback for unknown routes.
