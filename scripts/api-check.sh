@@ -310,7 +310,10 @@ log "schemathesis ${st_args[*]//$API_KEY/crm_sk_…}"
 st_rc=0
 # Run inside $OUT_DIR: schemathesis keeps its caches (.schemathesis/, .hypothesis/) in
 # the working directory; `st replay ID` works from there too.
-(cd "$OUT_DIR" && timeout --kill-after=10 "$ST_TIMEOUT" "$ROOT/$VENV/bin/schemathesis" "${st_args[@]}") ||
+# scripts/schemathesis_hooks.py gives every valid generated Idempotency-Key a value never
+# sent before in the run (a repeated key is a replay or a 422 by contract).
+(cd "$OUT_DIR" && SCHEMATHESIS_HOOKS="$ROOT/scripts/schemathesis_hooks.py" \
+    timeout --kill-after=10 "$ST_TIMEOUT" "$ROOT/$VENV/bin/schemathesis" "${st_args[@]}") ||
     st_rc=$?
 if [[ "$st_rc" -eq 0 ]]; then
     pass "schemathesis found nothing"

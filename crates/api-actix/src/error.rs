@@ -582,6 +582,17 @@ fn is_json_syntax(body: &[u8]) -> Result<(), serde_json::Error> {
 fn json_error(error: &JsonPayloadError, req: &HttpRequest) -> ApiError {
     use actix_web::HttpMessage;
 
+    // The body is extracted before the credential, so without this a request with no
+    // credential at all would learn how its body is wrong before being told to log in.
+    let has_credential = crate::auth::bearer_token(req.headers())
+        .is_some_and(|token| app::auth::Credential::from_bearer(token).is_ok());
+    if !has_credential
+        && let Some(pattern) = req.match_pattern()
+        && crate::openapi::requires_credential(req.method().as_str(), &pattern)
+    {
+        return unauthenticated();
+    }
+
     if let JsonPayloadError::Deserialize(serde_error) = error
         && serde_error.is_data()
     {

@@ -143,6 +143,34 @@ pub fn document_value() -> Value {
     doc
 }
 
+/// Whether the operation at `method` and route `pattern` (`/v1/contacts/{id}`) needs a
+/// credential, as the document says (its `security`).
+#[must_use]
+pub fn requires_credential(method: &str, pattern: &str) -> bool {
+    static SECURED: OnceLock<std::collections::BTreeSet<(String, String)>> = OnceLock::new();
+    SECURED
+        .get_or_init(|| {
+            let doc = ApiDoc::openapi();
+            let mut secured = std::collections::BTreeSet::new();
+            if let Ok(Value::Object(paths)) = serde_json::to_value(&doc.paths.paths) {
+                for (path, item) in paths {
+                    let Value::Object(item) = item else { continue };
+                    for (method, operation) in item {
+                        if operation
+                            .get("security")
+                            .and_then(Value::as_array)
+                            .is_some_and(|s| !s.is_empty())
+                        {
+                            secured.insert((method, path.clone()));
+                        }
+                    }
+                }
+            }
+            secured
+        })
+        .contains(&(method.to_ascii_lowercase(), pattern.to_owned()))
+}
+
 fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
@@ -164,6 +192,7 @@ fn finish(doc: &mut Value) {
     }
     reference_components(doc);
     type_response_fields(doc);
+    add_cross_field_rules(doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -385,6 +414,46 @@ fn type_response_fields(doc: &mut Value) {
     }
 }
 
+/// Rules between fields of a body that the derive cannot state, stated as the domain
+/// checks them, so that generated bodies (and clients) meet them: a lead's `value` and
+/// `currency` come together or not at all (`domain::lead`), an activity is linked to a
+/// contact, a company or a lead (`domain::activity`). Patches are checked against the
+/// stored record, which no schema knows, so they carry no such rule.
+fn add_cross_field_rules(doc: &mut Value) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if let Some(Value::Object(lead)) = schemas.get_mut("LeadBody") {
+        lead.insert(
+            "anyOf".into(),
+            json!([
+                {"properties": {"value": {"type": "null"}, "currency": {"type": "null"}}},
+                {"required": ["value", "currency"],
+                 "properties": {"value": {"type": "integer"}, "currency": {"type": "string"}}}
+            ]),
+        );
+    }
+    if let Some(Value::Object(activity)) = schemas.get_mut("ActivityBody") {
+        let linked =
+            |field: &str| json!({"required": [field], "properties": {field: {"type": "string"}}});
+        activity.insert(
+            "anyOf".into(),
+            json!([linked("contactId"), linked("companyId"), linked("leadId")]),
+        );
+    }
+    if let Some(expires) = schemas
+        .get_mut("CreateApiKeyBody")
+        .and_then(|body| body.pointer_mut("/properties/expiresAt"))
+        .and_then(Value::as_object_mut)
+    {
+        // Must be in the future (the server's clock: no schema can say); the example is.
+        expires.insert("example".into(), json!("2099-01-01T00:00:00Z"));
+    }
+}
+
 /// Replaces each inline copy of a named schema (object or enum) with a `$ref` to it,
 /// keeping the field's own description. A nullable copy becomes `oneOf [$ref, null]`.
 fn reference_components(doc: &mut Value) {
@@ -508,6 +577,11 @@ fn replace_inline(value: &mut Value, named: &[(String, Value, Option<Value>)], s
     }
 }
 
+/// `app::idempotency::parse_key` as a pattern: 1-255 printable ASCII characters (space
+/// included), or the same in double quotes; bare keys neither start nor end with a space
+/// (HTTP trims those) and are not themselves quoted.
+const IDEMPOTENCY_KEY_PATTERN: &str = "^(?:\"[\\x20-\\x7e]{1,255}\"|[\\x21-\\x7e]|[\\x21\\x23-\\x7e][\\x20-\\x7e]{0,253}[\\x21-\\x7e]|[\\x21-\\x7e][\\x20-\\x7e]{0,253}[\\x21\\x23-\\x7e])$";
+
 fn header_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/headers/{name}") })
 }
@@ -608,7 +682,7 @@ fn finish_operation(
                 "in": "header",
                 "required": false,
                 "description": "Makes the POST safe to retry: the same key and body within 24 h answer the stored response again (`Idempotent-Replayed: true`); the same key with another body is 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight, 409. Bare or in double quotes.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 257, "pattern": "^(\"[\\x21\\x23-\\x7E]{1,255}\"|[\\x21-\\x7E]{1,255})$"}
+                "schema": {"type": "string", "minLength": 1, "maxLength": 257, "pattern": IDEMPOTENCY_KEY_PATTERN}
             }));
         }
     }
