@@ -292,7 +292,13 @@ async fn a_body_that_is_not_json_is_invalid_json_whatever_its_shape_on_post_put_
     // Well-formed JSON of the wrong shape is still a validation error naming the body.
     for (method, path, content_type) in &targets {
         let reply = app
-            .call_raw(method, path, &acme.key, content_type, b"{\"firstName\": 42}".to_vec())
+            .call_raw(
+                method,
+                path,
+                &acme.key,
+                content_type,
+                b"{\"firstName\": 42}".to_vec(),
+            )
             .await;
         assert_eq!(
             (reply.status, reply.code()),
@@ -304,5 +310,65 @@ async fn a_body_that_is_not_json_is_invalid_json_whatever_its_shape_on_post_put_
     assert_eq!(app.contact_rows().await, 1);
     let after = app.get(&contact, &acme.key).await;
     assert_eq!(after.body["data"]["firstName"], "Ada");
-    assert_eq!(after.body["data"]["version"], created.body["data"]["version"]);
+    assert_eq!(
+        after.body["data"]["version"],
+        created.body["data"]["version"]
+    );
+}
+
+#[actix_rt::test]
+async fn query_parameter_errors_name_their_fields() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let unknown = app.get("/v1/contacts?bogus=1", &acme.key).await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert_eq!(unknown.code(), "VALIDATION_FAILED");
+    assert!(
+        unknown.body["details"]["fields"]["bogus"].is_array(),
+        "{}",
+        unknown.body
+    );
+    let mistyped = app.get("/v1/contacts?limit=lots", &acme.key).await;
+    assert_eq!(mistyped.status, 400, "{}", mistyped.body);
+    let fields = mistyped.body["details"]["fields"]
+        .as_object()
+        .expect("details.fields");
+    assert!(!fields.is_empty(), "{}", mistyped.body);
+    assert!(mistyped.body["details"]["query"].is_null());
+}
+
+#[actix_rt::test]
+async fn a_bad_body_without_a_credential_is_401_on_authenticated_routes_and_400_on_public_ones() {
+    let app = spawn_app().await;
+    for body in [
+        b"{\"firstName\": 42}".to_vec(),
+        b"{\"firstName\": ".to_vec(),
+    ] {
+        let reply = app
+            .client
+            .post(format!("{}/v1/contacts", app.address))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body.clone())
+            .await
+            .expect("request sent");
+        assert_eq!(
+            reply.status().as_u16(),
+            401,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let login = app
+            .client
+            .post(format!("{}/v1/auth/login", app.address))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body.clone())
+            .await
+            .expect("request sent");
+        assert_eq!(
+            login.status().as_u16(),
+            400,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
 }
