@@ -7,6 +7,7 @@
 #      the 401 error envelope;
 #   4. openapi-spec-validator and openapi-python-client (pinned) accept the served
 #      /openapi.json: no validation error, no generator warning, no dropped operation;
+#      so does Redocly's linter (pinned, recommended rules) when npm can install it;
 #   5. schemathesis, every check, against the served /openapi.json; the few accepted
 #      state-dependent answers are in schemathesis.toml, and a "validation mismatch"
 #      warning (generated bodies mostly refused) fails the run;
@@ -34,6 +35,8 @@ cd "$ROOT"
 SCHEMATHESIS_VERSION=4.32.5
 OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
+REDOCLY_CLI_VERSION=2.77.0
+REDOCLY_DIR="target/redocly"
 MAX_EXAMPLES="${API_CHECK_MAX_EXAMPLES:-50}"
 ST_TIMEOUT="${API_CHECK_TIMEOUT:-600}"
 ST_WORKERS="${API_CHECK_WORKERS:-1}"
@@ -287,6 +290,32 @@ if [[ "$generator_rc" -eq 0 ]] && ! grep -q -i -E 'warning|error|will not be gen
 else
     head -n 60 "$OUT_DIR/openapi-python-client.log" >&2
     fail "openapi-python-client: exit $generator_rc, $generated of $operations operations generated (see $OUT_DIR/openapi-python-client.log)"
+fi
+
+# Redocly's linter (recommended rules), when npm is there to install it (node 20+).
+# `no-empty-servers` is skipped: the document is served by the API it describes, so its
+# origin is the server; the probes' lack of a 4xx stays a warning.
+redocly="$REDOCLY_DIR/node_modules/.bin/redocly"
+if [[ ! -x "$redocly" ]] ||
+    [[ "$("$redocly" --version 2>/dev/null | tail -n 1)" != "$REDOCLY_CLI_VERSION" ]]; then
+    if command -v npm >/dev/null 2>&1; then
+        log "installing @redocly/cli $REDOCLY_CLI_VERSION into $REDOCLY_DIR"
+        mkdir -p "$REDOCLY_DIR"
+        timeout 300 npm install --prefix "$REDOCLY_DIR" --no-audit --no-fund --silent \
+            "@redocly/cli@$REDOCLY_CLI_VERSION" >&2 || log "npm install @redocly/cli failed"
+    fi
+fi
+if [[ -x "$redocly" ]]; then
+    if REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+        "$redocly" lint "$OUT_DIR/openapi.json" --skip-rule no-empty-servers \
+        >"$OUT_DIR/redocly.log" 2>&1; then
+        pass "redocly lint $REDOCLY_CLI_VERSION (recommended rules) finds no error in /openapi.json"
+    else
+        grep -E 'error|warning' "$OUT_DIR/redocly.log" | head -n 40 >&2 || true
+        fail "redocly lint reports errors (see $OUT_DIR/redocly.log)"
+    fi
+else
+    log "skipped: redocly lint (npm is not available to install @redocly/cli)"
 fi
 
 # --- schemathesis ------------------------------------------------------------

@@ -649,6 +649,10 @@ fn finish_operation(
         .get("security")
         .and_then(Value::as_array)
         .is_some_and(|s| !s.is_empty());
+    if !authenticated {
+        // Public, said explicitly (linters ask every operation to state its security).
+        operation.insert("security".into(), json!([]));
+    }
     let params: Vec<(String, String)> = operation
         .get("parameters")
         .and_then(Value::as_array)

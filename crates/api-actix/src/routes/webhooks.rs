@@ -348,6 +348,7 @@ fn list_response<T: Serialize>(data: Vec<T>, limit: u16, next: Option<String>) -
     )
 }
 
+/// Subscribe an HTTPS endpoint to events; the signing secret is shown once.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhookBody,
     security(("bearer" = [])),
     responses(
@@ -384,6 +385,7 @@ pub async fn create<S: Store>(
     ))
 }
 
+/// List the tenant's webhook subscriptions.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every subscription (never their secrets)", body = crate::envelope::Success<Vec<WebhookResponse>>),
@@ -396,6 +398,7 @@ pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiE
     Ok(list_response(data, count, None))
 }
 
+/// Fetch a webhook subscription.
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
@@ -410,6 +413,7 @@ pub async fn get<S: Store>(
     Ok(respond(StatusCode::OK, WebhookResponse::new(&found, None)))
 }
 
+/// Change a webhook subscription (merge patch).
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = PatchWebhookBody,
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
@@ -444,6 +448,7 @@ pub async fn patch<S: Store>(
     ))
 }
 
+/// Delete a webhook subscription.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
@@ -464,6 +469,7 @@ pub async fn delete<S: Store>(
     ))
 }
 
+/// Rotate the signing secret; the old one keeps signing for the grace period.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
@@ -492,6 +498,7 @@ pub async fn rotate<S: Store>(
     ))
 }
 
+/// Send a signed test event to the endpoint now and report the outcome.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
@@ -514,6 +521,7 @@ pub async fn test<S: Store>(
     Ok(respond(StatusCode::OK, TestResponse::from(outcome)))
 }
 
+/// List a subscription's deliveries, newest first.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id"), DeliveryParams),
@@ -547,6 +555,7 @@ pub async fn deliveries<S: Store>(
     Ok(list_response(data, limit, next))
 }
 
+/// Fetch a delivery with its attempts.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries/{deliveryId}", tag = "webhooks",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id"),
@@ -573,6 +582,7 @@ pub async fn delivery<S: Store>(
     ))
 }
 
+/// Retry a delivery now.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id"),
@@ -599,6 +609,7 @@ pub async fn retry<S: Store>(
     ))
 }
 
+/// List the tenant's events in order (catch-up after missed deliveries).
 #[utoipa::path(get, path = "/v1/events", tag = "webhooks", security(("bearer" = [])),
     params(EventParams),
     responses(
