@@ -115,12 +115,13 @@ pub struct CreateWebhookBody {
     #[schema(
         min_length = 8,
         max_length = 2048,
+        pattern = "^https://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$",
         example = "https://hooks.example.com/crm"
     )]
     pub url: String,
-    /// Free text.
+    /// Free text: one line (no control characters).
     #[garde(inner(length(chars, max = 500)))]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub description: Option<String>,
     /// `*`, `<resource>.*` or event types such as `contact.created`.
     #[garde(length(min = 1, max = 50))]
@@ -139,6 +140,8 @@ pub struct PatchWebhookBody {
     /// New URL.
     #[serde(default, deserialize_with = "not_null")]
     #[schema(
+        value_type = String,
+        required = false,
         min_length = 8,
         max_length = 2048,
         pattern = "^https://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
@@ -146,7 +149,7 @@ pub struct PatchWebhookBody {
     pub url: Option<String>,
     /// New description (`null` clears).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 500)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub description: Option<Option<String>>,
     /// New event filters.
     #[serde(default, deserialize_with = "not_null")]
@@ -154,6 +157,7 @@ pub struct PatchWebhookBody {
     pub events: Option<Vec<String>>,
     /// Enable or disable.
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = bool, required = false)]
     pub enabled: Option<bool>,
 }
 
