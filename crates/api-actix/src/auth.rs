@@ -58,10 +58,10 @@ impl<S: TenantStore> FromRequest for Authenticated<S> {
                     &format!("tenant:{}", principal.tenant_id),
                 )
                 .await;
-            rate_limit::record(&req, decision);
+            let stamped = rate_limit::record(&req, decision);
             if !decision.allowed {
                 drop(uow);
-                return Err(rate_limit::refused(&decision));
+                return Err(rate_limit::refused(&stamped));
             }
             // An idempotent POST: its key is looked up in this same unit of work, after
             // authorisation and limits, before the handler (see `idempotency`).
