@@ -88,6 +88,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0018_idempotency_in_the_write",
         include_str!("../../../migrations/0018_idempotency_in_the_write.sql"),
     ),
+    (
+        "0020_events_by_id",
+        include_str!("../../../migrations/0020_events_by_id.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.
