@@ -92,6 +92,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0020_events_by_id",
         include_str!("../../../migrations/0020_events_by_id.sql"),
     ),
+    (
+        "0021_search_leads_activities",
+        include_str!("../../../migrations/0021_search_leads_activities.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.
