@@ -941,3 +941,85 @@ async fn narrow_keys_and_demo_sandboxes_cannot_invite_people() {
         0
     );
 }
+
+#[actix_rt::test]
+async fn a_demo_sandbox_has_something_on_every_screen() {
+    let app = spawn_app().await;
+    let demo = app
+        .call("POST", "/v1/auth/demo-login", None, None, &[])
+        .await;
+    assert_eq!(demo.status, 201, "{}", demo.body);
+    let token = demo.body["data"]["session"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let list = |path: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let reply = app.get(path, &token).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+            reply.body["data"].as_array().expect("a list").clone()
+        }
+    };
+    let companies = list("/v1/companies?limit=100").await;
+    let contacts = list("/v1/contacts?limit=100").await;
+    let leads = list("/v1/leads?limit=100").await;
+    let activities = list("/v1/activities?limit=100").await;
+    let pipelines = list("/v1/pipelines").await;
+    assert!(companies.len() >= 5, "companies: {}", companies.len());
+    assert!(
+        contacts.iter().all(|c| c["companyId"].is_string()),
+        "every contact works somewhere"
+    );
+    for company in &companies {
+        let id = company["id"].as_str().expect("id");
+        assert!(
+            contacts.iter().any(|c| c["companyId"] == id),
+            "{id} has people"
+        );
+    }
+    let stages: Vec<&serde_json::Value> = pipelines
+        .iter()
+        .find(|p| p["isDefault"] == true)
+        .expect("the default pipeline")["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .collect();
+    let used: std::collections::HashSet<&str> = leads
+        .iter()
+        .map(|l| l["stageId"].as_str().expect("stage"))
+        .collect();
+    assert!(
+        stages
+            .iter()
+            .all(|s| used.contains(s["id"].as_str().expect("id"))),
+        "leads on every stage of the default pipeline"
+    );
+    let statuses: std::collections::HashSet<&str> =
+        leads.iter().filter_map(|l| l["status"].as_str()).collect();
+    assert!(statuses.contains("won") && statuses.contains("lost") && statuses.contains("open"));
+    let currencies: std::collections::HashSet<&str> = leads
+        .iter()
+        .filter_map(|l| l["currency"].as_str())
+        .collect();
+    assert!(
+        currencies.len() >= 2,
+        "values in several currencies: {currencies:?}"
+    );
+    assert!(activities.len() >= leads.len(), "a timeline per lead");
+    let kinds: std::collections::HashSet<&str> = activities
+        .iter()
+        .filter_map(|a| a["type"].as_str())
+        .collect();
+    assert!(kinds.len() >= 4, "several kinds of activity: {kinds:?}");
+    let lead = leads[0]["id"].as_str().expect("id");
+    let timeline = app
+        .get(&format!("/v1/leads/{lead}/activities"), &token)
+        .await;
+    assert!(
+        !timeline.body["data"].as_array().expect("list").is_empty(),
+        "a lead's timeline"
+    );
+}
