@@ -13,6 +13,7 @@ mod idempotency;
 mod identity;
 mod isolation;
 mod leads;
+mod metrics;
 mod pipelines;
 mod qr_page;
 mod rate_limit;

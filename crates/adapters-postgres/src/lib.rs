@@ -23,4 +23,4 @@ mod webhooks;
 
 pub use migrate::{MigrateError, migrate};
 pub use provisioning::PgProvisioning;
-pub use store::{ConnectError, PgStore, PgUnitOfWork, PoolOptions, RoleCheckError};
+pub use store::{ConnectError, PgStore, PgUnitOfWork, PoolOptions, PoolStats, RoleCheckError};

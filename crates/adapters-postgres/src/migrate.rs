@@ -96,6 +96,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0021_search_leads_activities",
         include_str!("../../../migrations/0021_search_leads_activities.sql"),
     ),
+    (
+        "0022_webhook_queue_stats",
+        include_str!("../../../migrations/0022_webhook_queue_stats.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

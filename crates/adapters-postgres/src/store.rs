@@ -1,6 +1,7 @@
 //! The pool, the start-up role check, and the tenant-scoped unit of work.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use domain::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use domain::principal::{Actor, Principal, Role, Scopes};
@@ -272,7 +273,69 @@ impl PgUnitOfWork {
     }
 }
 
+/// Requests waiting for a pooled connection right now, over every store of the process.
+static WAITING_FOR_CONNECTION: AtomicI64 = AtomicI64::new(0);
+
+/// What the pool looks like, for `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open (busy or idle).
+    pub size: u32,
+    /// Of those, idle.
+    pub idle: u32,
+    /// The most it opens.
+    pub max: u32,
+    /// Requests waiting for a connection (every pool of the process).
+    pub waiting: i64,
+}
+
 impl PgStore {
+    /// Opens a transaction, timing the wait for a connection
+    /// (`db_pool_acquire_seconds`) and counting the waiters.
+    async fn begin_transaction(&self) -> Result<DatabaseTransaction, RepoError> {
+        let started = Instant::now();
+        WAITING_FOR_CONNECTION.fetch_add(1, Ordering::Relaxed);
+        let txn = self.db.begin().await;
+        WAITING_FOR_CONNECTION.fetch_sub(1, Ordering::Relaxed);
+        metrics::histogram!("db_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
+        txn.map_err(repo_error)
+    }
+
+    /// The pool's figures now.
+    #[must_use]
+    pub fn pool_stats(&self) -> PoolStats {
+        let pool = self.db.get_postgres_connection_pool();
+        PoolStats {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+            waiting: WAITING_FOR_CONNECTION.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The webhook queue across tenants, as aggregates only: deliveries pending, and how
+    /// long the oldest due one has waited (0 when none is due). Through
+    /// `crm_webhook_queue_stats` (SECURITY DEFINER), as the API role reads no other
+    /// tenant's rows.
+    ///
+    /// # Errors
+    /// [`RepoError`] when the query fails.
+    pub async fn webhook_queue_stats(&self) -> Result<(i64, f64), RepoError> {
+        #[derive(Debug, FromQueryResult)]
+        struct Stats {
+            pending: i64,
+            oldest_due_seconds: f64,
+        }
+        let stats = Stats::find_by_statement(statement(
+            "SELECT pending, oldest_due_seconds FROM crm_webhook_queue_stats()",
+            vec![],
+        ))
+        .one(&self.db)
+        .await
+        .map_err(repo_error)?;
+        Ok(stats.map_or((0, 0.0), |s| (s.pending, s.oldest_due_seconds)))
+    }
+
     /// The pool, for the pre-authentication functions.
     pub(crate) fn db(&self) -> &DatabaseConnection {
         &self.db
@@ -286,7 +349,7 @@ impl TenantStore for PgStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
-        let txn = self.db.begin().await.map_err(repo_error)?;
+        let txn = self.begin_transaction().await?;
         let key = AuthenticatedKey::find_by_statement(statement(
             "SELECT tenant_id, tenant_name, key_id, key_name, key_prefix, role, scopes, acts_for \
                FROM crm_authenticate_api_key($1)",
@@ -324,7 +387,7 @@ impl TenantStore for PgStore {
         hash: &TokenHash,
         idle_timeout_seconds: i64,
     ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
-        let txn = self.db.begin().await.map_err(repo_error)?;
+        let txn = self.begin_transaction().await?;
         let session = AuthenticatedSession::find_by_statement(statement(
             "SELECT tenant_id, tenant_name, session_id, user_id, user_email, user_name, role \
                FROM crm_authenticate_session($1, $2)",
@@ -357,7 +420,7 @@ impl TenantStore for PgStore {
     }
 
     async fn begin_for_tenant(&self, tenant: TenantId) -> Result<PgUnitOfWork, RepoError> {
-        let txn = self.db.begin().await.map_err(repo_error)?;
+        let txn = self.begin_transaction().await?;
         txn.execute_raw(statement(
             "SELECT set_config('app.tenant_id', $1, true)",
             vec![tenant.to_string().into()],

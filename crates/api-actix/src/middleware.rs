@@ -103,7 +103,9 @@ where
                 .map(|t| t.0.to_string())
                 .unwrap_or_default();
             let status = response.status().as_u16();
-            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let elapsed = started.elapsed();
+            crate::metrics::record_request(&route, method.as_str(), status, elapsed);
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
             tracing::info!(
                 target: "crm::access",
                 request_id = %id,

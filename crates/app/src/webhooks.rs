@@ -676,6 +676,13 @@ async fn record<Q: TenantStore>(
         OffsetDateTime::now_utc(),
         rand::rng().random::<f64>(),
     );
+    let outcome = match &next {
+        domain::webhook::NextStep::Succeeded => "succeeded",
+        domain::webhook::NextStep::RetryAt(_) => "retry",
+        domain::webhook::NextStep::GiveUp => "failed",
+        domain::webhook::NextStep::Disable(_) => "disabled",
+    };
+    metrics::counter!("webhook_attempts_total", "outcome" => outcome).increment(1);
     if uow
         .record_attempt(job.delivery_id, job.lease_token, attempt, &next)
         .await?

@@ -2,6 +2,7 @@
 //! subcommands of the `crm` binary. The only crate that knows every other crate.
 
 pub mod config;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -120,6 +121,10 @@ pub async fn start_with_sender(
                 secret_grace: config.webhooks.secret_grace,
                 make_sender,
             },
+        },
+        metrics: api_actix::metrics::MetricsEndpoint {
+            source: Arc::new(metrics::ServerMetrics::new(store.clone())),
+            token: config.metrics_token.clone(),
         },
     };
     let mut server = HttpServer::new(move || api_actix::app(state.clone()))
@@ -283,7 +288,10 @@ pub async fn deliver_until(
             last_sweep = Some(std::time::Instant::now());
             match ports::DeliveryQueue::sweep_history(&store, config.retention).await {
                 Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "old webhook events and attempts deleted"),
+                Ok(removed) => {
+                    metrics::record_sweep("webhook_history", removed);
+                    tracing::info!(removed, "old webhook events and attempts deleted");
+                }
                 Err(error) => tracing::warn!(%error, "webhook history sweep failed"),
             }
         }
@@ -320,7 +328,10 @@ pub async fn sweep_forever(store: PgStore, interval: Duration) {
         ticker.tick().await;
         match app::demo::sweep_expired(&store).await {
             Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "expired demo tenants deleted"),
+            Ok(removed) => {
+                metrics::record_sweep("demo_tenants", removed);
+                tracing::info!(removed, "expired demo tenants deleted");
+            }
             Err(error) => tracing::warn!(%error, "demo sweep failed; retrying next interval"),
         }
     }
