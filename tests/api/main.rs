@@ -13,6 +13,7 @@ mod idempotency;
 mod identity;
 mod isolation;
 mod leads;
+mod logs;
 mod metrics;
 mod pipelines;
 mod qr_page;

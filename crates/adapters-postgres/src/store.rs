@@ -142,6 +142,14 @@ impl PgStore {
         Ok(Self { db })
     }
 
+    /// Calls `observer` with the time of every statement this pool runs (transactions
+    /// included): the server adds it to the request's database time. Set it before the
+    /// store is cloned.
+    pub fn observe_statements(&mut self, observer: impl Fn(Duration) + Send + Sync + 'static) {
+        self.db
+            .set_metric_callback(move |info: &sea_orm::metric::Info<'_>| observer(info.elapsed));
+    }
+
     /// The underlying connection (tests and health checks).
     #[must_use]
     pub fn connection(&self) -> &DatabaseConnection {

@@ -95,7 +95,7 @@ pub async fn start_with_sender(
         let applied = adapters_postgres::migrate(url).await?;
         tracing::info!(count = applied.len(), "migrations up to date");
     }
-    let store = PgStore::connect(
+    let mut store = PgStore::connect(
         &config.database_url,
         &PoolOptions {
             max_connections: config.pool_size,
@@ -103,6 +103,7 @@ pub async fn start_with_sender(
         },
     )
     .await?;
+    store.observe_statements(api_actix::middleware::add_database_time);
     store.verify_application_role().await?;
     let worker_store = if config.webhooks.deliver_in_serve {
         Some(connect_worker(&config.worker_database_url(), &config.webhooks).await?)
