@@ -99,6 +99,7 @@ pub async fn start_with_sender(
         &PoolOptions {
             max_connections: config.pool_size,
             acquire_timeout: Duration::from_secs(5),
+            ..PoolOptions::default()
         },
     )
     .await?;
@@ -168,6 +169,7 @@ pub async fn connect_worker(url: &str, config: &WebhookConfig) -> Result<PgStore
         &PoolOptions {
             max_connections: config.worker_pool_size,
             acquire_timeout: Duration::from_secs(5),
+            ..PoolOptions::default()
         },
     )
     .await
