@@ -3,6 +3,7 @@
 //! One test binary for the whole crate, so it is compiled and linked once.
 
 mod batch;
+mod cancellation;
 mod companies;
 mod compression;
 mod contacts;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use ports::RepoError;
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 /// How long a piece of work may wait before a probe checks the database is still there.
 /// Longer than a healthy round trip by far; short against a person waiting.
@@ -46,6 +46,12 @@ pub(crate) struct Availability {
     outage_noticed: Mutex<Option<Instant>>,
     /// Where the probe connects (the pool's own URL and role).
     target: PgConnectOptions,
+    /// One slot per pooled connection: work is spawned only once it holds one, so a
+    /// caller that goes away while queued leaves nothing behind, and the work of callers
+    /// already gone can take at most the pool's size, never a queue ahead of live ones.
+    slots: Arc<Semaphore>,
+    /// How long to wait for a slot and a connection before answering 503.
+    acquire_timeout: Duration,
 }
 
 /// The answer while the database is marked unreachable.
@@ -54,12 +60,20 @@ pub(crate) fn unreachable() -> RepoError {
 }
 
 impl Availability {
-    pub(crate) fn new(target: PgConnectOptions) -> Arc<Self> {
+    pub(crate) fn new(
+        target: PgConnectOptions,
+        connections: u32,
+        acquire_timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             up: watch::Sender::new(true),
             probing: AtomicBool::new(false),
             outage_noticed: Mutex::new(None),
             target,
+            slots: Arc::new(Semaphore::new(
+                usize::try_from(connections).unwrap_or(1).max(1),
+            )),
+            acquire_timeout,
         })
     }
 
@@ -79,14 +93,16 @@ impl Availability {
         noticed.is_some_and(|at| age > at.elapsed())
     }
 
-    /// Runs `work` to completion in its own task and returns its result, unless the
-    /// database is (or, while waiting, turns out to be) unreachable: then
-    /// [`RepoError::Unavailable`] at once. Dropping the returned future never interrupts
-    /// `work`; whatever it yields is then dropped by its task (a transaction rolls back).
+    /// Runs `work`, which takes a connection from the pool, to completion in its own
+    /// task once a slot is free, and returns its result; unless the database is (or,
+    /// while waiting, turns out to be) unreachable, or no slot and connection came within
+    /// the acquire timeout: then [`RepoError::Unavailable`] at once. Dropping the returned
+    /// future before the work started spawns nothing; after, it never interrupts the
+    /// work, whose result is then dropped by its task (a transaction rolls back).
     ///
     /// # Errors
     /// `work`'s own errors, or [`RepoError::Unavailable`].
-    pub(crate) async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, RepoError>
+    pub(crate) async fn run_acquiring<T, F>(self: &Arc<Self>, work: F) -> Result<T, RepoError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, RepoError>> + Send + 'static,
@@ -94,22 +110,59 @@ impl Availability {
         if !self.is_up() {
             return Err(unreachable());
         }
-        let mut task = tokio::spawn(work);
-        let joined = tokio::select! {
-            joined = &mut task => joined,
+        let slots = Arc::clone(&self.slots);
+        let waited = async move {
+            let slot = slots.acquire_owned().await.map_err(|_| unreachable())?;
+            joined(tokio::spawn(async move {
+                let result = work.await;
+                drop(slot);
+                result
+            }))
+            .await
+        };
+        self.watch(waited, self.acquire_timeout).await
+    }
+
+    /// Runs `work` on a connection already held (a commit) to completion in its own task:
+    /// no slot is needed, and none may be waited for (the slots may all be taken by work
+    /// waiting for this very connection).
+    ///
+    /// # Errors
+    /// `work`'s own errors, or [`RepoError::Unavailable`].
+    pub(crate) async fn run_holding<T, F>(self: &Arc<Self>, work: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, RepoError>> + Send + 'static,
+    {
+        let waited = joined(tokio::spawn(work));
+        self.watch(waited, Duration::MAX).await
+    }
+
+    /// Waits for `waited`, starting a probe when it takes longer than [`SUSPECT_AFTER`]
+    /// and answering 503 as soon as the probe finds the database unreachable (or after
+    /// `limit`); a connection-level error starts a probe too.
+    async fn watch<T>(
+        self: &Arc<Self>,
+        waited: impl Future<Output = Result<T, RepoError>>,
+        limit: Duration,
+    ) -> Result<T, RepoError> {
+        tokio::pin!(waited);
+        let result = tokio::select! {
+            result = &mut waited => result,
             () = tokio::time::sleep(SUSPECT_AFTER) => {
                 self.suspect();
                 let mut up = self.up.subscribe();
+                let rest = limit.saturating_sub(SUSPECT_AFTER);
                 tokio::select! {
-                    joined = &mut task => joined,
-                    // The task carries on and cleans up after itself; the caller need not
-                    // wait out the pool's acquire timeout to hear the database is gone.
-                    _ = up.wait_for(|up| !*up) => return Err(unreachable()),
+                    result = &mut waited => result,
+                    // Work already spawned carries on and cleans up after itself.
+                    _ = up.wait_for(|up| !*up) => Err(unreachable()),
+                    () = sleep_at_most(rest) => Err(RepoError::Unavailable(
+                        "no database connection became free in time".into(),
+                    )),
                 }
             }
         };
-        let result = joined
-            .map_err(|error| RepoError::Unexpected(format!("database task failed: {error}")))?;
         if matches!(result, Err(RepoError::Unavailable(_))) {
             self.suspect();
         }
@@ -144,7 +197,10 @@ impl Availability {
             connection.ping().await?;
             connection.close().await
         };
-        matches!(tokio::time::timeout(PROBE_TIMEOUT, attempt).await, Ok(Ok(())))
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, attempt).await,
+            Ok(Ok(()))
+        )
     }
 
     fn mark_down(&self) {
@@ -170,5 +226,19 @@ struct Probing(Arc<Availability>);
 impl Drop for Probing {
     fn drop(&mut self) {
         self.0.probing.store(false, Ordering::Release);
+    }
+}
+
+/// The result of a spawned piece of work (a panic in it is a bug, reported as such).
+async fn joined<T>(task: tokio::task::JoinHandle<Result<T, RepoError>>) -> Result<T, RepoError> {
+    task.await
+        .map_err(|error| RepoError::Unexpected(format!("database task failed: {error}")))?
+}
+
+/// Sleeps `limit`, or forever when it is too long for a timer.
+async fn sleep_at_most(limit: Duration) {
+    match tokio::time::Instant::now().checked_add(limit) {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

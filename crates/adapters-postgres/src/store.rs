@@ -142,7 +142,8 @@ impl PgStore {
     /// [`ConnectError`] when the URL is malformed or the server does not answer.
     pub async fn connect(url: &str, options: &PoolOptions) -> Result<Self, ConnectError> {
         let target: PgConnectOptions = url.parse().map_err(|e| ConnectError(format!("{e}")))?;
-        let availability = Availability::new(target);
+        let availability =
+            Availability::new(target, options.max_connections, options.acquire_timeout);
         let discard = Arc::clone(&availability);
         let idle_in_transaction = options.idle_in_transaction_timeout.as_millis().to_string();
         let mut connect = ConnectOptions::new(url.to_owned());
@@ -273,7 +274,7 @@ impl PgStore {
     pub async fn ping(&self) -> Result<(), RepoError> {
         let db = self.db.clone();
         self.availability
-            .run(async move {
+            .run_acquiring(async move {
                 db.execute_unprepared("SELECT 1")
                     .await
                     .map(|_| ())
@@ -293,7 +294,7 @@ impl PgStore {
     {
         let db = self.db.clone();
         self.availability
-            .run(async move {
+            .run_acquiring(async move {
                 let txn = db.begin().await.map_err(repo_error)?;
                 first(txn).await
             })
@@ -493,7 +494,7 @@ impl UnitOfWork for PgUnitOfWork {
         // rollback queued behind it.
         let txn = self.txn;
         self.availability
-            .run(async move { txn.commit().await.map_err(repo_error) })
+            .run_holding(async move { txn.commit().await.map_err(repo_error) })
             .await
     }
 

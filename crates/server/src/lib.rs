@@ -135,6 +135,9 @@ pub async fn start_with_sender(
             }
         })
         .shutdown_timeout(config.shutdown_timeout.as_secs())
+        // `crm serve` handles SIGINT/SIGTERM itself, to stop webhook delivery and the
+        // HTTP server together (see main.rs); an embedding stops it through its handle.
+        .disable_signals()
         .max_connection_rate(1024);
     if let Some(workers) = config.workers {
         server = server.workers(workers);
