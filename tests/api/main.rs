@@ -14,6 +14,7 @@ mod idempotency;
 mod identity;
 mod isolation;
 mod leads;
+mod outage;
 mod pipelines;
 mod qr_page;
 mod rate_limit;
