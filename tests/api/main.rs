@@ -20,6 +20,7 @@ mod qr_page;
 mod rate_limit;
 mod search;
 mod security;
+mod shutdown;
 mod startup;
 mod webhook_security;
 mod webhooks;

@@ -271,7 +271,7 @@ impl Receiver {
     }
 
     /// Like [`Receiver::start`], each scripted answer after a delay in milliseconds.
-    fn start_slow(script: Vec<(u16, u64)>) -> Self {
+    pub(crate) fn start_slow(script: Vec<(u16, u64)>) -> Self {
         Self::answering(
             script
                 .into_iter()
@@ -746,7 +746,7 @@ async fn two_workers_deliver_500_events_each_exactly_once() {
 }
 
 /// The `crm` binary that `cargo build` put beside this test binary.
-fn crm_binary() -> std::path::PathBuf {
+pub(crate) fn crm_binary() -> std::path::PathBuf {
     std::env::current_exe()
         .expect("test binary path")
         .parent()
