@@ -301,7 +301,7 @@ async fn the_api_answers_503_quickly_while_postgres_is_down_and_recovers_with_ev
     let _ = stop_writing.send(true);
     writer.await.expect("the writer ran");
 
-    let outcomes = outcomes.borrow();
+    let outcomes = std::mem::take(&mut *outcomes.borrow_mut());
     let ids: Vec<&str> = outcomes.iter().filter_map(|o| o.id.as_deref()).collect();
     assert!(
         outcomes.iter().all(|o| matches!(o.status, 201 | 503)),
