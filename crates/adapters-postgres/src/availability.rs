@@ -33,6 +33,18 @@ pub(crate) const SUSPECT_AFTER: Duration = Duration::from_millis(200);
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 /// How long one probe may take to connect and answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// After a probe found the database up, a slow wait alone (a busy pool, no error) does not
+/// start another for this long: a saturated pool is not probed continuously.
+const SLOW_PROBE_COOLDOWN: Duration = Duration::from_secs(1);
+
+/// Why a probe is wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Evidence {
+    /// Work waited longer than [`SUSPECT_AFTER`].
+    Slow,
+    /// Work failed with a connection-level error.
+    Failed,
+}
 
 /// What a pool knows of its database's reachability (shared by every clone of the store).
 #[derive(Debug)]
@@ -52,6 +64,8 @@ pub(crate) struct Availability {
     slots: Arc<Semaphore>,
     /// How long to wait for a slot and a connection before answering 503.
     acquire_timeout: Duration,
+    /// When a probe last found the database up.
+    last_seen_up: Mutex<Option<Instant>>,
 }
 
 /// The answer while the database is marked unreachable.
@@ -74,6 +88,7 @@ impl Availability {
                 usize::try_from(connections).unwrap_or(1).max(1),
             )),
             acquire_timeout,
+            last_seen_up: Mutex::new(None),
         })
     }
 
@@ -150,7 +165,7 @@ impl Availability {
         let result = tokio::select! {
             result = &mut waited => result,
             () = tokio::time::sleep(SUSPECT_AFTER) => {
-                self.suspect();
+                self.suspect(Evidence::Slow);
                 let mut up = self.up.subscribe();
                 let rest = limit.saturating_sub(SUSPECT_AFTER);
                 tokio::select! {
@@ -164,13 +179,23 @@ impl Availability {
             }
         };
         if matches!(result, Err(RepoError::Unavailable(_))) {
-            self.suspect();
+            self.suspect(Evidence::Failed);
         }
         result
     }
 
     /// Something looked wrong: make sure a probe is finding out (one at a time).
-    pub(crate) fn suspect(self: &Arc<Self>) {
+    fn suspect(self: &Arc<Self>, evidence: Evidence) {
+        if evidence == Evidence::Slow && self.is_up() {
+            let recently = self
+                .last_seen_up
+                .lock()
+                .map(|seen| seen.is_some_and(|at| at.elapsed() < SLOW_PROBE_COOLDOWN))
+                .unwrap_or(false);
+            if recently {
+                return;
+            }
+        }
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -214,6 +239,9 @@ impl Availability {
     }
 
     fn mark_up(&self) {
+        if let Ok(mut seen) = self.last_seen_up.lock() {
+            *seen = Some(Instant::now());
+        }
         if !self.up.send_replace(true) {
             tracing::info!("the database can be reached again");
         }
@@ -240,5 +268,79 @@ async fn sleep_at_most(limit: Duration) {
     match tokio::time::Instant::now().checked_add(limit) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Probe options for a port nothing listens on (bound, then closed).
+    fn closed_port() -> PgConnectOptions {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .unwrap_or(9);
+        PgConnectOptions::new().host("127.0.0.1").port(port)
+    }
+
+    async fn wait_until_down(availability: &Availability) {
+        let mut up = availability.up.subscribe();
+        tokio::time::timeout(Duration::from_secs(5), up.wait_for(|up| !*up))
+            .await
+            .expect("marked down within 5 s")
+            .expect("the sender lives");
+    }
+
+    #[tokio::test]
+    async fn a_failed_piece_of_work_has_an_unreachable_database_marked_down_and_refused_at_once() {
+        let availability = Availability::new(closed_port(), 2, Duration::from_secs(5));
+        let failed: Result<(), RepoError> = availability
+            .run_acquiring(async { Err(RepoError::Unavailable("connection refused".into())) })
+            .await;
+        assert!(matches!(failed, Err(RepoError::Unavailable(_))));
+        wait_until_down(&availability).await;
+        let started = Instant::now();
+        let refused = availability.run_acquiring(async { Ok(()) }).await;
+        assert!(matches!(refused, Err(RepoError::Unavailable(_))));
+        assert!(started.elapsed() < Duration::from_millis(50));
+        assert!(availability.predates_last_outage(Duration::from_secs(3600)));
+        assert!(!availability.predates_last_outage(Duration::ZERO));
+    }
+
+    #[tokio::test]
+    async fn work_waiting_on_an_unreachable_database_answers_503_without_waiting_out_the_pool() {
+        let availability = Availability::new(closed_port(), 2, Duration::from_secs(30));
+        let started = Instant::now();
+        // Plays sqlx retrying a refused connection until its acquire timeout.
+        let waited: Result<(), RepoError> = availability
+            .run_acquiring(async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(waited, Err(RepoError::Unavailable(_))));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answered after {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn work_runs_to_completion_when_its_caller_goes_away() {
+        let availability = Availability::new(closed_port(), 1, Duration::from_secs(5));
+        let (finished, done) = tokio::sync::oneshot::channel();
+        let caller = availability.run_acquiring(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = finished.send(());
+            Ok(())
+        });
+        // The caller is dropped after its work started, before it finished.
+        let _ = tokio::time::timeout(Duration::from_millis(10), caller).await;
+        tokio::time::timeout(Duration::from_secs(2), done)
+            .await
+            .expect("the work finished")
+            .expect("and said so");
     }
 }
