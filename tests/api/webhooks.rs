@@ -271,7 +271,7 @@ impl Receiver {
     }
 
     /// Like [`Receiver::start`], each scripted answer after a delay in milliseconds.
-    fn start_slow(script: Vec<(u16, u64)>) -> Self {
+    pub(crate) fn start_slow(script: Vec<(u16, u64)>) -> Self {
         Self::answering(
             script
                 .into_iter()

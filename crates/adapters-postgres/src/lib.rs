@@ -7,6 +7,7 @@
 //! tenant in the same statement (`crm_authenticate_api_key`), so it costs no round trip
 //! of its own.
 
+mod availability;
 mod companies;
 mod contacts;
 mod errors;

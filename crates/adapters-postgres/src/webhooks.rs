@@ -581,7 +581,7 @@ impl DeliveryQueue for PgStore {
                 lease_seconds.into(),
             ],
         ))
-        .all(self.db())
+        .all(self.db()?)
         .await
         .map_err(repo_error)?
         .into_iter()
@@ -609,7 +609,7 @@ impl DeliveryQueue for PgStore {
                 "SELECT crm_sweep_webhook_history(make_interval(secs => $1), $2) AS count",
                 vec![age.as_secs_f64().into(), SWEEP_CHUNK.into()],
             ))
-            .one(self.db())
+            .one(self.db()?)
             .await
             .map_err(repo_error)?
             .map_or(0, |row| row.count);

@@ -100,6 +100,7 @@ pub async fn start_with_sender(
         &PoolOptions {
             max_connections: config.pool_size,
             acquire_timeout: Duration::from_secs(5),
+            ..PoolOptions::default()
         },
     )
     .await?;
@@ -140,6 +141,9 @@ pub async fn start_with_sender(
             }
         })
         .shutdown_timeout(config.shutdown_timeout.as_secs())
+        // `crm serve` handles SIGINT/SIGTERM itself, to stop webhook delivery and the
+        // HTTP server together (see main.rs); an embedding stops it through its handle.
+        .disable_signals()
         .max_connection_rate(1024);
     if let Some(workers) = config.workers {
         server = server.workers(workers);
@@ -174,6 +178,7 @@ pub async fn connect_worker(url: &str, config: &WebhookConfig) -> Result<PgStore
         &PoolOptions {
             max_connections: config.worker_pool_size,
             acquire_timeout: Duration::from_secs(5),
+            ..PoolOptions::default()
         },
     )
     .await
