@@ -454,3 +454,65 @@ async fn subscriptions_receive_only_the_events_they_ask_for_and_only_their_tenan
     );
     assert_eq!(all.len(), 3);
 }
+
+#[actix_rt::test]
+async fn a_receiver_resumes_after_the_last_event_id_it_kept() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let globex = app.tenant("Globex").await;
+    for name in ["Ada", "Grace", "Edsger"] {
+        let made = app
+            .post("/v1/contacts", &acme.key, &json!({"firstName": name}))
+            .await;
+        assert_eq!(made.status, 201);
+    }
+    let made = app
+        .post("/v1/contacts", &globex.key, &json!({"firstName": "Other"}))
+        .await;
+    assert_eq!(made.status, 201);
+    // The default pipeline's creation, then the three contacts.
+    let log = event_log_when(&app, &acme.key, |log| log.len() == 4).await;
+    let kept = log[1]["id"].as_str().expect("an evt_ id");
+    assert!(kept.starts_with("evt_"));
+    let resumed = app
+        .get(&format!("/v1/events?after={kept}"), &acme.key)
+        .await;
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    let ids: Vec<&Value> = resumed.body["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| &e["id"])
+        .collect();
+    assert_eq!(ids, vec![&log[2]["id"], &log[3]["id"]], "the two after it");
+
+    let theirs = event_log_when(&app, &globex.key, |log| log.len() == 2).await;
+    let foreign = theirs[0]["id"].as_str().expect("id");
+    let across = app
+        .get(&format!("/v1/events?after={foreign}"), &acme.key)
+        .await;
+    assert_eq!(
+        across.status, 404,
+        "another tenant's event is no position here"
+    );
+    assert_eq!(across.code(), "NOT_FOUND");
+    let unknown = app
+        .get(
+            "/v1/events?after=evt_0123456789abcdef0123456789abcdef",
+            &acme.key,
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    for malformed in [
+        "evt_123",
+        "evt_0123456789ABCDEF0123456789ABCDEF",
+        "evt_zz",
+        "-1",
+    ] {
+        let reply = app
+            .get(&format!("/v1/events?after={malformed}"), &acme.key)
+            .await;
+        assert_eq!(reply.status, 400, "{malformed}: {}", reply.body);
+        assert_eq!(reply.code(), "VALIDATION_FAILED");
+    }
+}

@@ -281,6 +281,7 @@ pub fn serve_config(
         sweep_interval: Duration::from_secs(3600),
         rate_limits,
         webhooks,
+        metrics_token: None,
     }
 }
 

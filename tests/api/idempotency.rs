@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
 use crate::helpers::{Reply, TestApp, count, scalar_i64, spawn_app};
-use crate::identity::{join, sign_up};
+use crate::identity::{join, set_role, sign_up};
 
 async fn post_with_key(
     app: &TestApp,
@@ -223,15 +223,7 @@ async fn a_demoted_credential_gets_no_replay_of_what_it_could_do_before() {
         .await;
     assert_eq!(made.status, 201);
     let secret = made.body["data"]["key"].as_str().expect("key").to_owned();
-    let demoted = app
-        .call(
-            "PATCH",
-            &format!("/v1/members/{admin_id}"),
-            Some(&owner),
-            Some(&json!({"role": "member"})),
-            &[],
-        )
-        .await;
+    let demoted = set_role(&app, &owner, &admin_id, "member").await;
     assert_eq!(demoted.status, 200);
     let replayed = app
         .call(

@@ -139,6 +139,30 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
     );
 }
 
+/// `PATCH /v1/members/{user}` to `role`, as `by`.
+pub(crate) async fn set_role(app: &TestApp, by: &str, user: &str, role: &str) -> Reply {
+    app.call(
+        "PATCH",
+        &format!("/v1/members/{user}"),
+        Some(by),
+        Some(&json!({ "role": role })),
+        &[],
+    )
+    .await
+}
+
+/// `DELETE /v1/members/{user}`, as `by`.
+pub(crate) async fn remove_member(app: &TestApp, by: &str, user: &str) -> Reply {
+    app.call(
+        "DELETE",
+        &format!("/v1/members/{user}"),
+        Some(by),
+        None,
+        &[],
+    )
+    .await
+}
+
 /// `admin` invites `email` with `role` (the reply of `POST /v1/invitations`).
 pub(crate) async fn invite(app: &TestApp, admin: &str, email: &str, role: &str) -> Reply {
     app.post(
@@ -377,53 +401,21 @@ async fn members_are_added_changed_and_removed_but_the_last_owner_stays() {
     let list = app.get("/v1/members", &owner).await;
     assert_eq!(list.body["data"].as_array().map(Vec::len), Some(2));
 
-    let demote_self = app
-        .call(
-            "PATCH",
-            &format!("/v1/members/{owner_id}"),
-            Some(&owner),
-            Some(&json!({"role": "admin"})),
-            &[],
-        )
-        .await;
+    let demote_self = set_role(&app, &owner, &owner_id, "admin").await;
     assert_eq!(
         demote_self.status, 409,
         "last owner cannot be demoted: {}",
         demote_self.body
     );
-    let remove_self = app
-        .call(
-            "DELETE",
-            &format!("/v1/members/{owner_id}"),
-            Some(&owner),
-            None,
-            &[],
-        )
-        .await;
+    let remove_self = remove_member(&app, &owner, &owner_id).await;
     assert_eq!(remove_self.status, 409, "nor removed");
 
     let grace_session = log_in(&app, "grace@example.com", PASSWORD).await;
     assert_eq!(grace_session.status, 200);
-    let changed = app
-        .call(
-            "PATCH",
-            &format!("/v1/members/{grace_id}"),
-            Some(&owner),
-            Some(&json!({"role": "viewer"})),
-            &[],
-        )
-        .await;
+    let changed = set_role(&app, &owner, &grace_id, "viewer").await;
     assert_eq!(changed.status, 200);
     assert_eq!(changed.body["data"]["role"], "viewer");
-    let removed = app
-        .call(
-            "DELETE",
-            &format!("/v1/members/{grace_id}"),
-            Some(&owner),
-            None,
-            &[],
-        )
-        .await;
+    let removed = remove_member(&app, &owner, &grace_id).await;
     assert_eq!(removed.status, 200);
     assert_eq!(
         app.get("/v1/members", &owner).await.body["data"]
@@ -466,28 +458,9 @@ async fn tenant_a_cannot_touch_tenant_b_keys_or_members() {
         200,
         "B's key still works"
     );
-    let patch = app
-        .call(
-            "PATCH",
-            &format!("/v1/members/{b_user}"),
-            Some(&a),
-            Some(&json!({"role": "viewer"})),
-            &[],
-        )
-        .await;
+    let patch = set_role(&app, &a, &b_user, "viewer").await;
     assert_eq!(patch.status, 404);
-    assert_eq!(
-        app.call(
-            "DELETE",
-            &format!("/v1/members/{b_user}"),
-            Some(&a),
-            None,
-            &[]
-        )
-        .await
-        .status,
-        404
-    );
+    assert_eq!(remove_member(&app, &a, &b_user).await.status, 404);
     let listed = app.get("/v1/members", &a).await.body.to_string();
     assert!(!listed.contains("b@example.com"));
 }
@@ -844,15 +817,7 @@ async fn a_key_never_outranks_its_creator_and_leaves_with_them() {
         201
     );
 
-    let demoted = app
-        .call(
-            "PATCH",
-            &format!("/v1/members/{admin_id}"),
-            Some(&owner),
-            Some(&json!({"role": "viewer"})),
-            &[],
-        )
-        .await;
+    let demoted = set_role(&app, &owner, &admin_id, "viewer").await;
     assert_eq!(demoted.status, 200);
     assert_eq!(
         app.get("/v1/me", &key).await.body["data"]["role"],
@@ -865,28 +830,13 @@ async fn a_key_never_outranks_its_creator_and_leaves_with_them() {
             .status,
         403
     );
-    let regain = app
-        .call(
-            "PATCH",
-            &format!("/v1/members/{admin_id}"),
-            Some(&key),
-            Some(&json!({"role": "admin"})),
-            &[],
-        )
-        .await;
+    let regain = set_role(&app, &key, &admin_id, "admin").await;
     assert_eq!(
         regain.status, 403,
         "a demoted admin's key cannot restore admin power"
     );
 
-    app.call(
-        "DELETE",
-        &format!("/v1/members/{admin_id}"),
-        Some(&owner),
-        None,
-        &[],
-    )
-    .await;
+    remove_member(&app, &owner, &admin_id).await;
     assert_eq!(
         app.get("/v1/me", &key).await.status,
         401,
@@ -939,5 +889,87 @@ async fn narrow_keys_and_demo_sandboxes_cannot_invite_people() {
         )
         .await,
         0
+    );
+}
+
+#[actix_rt::test]
+async fn a_demo_sandbox_has_something_on_every_screen() {
+    let app = spawn_app().await;
+    let demo = app
+        .call("POST", "/v1/auth/demo-login", None, None, &[])
+        .await;
+    assert_eq!(demo.status, 201, "{}", demo.body);
+    let token = demo.body["data"]["session"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let list = |path: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let reply = app.get(path, &token).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+            reply.body["data"].as_array().expect("a list").clone()
+        }
+    };
+    let companies = list("/v1/companies?limit=100").await;
+    let contacts = list("/v1/contacts?limit=100").await;
+    let leads = list("/v1/leads?limit=100").await;
+    let activities = list("/v1/activities?limit=100").await;
+    let pipelines = list("/v1/pipelines").await;
+    assert!(companies.len() >= 5, "companies: {}", companies.len());
+    assert!(
+        contacts.iter().all(|c| c["companyId"].is_string()),
+        "every contact works somewhere"
+    );
+    for company in &companies {
+        let id = company["id"].as_str().expect("id");
+        assert!(
+            contacts.iter().any(|c| c["companyId"] == id),
+            "{id} has people"
+        );
+    }
+    let stages: Vec<&serde_json::Value> = pipelines
+        .iter()
+        .find(|p| p["isDefault"] == true)
+        .expect("the default pipeline")["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .collect();
+    let used: std::collections::HashSet<&str> = leads
+        .iter()
+        .map(|l| l["stageId"].as_str().expect("stage"))
+        .collect();
+    assert!(
+        stages
+            .iter()
+            .all(|s| used.contains(s["id"].as_str().expect("id"))),
+        "leads on every stage of the default pipeline"
+    );
+    let statuses: std::collections::HashSet<&str> =
+        leads.iter().filter_map(|l| l["status"].as_str()).collect();
+    assert!(statuses.contains("won") && statuses.contains("lost") && statuses.contains("open"));
+    let currencies: std::collections::HashSet<&str> = leads
+        .iter()
+        .filter_map(|l| l["currency"].as_str())
+        .collect();
+    assert!(
+        currencies.len() >= 2,
+        "values in several currencies: {currencies:?}"
+    );
+    assert!(activities.len() >= leads.len(), "a timeline per lead");
+    let kinds: std::collections::HashSet<&str> = activities
+        .iter()
+        .filter_map(|a| a["type"].as_str())
+        .collect();
+    assert!(kinds.len() >= 4, "several kinds of activity: {kinds:?}");
+    let lead = leads[0]["id"].as_str().expect("id");
+    let timeline = app
+        .get(&format!("/v1/leads/{lead}/activities"), &token)
+        .await;
+    assert!(
+        !timeline.body["data"].as_array().expect("list").is_empty(),
+        "a lead's timeline"
     );
 }

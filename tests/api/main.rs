@@ -3,6 +3,7 @@
 //! One test binary for the whole crate, so it is compiled and linked once.
 
 mod batch;
+mod cancellation;
 mod companies;
 mod compression;
 mod contacts;
@@ -13,12 +14,16 @@ mod idempotency;
 mod identity;
 mod isolation;
 mod leads;
+mod logs;
+mod metrics;
 mod openapi;
+mod outage;
 mod pipelines;
 mod qr_page;
 mod rate_limit;
 mod search;
 mod security;
+mod shutdown;
 mod startup;
 mod webhook_security;
 mod webhooks;

@@ -361,3 +361,55 @@ async fn two_instances_sharing_redis_enforce_one_combined_limit() {
         "the quota once across both instances, not twice"
     );
 }
+
+/// The `t` of the `RateLimit` field.
+fn field_t(reply: &Reply) -> u64 {
+    let field = reply.header("ratelimit").expect("RateLimit present");
+    field
+        .rsplit_once(";t=")
+        .and_then(|(_, t)| t.parse().ok())
+        .unwrap_or_else(|| panic!("a t in {field}"))
+}
+
+#[actix_rt::test]
+async fn reset_t_and_retry_after_name_the_same_instant_on_every_response_a_429_included() {
+    let app = spawn_app_with(limits(&[
+        policy(PolicyName::Authenticated, 2, 10),
+        policy(PolicyName::Tenant, 3, 10),
+    ]))
+    .await;
+    let acme = app.tenant("Acme").await;
+    let second = app
+        .post(
+            "/v1/api-keys",
+            &acme.key,
+            &json!({"name": "second", "scopes": ["*"]}),
+        )
+        .await;
+    let second = second.body["data"]["key"].as_str().expect("key").to_owned();
+    let mut refusals = Vec::new();
+    // The POST above was one request of both quotas. The first key's own quota (2) runs
+    // out on its next-but-one request; the tenant's (3) on the second key's second one.
+    for key in [&acme.key, &acme.key, &second, &second] {
+        let before = epoch_now();
+        let reply = app.get("/v1/contacts", key).await;
+        let after = epoch_now();
+        let reset = number(&reply, "x-ratelimit-reset");
+        let t = field_t(&reply);
+        assert!(
+            (before..=after).contains(&(reset - t)),
+            "X-RateLimit-Reset ({reset}) is the response's second ({before}..{after}) plus t ({t})"
+        );
+        if reply.status == 429 {
+            assert_eq!(number(&reply, "retry-after"), t, "Retry-After is t");
+            assert_eq!(reply.body["details"]["retryAfterSeconds"], t);
+            assert!(t >= 1);
+            refusals.push(reply.body["details"]["policy"].as_str().map(str::to_owned));
+        }
+    }
+    assert_eq!(
+        refusals,
+        vec![Some("authenticated".to_owned()), Some("tenant".to_owned())],
+        "a refusal by the middleware and one by the extractor"
+    );
+}

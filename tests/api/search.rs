@@ -135,3 +135,194 @@ async fn search_and_keyset_pages_use_their_indexes() {
         "lastName sort uses its index: {by_name}"
     );
 }
+
+fn ids(reply: &crate::helpers::Reply) -> Vec<String> {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let mut ids: Vec<String> = reply.body["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|item| item["id"].as_str().expect("id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+#[actix_rt::test]
+async fn leads_are_found_by_title_source_and_their_contact_and_company_and_activities_by_text() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let globex = app.tenant("Globex").await;
+    let key = acme.key.as_str();
+    let company = app
+        .post(
+            "/v1/companies",
+            key,
+            &serde_json::json!({"name": "Initech", "domain": "initech.test"}),
+        )
+        .await
+        .id();
+    let contact = app
+        .post(
+            "/v1/contacts",
+            key,
+            &serde_json::json!({"firstName": "Ada", "lastName": "Lovelace"}),
+        )
+        .await
+        .id();
+    let lead = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let made = app.post("/v1/leads", key, &body).await;
+            assert_eq!(made.status, 201, "{}", made.body);
+            made.id()
+        }
+    };
+    let by_contact = lead(serde_json::json!({"title": "Analytical engine", "contactId": contact, "source": "Referral"})).await;
+    let by_company = lead(serde_json::json!({"title": "Printers", "companyId": company})).await;
+    let by_title = lead(serde_json::json!({"title": "100% Lovelace-grade"})).await;
+    let theirs = app
+        .post(
+            "/v1/leads",
+            &globex.key,
+            &serde_json::json!({"title": "Lovelace too"}),
+        )
+        .await;
+    assert_eq!(theirs.status, 201);
+
+    let search = |q: &str| {
+        let app = &app;
+        let path = format!("/v1/leads?q={q}");
+        async move { ids(&app.get(&path, key).await) }
+    };
+    assert_eq!(
+        search("LOVELACE").await,
+        sorted(vec![by_contact.clone(), by_title.clone()]),
+        "the contact's name and the title, case-insensitively, never another tenant's"
+    );
+    assert_eq!(
+        search("initech").await,
+        vec![by_company.clone()],
+        "the company's name"
+    );
+    assert_eq!(
+        search("referral").await,
+        vec![by_contact.clone()],
+        "the source"
+    );
+    assert_eq!(
+        search("100%25").await,
+        vec![by_title.clone()],
+        "% is literal"
+    );
+    assert!(search("nothing-like-it").await.is_empty());
+    let combined = ids(&app
+        .get(&format!("/v1/leads?q=lovelace&contactId={contact}"), key)
+        .await);
+    assert_eq!(
+        combined,
+        vec![by_contact.clone()],
+        "q combines with filters"
+    );
+
+    let note = app
+        .post(
+            "/v1/activities",
+            key,
+            &serde_json::json!({"type": "note", "subject": "Kick-off", "body": "Discussed the Difference Engine", "leadId": by_contact}),
+        )
+        .await;
+    assert_eq!(note.status, 201, "{}", note.body);
+    let call = app
+        .post(
+            "/v1/activities",
+            key,
+            &serde_json::json!({"type": "call", "subject": "Follow-up about engines", "contactId": contact}),
+        )
+        .await;
+    assert_eq!(call.status, 201, "{}", call.body);
+    assert_eq!(
+        ids(&app.get("/v1/activities?q=DIFFERENCE", key).await),
+        vec![note.id()],
+        "the body"
+    );
+    assert_eq!(
+        ids(&app.get("/v1/activities?q=engine", key).await),
+        sorted(vec![note.id(), call.id()]),
+        "subject and body"
+    );
+    assert_eq!(
+        ids(&app
+            .get(&format!("/v1/contacts/{contact}/activities?q=follow"), key)
+            .await),
+        vec![call.id()],
+        "on a timeline too"
+    );
+    let bad = app.get("/v1/leads?q=%00", key).await;
+    assert_eq!(bad.status, 400, "control characters are refused");
+
+    // The searches use the trigram indexes (inside the definer functions).
+    let owner = app.db.owner().await;
+    owner
+        .execute_unprepared(&format!(
+            "INSERT INTO leads (tenant_id, id, title, pipeline_id, stage_id) \
+             SELECT l.tenant_id, gen_random_uuid(), 'Bulk ' || n, l.pipeline_id, l.stage_id \
+               FROM leads l, generate_series(1, 20000) AS n WHERE l.id = '{by_title}'"
+        ))
+        .await
+        .expect("bulk leads");
+    owner
+        .execute_unprepared(&format!(
+            "INSERT INTO activities (tenant_id, id, type, subject, body, lead_id) \
+             SELECT '{}', gen_random_uuid(), 'note', 'Note ' || n, 'Body ' || n, '{by_contact}' \
+               FROM generate_series(1, 20000) AS n",
+            acme.id
+        ))
+        .await
+        .expect("bulk activities");
+    for table in ["leads", "activities"] {
+        owner
+            .execute_unprepared(&format!("VACUUM ANALYZE {table}"))
+            .await
+            .expect("analyze");
+    }
+    let txn = owner.begin().await.expect("begin");
+    txn.execute_unprepared("SET LOCAL ROLE crm_definer")
+        .await
+        .expect("role");
+    for (sql, index) in [
+        (
+            format!(
+                "SELECT id FROM leads WHERE tenant_id = '{}' AND search_text LIKE '%bulk 1234%'",
+                acme.id
+            ),
+            "leads_search_idx",
+        ),
+        (
+            format!(
+                "SELECT id FROM activities WHERE tenant_id = '{}' AND search_text LIKE '%difference%'",
+                acme.id
+            ),
+            "activities_search_idx",
+        ),
+    ] {
+        let row = txn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("EXPLAIN (FORMAT JSON) {sql}"),
+            ))
+            .await
+            .expect("explain")
+            .expect("plan");
+        let found: Value = row.try_get_by_index(0).expect("json");
+        assert!(
+            found.to_string().contains(index),
+            "{sql} must use {index}: {found}"
+        );
+    }
+}

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::events::event_log_when;
 use crate::helpers::{Reply, scalar_i64, spawn_app, spawn_app_with};
-use crate::identity::{PASSWORD, accept, invite, join, log_in, sign_up};
+use crate::identity::{PASSWORD, accept, invite, join, log_in, remove_member, set_role, sign_up};
 use crate::rate_limit::{limits, policy};
 
 fn token_of(reply: &Reply) -> String {
@@ -232,30 +232,14 @@ async fn a_members_manage_key_can_neither_invite_nor_promote_an_admin() {
         .await;
     let narrow = narrow.body["data"]["key"].as_str().expect("key").to_owned();
     for role in ["admin", "owner"] {
-        let promoted = app
-            .call(
-                "PATCH",
-                &format!("/v1/members/{viewer_id}"),
-                Some(&narrow),
-                Some(&json!({"role": role})),
-                &[],
-            )
-            .await;
+        let promoted = set_role(&app, &narrow, &viewer_id, role).await;
         assert_eq!(promoted.status, 403, "{role}: {}", promoted.body);
         assert_eq!(
             invite(&app, &narrow, "x@example.com", role).await.status,
             403
         );
     }
-    let member = app
-        .call(
-            "PATCH",
-            &format!("/v1/members/{viewer_id}"),
-            Some(&narrow),
-            Some(&json!({"role": "member"})),
-            &[],
-        )
-        .await;
+    let member = set_role(&app, &narrow, &viewer_id, "member").await;
     assert_eq!(member.status, 200, "below admin it may: {}", member.body);
 }
 
@@ -289,15 +273,7 @@ async fn a_key_minted_by_a_key_answers_to_the_member_behind_the_chain() {
         "admin"
     );
 
-    let demoted = app
-        .call(
-            "PATCH",
-            &format!("/v1/members/{admin_id}"),
-            Some(&owner),
-            Some(&json!({"role": "viewer"})),
-            &[],
-        )
-        .await;
+    let demoted = set_role(&app, &owner, &admin_id, "viewer").await;
     assert_eq!(demoted.status, 200);
     for key in &chain {
         assert_eq!(app.get("/v1/me", key).await.body["data"]["role"], "viewer");
@@ -306,15 +282,7 @@ async fn a_key_minted_by_a_key_answers_to_the_member_behind_the_chain() {
             .await;
         assert_eq!(write.status, 403, "capped at once");
     }
-    let removed = app
-        .call(
-            "DELETE",
-            &format!("/v1/members/{admin_id}"),
-            Some(&owner),
-            None,
-            &[],
-        )
-        .await;
+    let removed = remove_member(&app, &owner, &admin_id).await;
     assert_eq!(removed.status, 200);
     for key in &chain {
         assert_eq!(

@@ -18,6 +18,7 @@ fn config(database_url: &str) -> ServeConfig {
         sweep_interval: Duration::from_secs(3600),
         rate_limits: crate::helpers::generous_limits(),
         webhooks: crate::helpers::test_webhooks(),
+        metrics_token: None,
     }
 }
 

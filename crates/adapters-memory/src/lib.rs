@@ -1468,13 +1468,44 @@ impl ports::LeadRepository for MemoryUnitOfWork {
         &mut self,
         query: &domain::lead::LeadQuery,
     ) -> Result<domain::lead::LeadPage, RepoError> {
-        let rows: Vec<&domain::lead::Lead> = self
-            .data()?
+        let data = self.data()?;
+        let q = query.q.as_deref().map(str::to_lowercase);
+        // As in PostgreSQL: the title, the source, and the linked contact's and company's
+        // searchable text.
+        let found = |l: &domain::lead::Lead, q: &str| {
+            let f = &l.fields;
+            let contact = f.contact_id.and_then(|id| data.contacts.get(&id));
+            let company = f.company_id.and_then(|id| data.companies.get(&id));
+            std::iter::once(f.title.as_str())
+                .chain(f.source.as_deref())
+                .map(str::to_lowercase)
+                .any(|text| text.contains(q))
+                || contact.is_some_and(|c| {
+                    matches(
+                        c,
+                        &ContactQuery {
+                            q: Some(q.to_owned()),
+                            ..ContactQuery::default()
+                        },
+                    )
+                })
+                || company.is_some_and(|c| {
+                    company_matches(
+                        c,
+                        &CompanyQuery {
+                            q: Some(q.to_owned()),
+                            ..CompanyQuery::default()
+                        },
+                    )
+                })
+        };
+        let rows: Vec<&domain::lead::Lead> = data
             .leads
             .values()
             .filter(|l| {
                 let f = &l.fields;
-                query.pipeline_id.is_none_or(|v| f.pipeline_id == v)
+                q.as_deref().is_none_or(|q| found(l, q))
+                    && query.pipeline_id.is_none_or(|v| f.pipeline_id == v)
                     && query.stage_id.is_none_or(|v| f.stage_id == v)
                     && query.status.is_none_or(|v| l.status == v)
                     && query.owner_id.is_none_or(|v| f.owner_id == Some(v))
@@ -1565,7 +1596,13 @@ impl ports::ActivityRepository for MemoryUnitOfWork {
             .values()
             .filter(|a| {
                 let f = &a.fields;
-                query.kind.is_none_or(|v| f.kind == v)
+                let q_ok = query.q.as_deref().is_none_or(|q| {
+                    let q = q.to_lowercase();
+                    std::iter::once(f.subject.as_str())
+                        .chain(f.body.as_deref())
+                        .any(|text| text.to_lowercase().contains(&q))
+                });
+                q_ok && query.kind.is_none_or(|v| f.kind == v)
                     && query.contact_id.is_none_or(|v| f.contact_id == Some(v))
                     && query.company_id.is_none_or(|v| f.company_id == Some(v))
                     && query.lead_id.is_none_or(|v| f.lead_id == Some(v))

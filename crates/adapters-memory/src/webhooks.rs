@@ -237,6 +237,16 @@ impl WebhookRepository for MemoryUnitOfWork {
         })
     }
 
+    async fn event_position(&mut self, id: uuid::Uuid) -> Result<Option<i64>, RepoError> {
+        let wanted = format!("evt_{}", id.simple());
+        Ok(self
+            .webhooks()?
+            .events
+            .iter()
+            .position(|(_, event)| event["id"] == wanted.as_str())
+            .and_then(|index| i64::try_from(index + 1).ok()))
+    }
+
     async fn record_attempt(
         &mut self,
         delivery: DeliveryId,

@@ -484,7 +484,7 @@ impl PreAuthStore for PgStore {
                FROM crm_find_login($1)",
             vec![email.to_owned().into()],
         ))
-        .all(self.db())
+        .all(self.db()?)
         .await
         .map_err(repo_error)?;
         let Some(first) = rows.first() else {
@@ -523,7 +523,7 @@ impl PreAuthStore for PgStore {
             "SELECT tenant_id, invitation_id, email FROM crm_find_invitation($1)",
             vec![token_hash.0.to_vec().into()],
         ))
-        .one(self.db())
+        .one(self.db()?)
         .await
         .map_err(repo_error)?
         .map(|found| InvitationLookup {
@@ -540,7 +540,7 @@ impl PreAuthStore for PgStore {
         }
         let sweep = |sql: &'static str| async move {
             Swept::find_by_statement(statement(sql, vec![]))
-                .one(self.db())
+                .one(self.db()?)
                 .await
                 .map_err(repo_error)
                 .map(|s| s.map_or(0, |s| s.removed))
@@ -557,7 +557,7 @@ impl PreAuthStore for PgStore {
     }
 
     async fn qr_create(&self, request: &NewQrSession) -> Result<(), RepoError> {
-        self.db()
+        self.db()?
             .execute_raw(statement(
                 "SELECT crm_qr_create($1, $2, $3, $4, $5, $6, $7)",
                 vec![
@@ -591,7 +591,7 @@ impl PreAuthStore for PgStore {
                 session.expires_at.into(),
             ],
         ))
-        .one(self.db())
+        .one(self.db()?)
         .await
         .map_err(repo_error)?
         .ok_or_else(|| RepoError::Unexpected("crm_qr_poll returned no row".into()))?;

@@ -235,6 +235,9 @@ impl LeadRepository for PgUnitOfWork {
         if let Some(v) = query.max_value {
             list.and("value <= {}", v);
         }
+        if let Some(q) = &query.q {
+            list.search("crm_search_leads", q);
+        }
         let expression = match query.sort.field {
             LeadSortField::CreatedAt => "created_at",
             LeadSortField::UpdatedAt => "updated_at",
@@ -321,6 +324,9 @@ impl ActivityRepository for PgUnitOfWork {
         }
         if let Some(v) = query.lead_id {
             list.and("lead_id = {}", v.as_uuid());
+        }
+        if let Some(q) = &query.q {
+            list.search("crm_search_activities", q);
         }
         let limit = usize::from(query.limit.get());
         let (sql, values) = list.page(

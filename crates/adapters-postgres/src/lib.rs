@@ -7,6 +7,7 @@
 //! tenant in the same statement (`crm_authenticate_api_key`), so it costs no round trip
 //! of its own.
 
+mod availability;
 mod companies;
 mod contacts;
 mod errors;
@@ -23,4 +24,4 @@ mod webhooks;
 
 pub use migrate::{MigrateError, migrate};
 pub use provisioning::PgProvisioning;
-pub use store::{ConnectError, PgStore, PgUnitOfWork, PoolOptions, RoleCheckError};
+pub use store::{ConnectError, PgStore, PgUnitOfWork, PoolOptions, PoolStats, RoleCheckError};

@@ -88,6 +88,18 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0018_idempotency_in_the_write",
         include_str!("../../../migrations/0018_idempotency_in_the_write.sql"),
     ),
+    (
+        "0020_events_by_id",
+        include_str!("../../../migrations/0020_events_by_id.sql"),
+    ),
+    (
+        "0021_search_leads_activities",
+        include_str!("../../../migrations/0021_search_leads_activities.sql"),
+    ),
+    (
+        "0022_webhook_queue_stats",
+        include_str!("../../../migrations/0022_webhook_queue_stats.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

@@ -1,11 +1,15 @@
 //! The pool, the start-up role check, and the tenant-scoped unit of work.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use domain::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use domain::principal::{Actor, Principal, Role, Scopes};
 use domain::token::TokenHash;
 use ports::{CommitSlot, RepoError, TenantStore, UnitOfWork};
+use sea_orm::sqlx::Row as _;
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     FromQueryResult, Statement, TransactionTrait,
@@ -13,6 +17,7 @@ use sea_orm::{
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::availability::Availability;
 use crate::errors::repo_error;
 
 /// Pool sizing and timeouts.
@@ -20,8 +25,15 @@ use crate::errors::repo_error;
 pub struct PoolOptions {
     /// Most connections held at once.
     pub max_connections: u32,
-    /// How long a request waits for a free connection before answering 503.
+    /// How long a request waits for a free connection before answering 503, while the
+    /// database answers (an unreachable one is answered 503 at once: see
+    /// `availability`).
     pub acquire_timeout: Duration,
+    /// The server ends a session left idle inside a transaction this long
+    /// (`idle_in_transaction_session_timeout`, set per connection): the backstop should a
+    /// transaction ever be leaked, since no unit of work waits on anything but the
+    /// database while it holds one.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -29,6 +41,7 @@ impl Default for PoolOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            idle_in_transaction_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -80,6 +93,8 @@ const WORKER_ROLE: &str = "the worker role (crm_worker)";
 #[derive(Clone, Debug)]
 pub struct PgStore {
     db: DatabaseConnection,
+    /// Whether the database is reachable; runs units of work to completion.
+    availability: Arc<Availability>,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -127,18 +142,46 @@ impl PgStore {
     /// # Errors
     /// [`ConnectError`] when the URL is malformed or the server does not answer.
     pub async fn connect(url: &str, options: &PoolOptions) -> Result<Self, ConnectError> {
+        let target: PgConnectOptions = url.parse().map_err(|e| ConnectError(format!("{e}")))?;
+        let availability =
+            Availability::new(target, options.max_connections, options.acquire_timeout);
+        let discard = Arc::clone(&availability);
+        let idle_in_transaction = options.idle_in_transaction_timeout.as_millis().to_string();
         let mut connect = ConnectOptions::new(url.to_owned());
         connect
             .max_connections(options.max_connections)
             .min_connections(1)
+            // sea-orm's connect timeout is sqlx's acquire timeout too (sqlx has no other).
             .acquire_timeout(options.acquire_timeout)
             .connect_timeout(options.acquire_timeout)
             .test_before_acquire(false)
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            .map_sqlx_postgres_opts(move |opts| {
+                opts.options([(
+                    "idle_in_transaction_session_timeout",
+                    idle_in_transaction.clone(),
+                )])
+            })
+            // No round trip: a connection opened before the last outage is dead.
+            .map_sqlx_postgres_before_acquire(move |_, meta| {
+                let keep = !discard.predates_last_outage(meta.age);
+                Box::pin(async move { Ok(keep) })
+            })
+            .map_sqlx_postgres_pool_opts(|pool| {
+                pool.after_release(|connection, _| Box::pin(outside_transaction(connection)))
+            });
         let db = Database::connect(connect)
             .await
             .map_err(|e| ConnectError(e.to_string()))?;
-        Ok(Self { db })
+        Ok(Self { db, availability })
+    }
+
+    /// Calls `observer` with the time of every statement this pool runs (transactions
+    /// included): the server adds it to the request's database time. Set it before the
+    /// store is cloned.
+    pub fn observe_statements(&mut self, observer: impl Fn(Duration) + Send + Sync + 'static) {
+        self.db
+            .set_metric_callback(move |info: &sea_orm::metric::Info<'_>| observer(info.elapsed));
     }
 
     /// The underlying connection (tests and health checks).
@@ -232,16 +275,45 @@ impl PgStore {
         Ok(facts)
     }
 
-    /// Whether the database answers (readiness).
+    /// Whether the database answers (readiness): at once while it is known to be
+    /// unreachable, else after one round trip through the pool.
     ///
     /// # Errors
     /// [`RepoError`] when it does not.
     pub async fn ping(&self) -> Result<(), RepoError> {
-        self.db
-            .execute_unprepared("SELECT 1")
+        let db = self.db.clone();
+        self.availability
+            .run_acquiring(async move {
+                db.execute_unprepared("SELECT 1")
+                    .await
+                    .map(|_| ())
+                    .map_err(repo_error)
+            })
             .await
-            .map(|_| ())
-            .map_err(repo_error)
+    }
+
+    /// Opens a transaction and runs `first` in it, in a task of its own (see
+    /// `availability`): a caller dropped meanwhile cannot leave `BEGIN` half done and
+    /// an open transaction in the pool.
+    async fn begin_then<T, F, Fut>(&self, first: F) -> Result<(DatabaseTransaction, T), RepoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(DatabaseTransaction) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(DatabaseTransaction, T), RepoError>> + Send,
+    {
+        let db = self.db.clone();
+        // Counted from now until a connection is had, or the work is given up unspawned.
+        let waiting = Waiting::start();
+        let started = Instant::now();
+        self.availability
+            .run_acquiring(async move {
+                let txn = db.begin().await;
+                drop(waiting);
+                metrics::histogram!("db_pool_acquire_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                first(txn.map_err(repo_error)?).await
+            })
+            .await
     }
 
     /// Closes the pool, waiting for connections to be returned.
@@ -252,30 +324,125 @@ impl PgStore {
     }
 }
 
+/// Whether a connection coming back to the pool is outside any transaction; one that is
+/// not (whatever the library believed) is closed, which rolls the transaction back,
+/// instead of being handed to the next request. A rollback queued by a dropped
+/// transaction is flushed before this query runs, so only a leak is caught.
+///
+/// Outside a transaction block each statement is its own transaction, started with the
+/// statement: `now()` (the transaction's start) equals `statement_timestamp()`. Inside a
+/// block, `now()` is when the block began, a round trip or more earlier.
+async fn outside_transaction(connection: &mut PgConnection) -> Result<bool, sea_orm::sqlx::Error> {
+    let row = sea_orm::sqlx::raw_sql("SELECT now() = statement_timestamp()")
+        .fetch_one(&mut *connection)
+        .await?;
+    let outside: bool = row.try_get(0)?;
+    if !outside {
+        tracing::warn!("a pooled connection came back inside a transaction; closing it");
+    }
+    Ok(outside)
+}
+
 /// One transaction scoped to one tenant.
 #[derive(Debug)]
 pub struct PgUnitOfWork {
     pub(crate) txn: DatabaseTransaction,
     pub(crate) tenant_id: TenantId,
+    /// Runs the commit to completion, whoever waits for it.
+    availability: Arc<Availability>,
     /// Where `commit` parks this unit of work instead, when an idempotent request still
     /// has to store its response in the same transaction.
     parked: Option<CommitSlot<PgUnitOfWork>>,
 }
 
 impl PgUnitOfWork {
-    fn new(txn: DatabaseTransaction, tenant_id: TenantId) -> Self {
+    fn new(txn: DatabaseTransaction, tenant_id: TenantId, availability: Arc<Availability>) -> Self {
         Self {
             txn,
             tenant_id,
+            availability,
             parked: None,
         }
     }
 }
 
+/// Requests waiting for a pooled connection right now, over every store of the process.
+static WAITING_FOR_CONNECTION: AtomicI64 = AtomicI64::new(0);
+
+/// One request waiting for a pooled connection, for `db_pool_waiting`: counted while it
+/// lives, whichever way it ends.
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Self {
+        WAITING_FOR_CONNECTION.fetch_add(1, Ordering::Relaxed);
+        Self
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING_FOR_CONNECTION.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the pool looks like, for `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open (busy or idle).
+    pub size: u32,
+    /// Of those, idle.
+    pub idle: u32,
+    /// The most it opens.
+    pub max: u32,
+    /// Requests waiting for a connection (every pool of the process).
+    pub waiting: i64,
+}
+
 impl PgStore {
-    /// The pool, for the pre-authentication functions.
-    pub(crate) fn db(&self) -> &DatabaseConnection {
-        &self.db
+    /// The pool's figures now.
+    #[must_use]
+    pub fn pool_stats(&self) -> PoolStats {
+        let pool = self.db.get_postgres_connection_pool();
+        PoolStats {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+            waiting: WAITING_FOR_CONNECTION.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The webhook queue across tenants, as aggregates only: deliveries pending, and how
+    /// long the oldest due one has waited (0 when none is due). Through
+    /// `crm_webhook_queue_stats` (SECURITY DEFINER), as the API role reads no other
+    /// tenant's rows.
+    ///
+    /// # Errors
+    /// [`RepoError`] when the query fails.
+    pub async fn webhook_queue_stats(&self) -> Result<(i64, f64), RepoError> {
+        #[derive(Debug, FromQueryResult)]
+        struct Stats {
+            pending: i64,
+            oldest_due_seconds: f64,
+        }
+        let stats = Stats::find_by_statement(statement(
+            "SELECT pending, oldest_due_seconds FROM crm_webhook_queue_stats()",
+            vec![],
+        ))
+        .one(&self.db)
+        .await
+        .map_err(repo_error)?;
+        Ok(stats.map_or((0, 0.0), |s| (s.pending, s.oldest_due_seconds)))
+    }
+
+    /// The pool, for the pre-authentication functions (single statements, no
+    /// transaction to leak): refused at once while the database is known unreachable.
+    pub(crate) fn db(&self) -> Result<&DatabaseConnection, RepoError> {
+        if self.availability.is_up() {
+            Ok(&self.db)
+        } else {
+            Err(crate::availability::unreachable())
+        }
     }
 }
 
@@ -286,15 +453,21 @@ impl TenantStore for PgStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
-        let txn = self.db.begin().await.map_err(repo_error)?;
-        let key = AuthenticatedKey::find_by_statement(statement(
-            "SELECT tenant_id, tenant_name, key_id, key_name, key_prefix, role, scopes, acts_for \
-               FROM crm_authenticate_api_key($1)",
-            vec![hash.0.to_vec().into()],
-        ))
-        .one(&txn)
-        .await
-        .map_err(repo_error)?;
+        let hash = hash.0.to_vec();
+        let (txn, key) = self
+            .begin_then(|txn| async move {
+                let key = AuthenticatedKey::find_by_statement(statement(
+                    "SELECT tenant_id, tenant_name, key_id, key_name, key_prefix, role, scopes, \
+                            acts_for \
+                       FROM crm_authenticate_api_key($1)",
+                    vec![hash.into()],
+                ))
+                .one(&txn)
+                .await
+                .map_err(repo_error)?;
+                Ok((txn, key))
+            })
+            .await?;
         let Some(key) = key else {
             // Dropping the transaction queues its rollback; nothing was written.
             return Ok(None);
@@ -316,7 +489,10 @@ impl TenantStore for PgStore {
             role,
             scopes: Scopes::from_names(key.scopes),
         };
-        Ok(Some((principal, PgUnitOfWork::new(txn, tenant_id))))
+        Ok(Some((
+            principal,
+            PgUnitOfWork::new(txn, tenant_id, Arc::clone(&self.availability)),
+        )))
     }
 
     async fn begin_with_session(
@@ -324,15 +500,21 @@ impl TenantStore for PgStore {
         hash: &TokenHash,
         idle_timeout_seconds: i64,
     ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
-        let txn = self.db.begin().await.map_err(repo_error)?;
-        let session = AuthenticatedSession::find_by_statement(statement(
-            "SELECT tenant_id, tenant_name, session_id, user_id, user_email, user_name, role \
-               FROM crm_authenticate_session($1, $2)",
-            vec![hash.0.to_vec().into(), idle_timeout_seconds.into()],
-        ))
-        .one(&txn)
-        .await
-        .map_err(repo_error)?;
+        let hash = hash.0.to_vec();
+        let (txn, session) = self
+            .begin_then(move |txn| async move {
+                let session = AuthenticatedSession::find_by_statement(statement(
+                    "SELECT tenant_id, tenant_name, session_id, user_id, user_email, user_name, \
+                            role \
+                       FROM crm_authenticate_session($1, $2)",
+                    vec![hash.into(), idle_timeout_seconds.into()],
+                ))
+                .one(&txn)
+                .await
+                .map_err(repo_error)?;
+                Ok((txn, session))
+            })
+            .await?;
         let Some(session) = session else {
             return Ok(None);
         };
@@ -353,18 +535,29 @@ impl TenantStore for PgStore {
             role,
             scopes: Scopes::all(),
         };
-        Ok(Some((principal, PgUnitOfWork::new(txn, tenant_id))))
+        Ok(Some((
+            principal,
+            PgUnitOfWork::new(txn, tenant_id, Arc::clone(&self.availability)),
+        )))
     }
 
     async fn begin_for_tenant(&self, tenant: TenantId) -> Result<PgUnitOfWork, RepoError> {
-        let txn = self.db.begin().await.map_err(repo_error)?;
-        txn.execute_raw(statement(
-            "SELECT set_config('app.tenant_id', $1, true)",
-            vec![tenant.to_string().into()],
+        let (txn, ()) = self
+            .begin_then(move |txn| async move {
+                txn.execute_raw(statement(
+                    "SELECT set_config('app.tenant_id', $1, true)",
+                    vec![tenant.to_string().into()],
+                ))
+                .await
+                .map_err(repo_error)?;
+                Ok((txn, ()))
+            })
+            .await?;
+        Ok(PgUnitOfWork::new(
+            txn,
+            tenant,
+            Arc::clone(&self.availability),
         ))
-        .await
-        .map_err(repo_error)?;
-        Ok(PgUnitOfWork::new(txn, tenant))
     }
 }
 
@@ -380,7 +573,12 @@ impl UnitOfWork for PgUnitOfWork {
             slot.park(self);
             return Ok(());
         }
-        self.txn.commit().await.map_err(repo_error)
+        // In a task of its own: a caller gone mid-COMMIT cannot leave its outcome to a
+        // rollback queued behind it.
+        let txn = self.txn;
+        self.availability
+            .run_holding(async move { txn.commit().await.map_err(repo_error) })
+            .await
     }
 
     fn park_commit(&mut self, slot: CommitSlot<Self>) {

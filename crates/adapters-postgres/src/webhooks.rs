@@ -449,6 +449,21 @@ impl WebhookRepository for PgUnitOfWork {
         })
     }
 
+    async fn event_position(&mut self, id: Uuid) -> Result<Option<i64>, RepoError> {
+        #[derive(Debug, FromQueryResult)]
+        struct Position {
+            seq: i64,
+        }
+        Ok(Position::find_by_statement(statement(
+            "SELECT seq FROM events WHERE tenant_id = $1 AND id = $2",
+            vec![self.tenant_id.as_uuid().into(), id.into()],
+        ))
+        .one(&self.txn)
+        .await
+        .map_err(repo_error)?
+        .map(|p| p.seq))
+    }
+
     async fn record_attempt(
         &mut self,
         delivery: DeliveryId,
@@ -566,7 +581,7 @@ impl DeliveryQueue for PgStore {
                 lease_seconds.into(),
             ],
         ))
-        .all(self.db())
+        .all(self.db()?)
         .await
         .map_err(repo_error)?
         .into_iter()
@@ -594,7 +609,7 @@ impl DeliveryQueue for PgStore {
                 "SELECT crm_sweep_webhook_history(make_interval(secs => $1), $2) AS count",
                 vec![age.as_secs_f64().into(), SWEEP_CHUNK.into()],
             ))
-            .one(self.db())
+            .one(self.db()?)
             .await
             .map_err(repo_error)?
             .map_or(0, |row| row.count);

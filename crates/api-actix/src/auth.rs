@@ -46,6 +46,11 @@ impl<S: TenantStore> FromRequest for Authenticated<S> {
             let state = state.ok_or_else(|| ApiError::internal(&"ApiState is not registered"))?;
             let (principal, uow) = authenticate(&state.store, &state.auth, &credential).await?;
             req.extensions_mut().insert(TenantTag(principal.tenant_id));
+            req.extensions_mut()
+                .insert(crate::middleware::CredentialKind(match principal.actor {
+                    domain::principal::Actor::ApiKey { .. } => "key",
+                    domain::principal::Actor::User { .. } => "session",
+                }));
             // The credential's own quota, if it was new to the limiter, and the tenant
             // policy, now that the tenant is known and before any work: a refusal drops
             // the unit of work, which rolls back, so nothing changes.
@@ -58,10 +63,10 @@ impl<S: TenantStore> FromRequest for Authenticated<S> {
                     &format!("tenant:{}", principal.tenant_id),
                 )
                 .await;
-            rate_limit::record(&req, decision);
+            let stamped = rate_limit::record(&req, decision);
             if !decision.allowed {
                 drop(uow);
-                return Err(rate_limit::refused(&decision));
+                return Err(rate_limit::refused(&stamped));
             }
             // An idempotent POST: its key is looked up in this same unit of work, after
             // authorisation and limits, before the handler (see `idempotency`).

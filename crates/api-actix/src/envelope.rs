@@ -101,3 +101,18 @@ pub fn respond_with<T: Serialize>(
         metadata,
     })
 }
+
+/// A 200 with a whole list in one page (small per-tenant lists: members, keys, ...):
+/// `pagination` says so, with no cursor.
+pub fn respond_all<T: Serialize>(data: Vec<T>) -> HttpResponse {
+    let pagination = Pagination {
+        limit: u16::try_from(data.len()).unwrap_or(u16::MAX),
+        next_cursor: None,
+        has_more: false,
+    };
+    respond_with(
+        HttpResponseBuilder::new(StatusCode::OK),
+        data,
+        Some(pagination),
+    )
+}

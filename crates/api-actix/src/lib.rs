@@ -11,6 +11,7 @@ mod cursor;
 pub mod envelope;
 pub mod error;
 pub mod idempotency;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod rate_limit;
@@ -50,6 +51,8 @@ pub struct ApiState<S> {
     pub limits: rate_limit::RateLimits,
     /// The webhook sender (one per worker thread) and the rotation grace period.
     pub webhooks: routes::webhooks::WebhookApi,
+    /// `GET /metrics`: the renderer and the optional scrape token.
+    pub metrics: metrics::MetricsEndpoint,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for ApiState<S> {
@@ -83,6 +86,7 @@ pub fn client_info(req: &HttpRequest) -> ClientInfo {
 
 /// Registers every route, extractor configuration and fallback on `cfg`.
 pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
+    let metrics = state.metrics.clone();
     cfg.app_data(web::Data::new(state))
         .app_data(error::json_config())
         .app_data(error::path_config())
@@ -90,6 +94,7 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .configure(routes::health::configure::<S>)
         .configure(openapi::configure)
+        .configure(|cfg| metrics::configure(cfg, metrics))
         .configure(routes::qr::configure_page)
         .service(
             web::scope("/v1")

@@ -4,12 +4,15 @@
 //!    current for everything the request runs, and echoes it in the response;
 //! 2. puts any error response that is not already in the envelope (actix's own 404/405,
 //!    a middleware error) into the envelope, so clients see one shape, always;
-//! 3. writes one structured log line per request: id, tenant, method, route, status,
-//!    latency.
+//! 3. writes one structured log line per request: id, tenant, credential kind, method,
+//!    route pattern, status, latency, and the time the request's statements took in the
+//!    database (added up by [`add_database_time`], which the server hooks into the
+//!    PostgreSQL adapter).
 
+use std::cell::Cell;
 use std::future::{Ready, ready};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
@@ -24,6 +27,22 @@ use crate::request_id;
 /// The tenant a request was authenticated for, recorded by authentication for the log.
 #[derive(Clone, Copy, Debug)]
 pub struct TenantTag(pub domain::ids::TenantId);
+
+/// How the request authenticated, recorded by authentication for the log: `key` or
+/// `session` (`none` when absent).
+#[derive(Clone, Copy, Debug)]
+pub struct CredentialKind(pub &'static str);
+
+tokio::task_local! {
+    /// Database time of the request being served.
+    static DATABASE_TIME: Cell<Duration>;
+}
+
+/// Adds one statement's time to the request being served (outside one, nothing). The
+/// server hooks this into the PostgreSQL adapter's statement observer.
+pub fn add_database_time(elapsed: Duration) {
+    let _ = DATABASE_TIME.try_with(|total| total.set(total.get() + elapsed));
+}
 
 /// The middleware factory.
 #[derive(Clone, Copy, Debug, Default)]
@@ -73,7 +92,8 @@ where
         );
         let service = Rc::clone(&self.service);
         let method = req.method().clone();
-        Box::pin(request_id::scope(id.clone(), async move {
+        let id_for_scope = id.clone();
+        let work = DATABASE_TIME.scope(Cell::new(Duration::ZERO), async move {
             let response = match service.call(req).await {
                 Ok(response) => response.map_into_boxed_body(),
                 Err(error) => {
@@ -102,20 +122,35 @@ where
                 .get::<TenantTag>()
                 .map(|t| t.0.to_string())
                 .unwrap_or_default();
+            let credential = response
+                .request()
+                .extensions()
+                .get::<CredentialKind>()
+                .map_or("none", |kind| kind.0);
+            let db_ms = DATABASE_TIME
+                .try_with(Cell::get)
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1000.0;
             let status = response.status().as_u16();
-            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let elapsed = started.elapsed();
+            crate::metrics::record_request(&route, method.as_str(), status, elapsed);
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
             tracing::info!(
                 target: "crm::access",
                 request_id = %id,
                 tenant_id = %tenant,
+                credential,
                 method = %method,
                 route = %route,
                 status,
                 latency_ms,
+                db_ms,
                 "request"
             );
             Ok(response)
-        }))
+        });
+        Box::pin(request_id::scope(id_for_scope, work))
     }
 }
 

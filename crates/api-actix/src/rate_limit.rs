@@ -103,15 +103,55 @@ impl std::fmt::Debug for RateLimits {
     }
 }
 
+/// A decision and when it was taken (since the Unix epoch). Every header and the 429
+/// body are computed from this one moment, so they describe the same instant to the
+/// second: for an allowed request, when the quota is whole again; for a refused one,
+/// when the next request will be allowed.
+#[derive(Clone, Copy, Debug)]
+pub struct StampedDecision {
+    /// What the limiter answered.
+    pub decision: RateDecision,
+    at: Duration,
+}
+
+impl StampedDecision {
+    fn now(decision: RateDecision) -> Self {
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self { decision, at }
+    }
+
+    /// Whole seconds from the decision's second to the instant described (rounded up, so
+    /// never early; at least 1 when refused). This is `t`, and `Retry-After` on a 429.
+    #[must_use]
+    pub fn seconds_to_instant(&self) -> u64 {
+        let d = &self.decision;
+        let wait = if d.allowed {
+            d.reset_after
+        } else {
+            d.retry_after
+        };
+        let seconds = ceil_seconds(self.at + wait) - self.at.as_secs();
+        if d.allowed { seconds } else { seconds.max(1) }
+    }
+
+    /// The same instant in UTC epoch seconds (`X-RateLimit-Reset`).
+    #[must_use]
+    pub fn instant_epoch_seconds(&self) -> u64 {
+        self.at.as_secs() + self.seconds_to_instant()
+    }
+}
+
 /// The decisions taken for one request, kept in its extensions until the response.
 #[derive(Clone, Debug, Default)]
-pub struct RateDecisions(Vec<RateDecision>);
+pub struct RateDecisions(Vec<StampedDecision>);
 
 impl RateDecisions {
     /// The tightest decision so far.
-    fn tightest(&self) -> Option<&RateDecision> {
+    fn tightest(&self) -> Option<&StampedDecision> {
         self.0.iter().reduce(|tightest, d| {
-            if d.is_tighter_than(tightest) {
+            if d.decision.is_tighter_than(&tightest.decision) {
                 d
             } else {
                 tightest
@@ -120,21 +160,26 @@ impl RateDecisions {
     }
 }
 
-/// Records a decision taken outside the middleware (the tenant policy, by the
-/// authentication extractor), so the response headers can report it.
-pub fn record(req: &HttpRequest, decision: RateDecision) {
+/// Records a decision (the middleware's, or the tenant policy's by the authentication
+/// extractor), so the response headers can report it; returns it stamped.
+pub fn record(req: &HttpRequest, decision: RateDecision) -> StampedDecision {
+    let stamped = StampedDecision::now(decision);
     let mut extensions = req.extensions_mut();
     if let Some(decisions) = extensions.get_mut::<RateDecisions>() {
-        decisions.0.push(decision);
+        decisions.0.push(stamped);
     } else {
-        extensions.insert(RateDecisions(vec![decision]));
+        extensions.insert(RateDecisions(vec![stamped]));
     }
+    stamped
 }
 
 /// The `RATE_LIMITED` error for a refused decision.
 #[must_use]
-pub fn refused(decision: &RateDecision) -> ApiError {
-    let wait = decision.retry_after_seconds();
+pub fn refused(stamped: &StampedDecision) -> ApiError {
+    let decision = &stamped.decision;
+    metrics::counter!("rate_limit_refusals_total", "policy" => decision.policy.name.as_str())
+        .increment(1);
+    let wait = stamped.seconds_to_instant();
     ApiError::new(
         ErrorCode::RateLimited,
         format!(
@@ -194,11 +239,11 @@ pub(crate) async fn count_resolved(req: &HttpRequest, limits: &RateLimits) -> Re
         .limiter
         .check(&limits.policies.authenticated, &key)
         .await;
-    record(req, decision);
+    let stamped = record(req, decision);
     if decision.allowed {
         Ok(())
     } else {
-        Err(refused(&decision))
+        Err(refused(&stamped))
     }
 }
 
@@ -219,7 +264,12 @@ struct Counting {
 }
 
 /// The policy and key a request is counted under before it runs.
-fn counting(req: &ServiceRequest, limits: &RateLimits, client: Option<IpAddr>) -> Counting {
+fn counting(
+    req: &ServiceRequest,
+    pattern: Option<&str>,
+    limits: &RateLimits,
+    client: Option<IpAddr>,
+) -> Counting {
     let ip_key = || client.map_or_else(|| "ip:unknown".to_owned(), client_ip::limit_key);
     let policies = &limits.policies;
     let by = |policy: RatePolicy, key: String| Counting {
@@ -227,7 +277,7 @@ fn counting(req: &ServiceRequest, limits: &RateLimits, client: Option<IpAddr>) -
         key,
         credential: None,
     };
-    match route_pattern(req).as_deref() {
+    match pattern {
         Some(
             "/v1/auth/signup"
             | "/v1/auth/login"
@@ -262,29 +312,19 @@ fn counting(req: &ServiceRequest, limits: &RateLimits, client: Option<IpAddr>) -
     }
 }
 
-fn epoch_seconds_after(wait: Duration) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    ceil_seconds(now + wait)
-}
-
-/// Writes the rate-limit headers of `decision` on a response.
-fn set_headers(headers: &mut HeaderMap, decision: &RateDecision) {
+/// Writes the rate-limit headers of `stamped` on a response: `X-RateLimit-Reset` is the
+/// decision's second plus `t`, and `Retry-After` (on a 429) is `t`.
+fn set_headers(headers: &mut HeaderMap, stamped: &StampedDecision) {
+    let decision = &stamped.decision;
     let policy = &decision.policy;
     let name = policy.name.as_str();
-    let reset_seconds = if decision.allowed {
-        // Seconds until the quota is whole again, as draft-10's `t` (0: within a second).
-        decision.reset_after.as_secs()
-    } else {
-        decision.retry_after_seconds()
-    };
+    let reset_seconds = stamped.seconds_to_instant();
     let mut values = vec![
         ("x-ratelimit-limit", policy.quota.get().to_string()),
         ("x-ratelimit-remaining", decision.remaining.to_string()),
         (
             "x-ratelimit-reset",
-            epoch_seconds_after(decision.reset_after).to_string(),
+            stamped.instant_epoch_seconds().to_string(),
         ),
         (
             "ratelimit-policy",
@@ -300,7 +340,7 @@ fn set_headers(headers: &mut HeaderMap, decision: &RateDecision) {
         ),
     ];
     if !decision.allowed {
-        values.push(("retry-after", decision.retry_after_seconds().to_string()));
+        values.push(("retry-after", reset_seconds.to_string()));
     }
     for (name, value) in values {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -368,7 +408,15 @@ where
             if let Some(ip) = client {
                 req.extensions_mut().insert(ClientAddress(ip));
             }
-            let counting = counting(&req, &limits, client);
+            let pattern = route_pattern(&req);
+            // The scrape is watched traffic's monitor: never locked out by it.
+            if pattern.as_deref() == Some(crate::metrics::PATH) {
+                return service
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_boxed_body);
+            }
+            let counting = counting(&req, pattern.as_deref(), &limits, client);
             let decision = limits.limiter.check(&counting.policy, &counting.key).await;
             if let Some(credential) = &counting.credential
                 && counting.policy.name != limits.policies.authenticated.name
@@ -376,12 +424,12 @@ where
                 req.extensions_mut()
                     .insert(UncountedCredential(credential.clone()));
             }
-            record(req.request(), decision);
+            let stamped = record(req.request(), decision);
             let mut response = if decision.allowed {
                 service.call(req).await?.map_into_boxed_body()
             } else {
                 // Refused before anything ran: no handler, no side effect.
-                let error = refused(&decision);
+                let error = refused(&stamped);
                 req.into_response(actix_web::ResponseError::error_response(&error))
             };
             if let Some(credential) = counting.credential {

@@ -32,6 +32,9 @@ pub enum WebhookError {
     /// No such subscription or delivery in the caller's tenant.
     #[error("not found")]
     NotFound,
+    /// `after` names an event id that is not one of the caller's tenant's events.
+    #[error("no such event")]
+    EventNotFound,
     /// Too many destination checks are under way; nothing was changed. Try again shortly.
     #[error("too many webhook registrations under way")]
     Unavailable,
@@ -436,12 +439,31 @@ pub async fn send_test<U: UnitOfWork, S: WebhookSender + ?Sized>(
 pub async fn list_events<U: UnitOfWork>(
     mut uow: U,
     principal: &Principal,
-    after: Option<i64>,
+    after: Option<EventsAfter>,
     types: &[String],
     limit: u32,
 ) -> Result<EventLogPage, WebhookError> {
     principal.require(Permission::WebhooksManage)?;
+    let after = match after {
+        None => None,
+        Some(EventsAfter::Position(position)) => Some(position),
+        Some(EventsAfter::Event(id)) => Some(
+            uow.event_position(id)
+                .await?
+                .ok_or(WebhookError::EventNotFound)?,
+        ),
+    };
     Ok(uow.list_events(after, types, limit).await?)
+}
+
+/// Where a reader of the event log resumes: after a page's cursor, or after an event it
+/// already has (its `evt_…` id, as Stripe's `starting_after`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventsAfter {
+    /// A `nextCursor`.
+    Position(i64),
+    /// An event's id.
+    Event(uuid::Uuid),
 }
 
 /// How the worker works.
@@ -654,6 +676,13 @@ async fn record<Q: TenantStore>(
         OffsetDateTime::now_utc(),
         rand::rng().random::<f64>(),
     );
+    let outcome = match &next {
+        domain::webhook::NextStep::Succeeded => "succeeded",
+        domain::webhook::NextStep::RetryAt(_) => "retry",
+        domain::webhook::NextStep::GiveUp => "failed",
+        domain::webhook::NextStep::Disable(_) => "disabled",
+    };
+    metrics::counter!("webhook_attempts_total", "outcome" => outcome).increment(1);
     if uow
         .record_attempt(job.delivery_id, job.lease_token, attempt, &next)
         .await?

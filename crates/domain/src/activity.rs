@@ -259,6 +259,8 @@ pub struct ActivityQuery {
     pub company_id: Option<CompanyId>,
     /// Linked to this lead.
     pub lead_id: Option<LeadId>,
+    /// Case-insensitive search in the subject and the body.
+    pub q: Option<String>,
 }
 
 impl Default for ActivityQuery {
@@ -274,6 +276,7 @@ impl Default for ActivityQuery {
             contact_id: None,
             company_id: None,
             lead_id: None,
+            q: None,
         }
     }
 }

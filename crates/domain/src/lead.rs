@@ -327,6 +327,9 @@ pub struct LeadQuery {
     pub min_value: Option<i64>,
     /// Value at most (minor units).
     pub max_value: Option<i64>,
+    /// Case-insensitive search in the title, the source, and the linked contact's and
+    /// company's names.
+    pub q: Option<String>,
 }
 
 impl Default for LeadQuery {
@@ -346,6 +349,7 @@ impl Default for LeadQuery {
             company_id: None,
             min_value: None,
             max_value: None,
+            q: None,
         }
     }
 }

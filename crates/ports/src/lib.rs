@@ -1202,6 +1202,16 @@ pub trait WebhookRepository {
         limit: u32,
     ) -> impl Future<Output = Result<EventLogPage, RepoError>> + Send;
 
+    /// The log position of the tenant's event with this id (the `evt_…` of its payload
+    /// and `webhook-id` header), to resume after it.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn event_position(
+        &mut self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<i64>, RepoError>> + Send;
+
     /// Records an attempt of a leased delivery and what follows it. Nothing is written
     /// (false) if the lease token is no longer the delivery's: another worker took it over.
     ///

@@ -41,6 +41,8 @@ pub struct ServeConfig {
     pub rate_limits: RateLimitConfig,
     /// Webhook delivery.
     pub webhooks: WebhookConfig,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this>` (`METRICS_TOKEN`).
+    pub metrics_token: Option<String>,
 }
 
 /// Webhook delivery, from `WEBHOOK_*`.
@@ -474,7 +476,26 @@ impl ServeConfig {
             sweep_interval,
             rate_limits: RateLimitConfig::from_env()?,
             webhooks: WebhookConfig::from_env()?,
+            metrics_token: metrics_token()?,
         })
+    }
+}
+
+/// `METRICS_TOKEN`: absent or empty for an open `/metrics`; else 16 to 256 printable
+/// characters (a scrape token short enough to guess would guard nothing).
+fn metrics_token() -> Result<Option<String>, ConfigError> {
+    match var("METRICS_TOKEN").filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(token)
+            if (16..=256).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(token))
+        }
+        Some(_) => Err(ConfigError::Invalid(
+            "METRICS_TOKEN",
+            "(hidden)".to_owned(),
+            "expected 16 to 256 printable characters without spaces",
+        )),
     }
 }
 

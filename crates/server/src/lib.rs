@@ -2,6 +2,7 @@
 //! subcommands of the `crm` binary. The only crate that knows every other crate.
 
 pub mod config;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -94,14 +95,16 @@ pub async fn start_with_sender(
         let applied = adapters_postgres::migrate(url).await?;
         tracing::info!(count = applied.len(), "migrations up to date");
     }
-    let store = PgStore::connect(
+    let mut store = PgStore::connect(
         &config.database_url,
         &PoolOptions {
             max_connections: config.pool_size,
             acquire_timeout: Duration::from_secs(5),
+            ..PoolOptions::default()
         },
     )
     .await?;
+    store.observe_statements(api_actix::middleware::add_database_time);
     store.verify_application_role().await?;
     let worker_store = if config.webhooks.deliver_in_serve {
         Some(connect_worker(&config.worker_database_url(), &config.webhooks).await?)
@@ -121,6 +124,10 @@ pub async fn start_with_sender(
                 make_sender,
             },
         },
+        metrics: api_actix::metrics::MetricsEndpoint {
+            source: Arc::new(metrics::ServerMetrics::new(store.clone())),
+            token: config.metrics_token.clone(),
+        },
     };
     let mut server = HttpServer::new(move || api_actix::app(state.clone()))
         // Responses are written as head and body; with Nagle's algorithm on, a body that
@@ -134,6 +141,9 @@ pub async fn start_with_sender(
             }
         })
         .shutdown_timeout(config.shutdown_timeout.as_secs())
+        // `crm serve` handles SIGINT/SIGTERM itself, to stop webhook delivery and the
+        // HTTP server together (see main.rs); an embedding stops it through its handle.
+        .disable_signals()
         .max_connection_rate(1024);
     if let Some(workers) = config.workers {
         server = server.workers(workers);
@@ -168,6 +178,7 @@ pub async fn connect_worker(url: &str, config: &WebhookConfig) -> Result<PgStore
         &PoolOptions {
             max_connections: config.worker_pool_size,
             acquire_timeout: Duration::from_secs(5),
+            ..PoolOptions::default()
         },
     )
     .await
@@ -283,7 +294,10 @@ pub async fn deliver_until(
             last_sweep = Some(std::time::Instant::now());
             match ports::DeliveryQueue::sweep_history(&store, config.retention).await {
                 Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "old webhook events and attempts deleted"),
+                Ok(removed) => {
+                    metrics::record_sweep("webhook_history", removed);
+                    tracing::info!(removed, "old webhook events and attempts deleted");
+                }
                 Err(error) => tracing::warn!(%error, "webhook history sweep failed"),
             }
         }
@@ -320,7 +334,10 @@ pub async fn sweep_forever(store: PgStore, interval: Duration) {
         ticker.tick().await;
         match app::demo::sweep_expired(&store).await {
             Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "expired demo tenants deleted"),
+            Ok(removed) => {
+                metrics::record_sweep("demo_tenants", removed);
+                tracing::info!(removed, "expired demo tenants deleted");
+            }
             Err(error) => tracing::warn!(%error, "demo sweep failed; retrying next interval"),
         }
     }

@@ -1,6 +1,7 @@
 //! `crm`: the CRM API server and its operator commands.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use server::config::{ServeConfig, migration_url};
@@ -69,6 +70,12 @@ async fn serve() -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
+    // Before anything starts, so a signal cannot arrive unheard.
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => return fail(&error),
+        };
     let running = match server::start(&config).await {
         Ok(running) => running,
         Err(error) => return fail(&error),
@@ -88,21 +95,49 @@ async fn serve() -> ExitCode {
             stop,
         ))
     });
-    // actix stops gracefully on SIGINT/SIGTERM: no new connections, in-flight requests
-    // get SHUTDOWN_TIMEOUT_SECS to finish.
-    let result = running.server.await;
-    sweeper.abort();
-    if let Some(deliverer) = deliverer {
-        // The pass under way finishes and records its outcomes (each send is bounded by
-        // the webhook timeout); no new one starts.
-        let _ = stop_delivering.send(true);
-        if deliverer.await.is_err() {
-            tracing::warn!("webhook delivery ended abnormally");
+    let handle = running.server.handle();
+    let mut server = actix_web::rt::spawn(running.server);
+    // Graceful drain on SIGINT/SIGTERM: the listener closes at once (new connections are
+    // refused), requests in flight get SHUTDOWN_TIMEOUT_SECS to finish, and the delivery
+    // pass under way finishes and records its outcomes (each send is bounded by the
+    // webhook timeout) while no new pass starts. Both drain at the same time.
+    let result = tokio::select! {
+        result = &mut server => result,
+        () = async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("stopping on SIGINT: draining"),
+                _ = terminate.recv() => tracing::info!("stopping on SIGTERM: draining"),
+            }
+        } => {
+            let _ = stop_delivering.send(true);
+            handle.stop(true).await;
+            server.await
         }
+    };
+    let result = match result {
+        Ok(result) => result,
+        Err(error) => Err(std::io::Error::other(error)),
+    };
+    sweeper.abort();
+    let _ = stop_delivering.send(true);
+    if let Some(deliverer) = deliverer
+        && deliverer.await.is_err()
+    {
+        tracing::warn!("webhook delivery ended abnormally");
     }
-    running.store.close().await;
-    if let Some(worker_store) = running.worker_store {
-        worker_store.close().await;
+    // Every connection is back by now (the workers have stopped); the bound only guards
+    // against a pool that would wait on one forever.
+    let pools = async {
+        running.store.close().await;
+        if let Some(worker_store) = running.worker_store {
+            worker_store.close().await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), pools)
+        .await
+        .is_err()
+    {
+        tracing::warn!("closing the database pools took over 5 s; exiting anyway");
     }
     match result {
         Ok(()) => {

@@ -1,7 +1,7 @@
 //! `/v1/api-keys`: create (the key is shown once), list, get, revoke.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpResponse, web};
 use app::api_keys::{NewKeyInput, create_api_key, get_api_key, list_api_keys, revoke_api_key};
 use domain::identity::ApiKeyRecord;
 use domain::ids::ApiKeyId;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::Store;
 use crate::auth::Authenticated;
-use crate::envelope::{Pagination, respond, respond_with};
+use crate::envelope::{respond, respond_all};
 use crate::error::ApiError;
 use crate::validation::field_errors;
 
@@ -205,16 +205,7 @@ pub async fn create<S: Store>(
 pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
     let keys = list_api_keys(auth.uow, &auth.principal).await?;
     let data: Vec<ApiKeyResponse> = keys.iter().map(ApiKeyResponse::from).collect();
-    let pagination = Pagination {
-        limit: u16::try_from(data.len()).unwrap_or(u16::MAX),
-        next_cursor: None,
-        has_more: false,
-    };
-    Ok(respond_with(
-        HttpResponseBuilder::new(StatusCode::OK),
-        data,
-        Some(pagination),
-    ))
+    Ok(respond_all(data))
 }
 
 /// One API key.

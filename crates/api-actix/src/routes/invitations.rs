@@ -2,7 +2,7 @@
 //! (the invitee, with the token). Membership is by invitation only.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use app::auth::Credential;
 use app::invitations::{
     AcceptInput, InviteInput, accept_invitation, create_invitation, list_invitations,
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Authenticated, bearer_token};
-use crate::envelope::{Pagination, respond, respond_with};
+use crate::envelope::{respond, respond_all};
 use crate::error::{ApiError, unauthenticated};
 use crate::validation::field_errors;
 use crate::{ApiState, Store, client_info};
@@ -158,16 +158,7 @@ pub async fn create<S: Store>(
 pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
     let invitations = list_invitations(auth.uow, &auth.principal).await?;
     let data: Vec<InvitationResponse> = invitations.iter().map(InvitationResponse::from).collect();
-    let pagination = Pagination {
-        limit: u16::try_from(data.len()).unwrap_or(u16::MAX),
-        next_cursor: None,
-        has_more: false,
-    };
-    Ok(respond_with(
-        HttpResponseBuilder::new(StatusCode::OK),
-        data,
-        Some(pagination),
-    ))
+    Ok(respond_all(data))
 }
 
 /// Revoke a pending invitation: its token stops working at once.

@@ -312,6 +312,10 @@ pub struct ListLeadsParams {
     /// Value at most (minor units).
     #[param(minimum = 0)]
     pub max_value: Option<i64>,
+    /// Case-insensitive search in the title, the source, and the linked contact's and
+    /// company's names.
+    #[param(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub q: Option<String>,
 }
 
 fn lead_response(status: StatusCode, lead: &Lead) -> HttpResponse {
@@ -361,6 +365,7 @@ pub async fn list<S: Store>(
         },
     });
     let (cursor, sort) = crate::cursor::resolve(p.cursor.as_deref(), sort, &mut errors);
+    let q = super::contacts::filter_text("q", p.q, 200, &mut errors);
     for (field, value) in [("minValue", p.min_value), ("maxValue", p.max_value)] {
         if value.is_some_and(|v| v < 0) {
             errors.add(field, "must not be negative");
@@ -382,6 +387,7 @@ pub async fn list<S: Store>(
         company_id: p.company_id.map(CompanyId::from_uuid),
         min_value: p.min_value,
         max_value: p.max_value,
+        q,
     };
     let page = list_leads(auth.uow, &auth.principal, query).await?;
     let data: Vec<LeadResponse> = page.items.iter().map(LeadResponse::from).collect();
@@ -753,6 +759,9 @@ pub struct ListActivitiesParams {
     /// Of this type.
     #[param(inline)]
     pub r#type: Option<ActivityTypeDto>,
+    /// Case-insensitive search in the subject and the body.
+    #[param(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub q: Option<String>,
 }
 
 async fn activities_page<S: Store>(
@@ -767,6 +776,7 @@ async fn activities_page<S: Store>(
     let default = ActivityQuery::default();
     let (cursor, _) =
         crate::cursor::resolve(params.cursor.as_deref(), Some(default.sort), &mut errors);
+    let q = super::contacts::filter_text("q", params.q, 200, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(&errors));
     }
@@ -774,6 +784,7 @@ async fn activities_page<S: Store>(
         limit,
         cursor,
         kind: params.r#type.map(ActivityType::from),
+        q,
         ..default
     };
     let page = list_activities(auth.uow, &auth.principal, of, query).await?;

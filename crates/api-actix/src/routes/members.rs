@@ -2,7 +2,7 @@
 //! invitation (`routes/invitations.rs`).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpResponse, web};
 use app::members::{change_member_role, list_members, remove_member};
 use domain::identity::Member;
 use domain::ids::UserId;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::Store;
 use crate::auth::Authenticated;
-use crate::envelope::{Pagination, respond, respond_with};
+use crate::envelope::{respond, respond_all};
 use crate::error::ApiError;
 
 use super::contacts::DeletedResponse;
@@ -91,16 +91,7 @@ pub struct ChangeRoleBody {
 pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
     let members = list_members(auth.uow, &auth.principal).await?;
     let data: Vec<MemberResponse> = members.iter().map(MemberResponse::from).collect();
-    let pagination = Pagination {
-        limit: u16::try_from(data.len()).unwrap_or(u16::MAX),
-        next_cursor: None,
-        has_more: false,
-    };
-    Ok(respond_with(
-        HttpResponseBuilder::new(StatusCode::OK),
-        data,
-        Some(pagination),
-    ))
+    Ok(respond_all(data))
 }
 
 /// Change a member's role.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::contacts::{DeletedResponse, if_match};
 use crate::Store;
 use crate::auth::Authenticated;
-use crate::envelope::{Pagination, respond, respond_with};
+use crate::envelope::{respond, respond_with};
 use crate::error::ApiError;
 use crate::validation::field_errors;
 
@@ -268,16 +268,7 @@ fn check<T: Validate<Context = ()>>(body: &T) -> Result<(), ApiError> {
 pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
     let pipelines = list_pipelines(auth.uow, &auth.principal).await?;
     let data: Vec<PipelineResponse> = pipelines.iter().map(PipelineResponse::from).collect();
-    let pagination = Pagination {
-        limit: u16::try_from(data.len()).unwrap_or(u16::MAX),
-        next_cursor: None,
-        has_more: false,
-    };
-    Ok(respond_with(
-        HttpResponseBuilder::new(StatusCode::OK),
-        data,
-        Some(pagination),
-    ))
+    Ok(crate::envelope::respond_all(data))
 }
 
 /// Create a pipeline with its stages.

@@ -317,8 +317,9 @@ pub struct DeliveryParams {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
-    /// Only events after this position (the `nextCursor` of the previous page).
-    #[param(max_length = 18, pattern = "^[0-9]*$")]
+    /// Only events after this position: the `nextCursor` of the previous page, or the id
+    /// of an event you already have (`evt_…`, the `webhook-id` of a delivery).
+    #[param(max_length = 36, pattern = "^([0-9]{0,18}|evt_[0-9a-f]{32})$")]
     pub after: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]
@@ -327,6 +328,21 @@ pub struct EventParams {
     /// 1-100, default 25.
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+}
+
+/// `after` of the event log: a cursor (at most 18 digits, as published) or an event id.
+fn events_after(text: &str) -> Option<app::webhooks::EventsAfter> {
+    if let Some(hex) = text.strip_prefix("evt_") {
+        let valid = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        return valid
+            .then(|| uuid::Uuid::try_parse(hex).ok())
+            .flatten()
+            .map(app::webhooks::EventsAfter::Event);
+    }
+    (text.len() <= 18 && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse::<i64>().ok())
+        .flatten()
+        .map(app::webhooks::EventsAfter::Position)
 }
 
 fn limit(value: Option<i64>) -> Result<u16, ApiError> {
@@ -627,14 +643,12 @@ pub async fn events<S: Store>(
     let limit = limit(params.limit)?;
     let after = match params.after.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(
-            Some(text)
-                .filter(|t| t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|t| t.parse::<i64>().ok())
-                .ok_or_else(|| {
-                    ApiError::invalid_field("after", "must be a cursor from nextCursor")
-                })?,
-        ),
+        Some(text) => Some(events_after(text).ok_or_else(|| {
+            ApiError::invalid_field(
+                "after",
+                "must be a cursor from nextCursor or an event id (evt_ and 32 hex digits)",
+            )
+        })?),
     };
     let types: Vec<String> = params.event_type.iter().cloned().collect();
     if let Some(kind) = types.first()
@@ -707,6 +721,10 @@ impl From<app::webhooks::WebhookError> for ApiError {
             WebhookError::Forbidden(f) => crate::error::forbidden(f),
             WebhookError::Invalid(fields) => Self::validation(&fields),
             WebhookError::NotFound => Self::new(ErrorCode::NotFound, "webhook not found"),
+            WebhookError::EventNotFound => Self::new(
+                ErrorCode::NotFound,
+                "no event with this id in your tenant's log (`after`)",
+            ),
             WebhookError::Unavailable => Self::new(
                 ErrorCode::Unavailable,
                 "too many webhook registrations are being checked right now; retry shortly",
