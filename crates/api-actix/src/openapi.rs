@@ -577,6 +577,10 @@ fn replace_inline(value: &mut Value, named: &[(String, Value, Option<Value>)], s
     }
 }
 
+/// Operations that answer 404 for an id outside their path: `GET /v1/events?after=evt_…`
+/// names an event that must be in the tenant's log.
+const NOT_FOUND_WITHOUT_PATH_ID: [(&str, &str); 1] = [("get", "/v1/events")];
+
 /// `app::idempotency::parse_key` as a pattern: 1-255 printable ASCII characters (space
 /// included), or the same in double quotes; bare keys neither start nor end with a space
 /// (HTTP trims those) and are not themselves quoted.
@@ -715,7 +719,9 @@ fn finish_operation(
             0..=399 => true,
             400 => has_body || has_query || has_path_id || idempotent_post || !authenticated,
             401 | 403 | 429 | 500 | 503 => true,
-            404 => has_path_id || !authenticated,
+            404 => {
+                has_path_id || !authenticated || NOT_FOUND_WITHOUT_PATH_ID.contains(&(method, path))
+            }
             405 => false,
             409 => is_write || !authenticated,
             412 => has_if_match,
