@@ -75,7 +75,7 @@ check-layers: ## Dependencies point inward: domain has no I/O crates, the API kn
 	done; \
 	echo "check-layers: ok (domain has no tokio/sea-orm/actix; domain, ports, app and api-actix know no adapter)"
 
-api-check: ## Only the black-box API contract check (migrations, curl, schemathesis)
+api-check: ## Only the black-box API contract check (migrations, curl, OpenAPI validator, generator and linter, schemathesis)
 	@scripts/api-check.sh
 
 lint: ## cargo fmt --check and clippy with warnings denied

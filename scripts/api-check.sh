@@ -5,9 +5,13 @@
 #   3. `crm serve` (as the application role) answers /healthz, one company is created
 #      through the API (its id feeds `companyId`), and an unauthenticated request gets
 #      the 401 error envelope;
-#   4. schemathesis, every check, against the served /openapi.json; the few accepted
-#      state-dependent answers are in schemathesis.toml;
-#   5. the API key schemathesis authenticated with still works afterwards.
+#   4. openapi-spec-validator and openapi-python-client (pinned) accept the served
+#      /openapi.json: no validation error, no generator warning, no dropped operation;
+#      so does Redocly's linter (pinned, recommended rules) when npm can install it;
+#   5. schemathesis, every check, against the served /openapi.json; the few accepted
+#      state-dependent answers are in schemathesis.toml, and a "validation mismatch"
+#      warning (generated bodies mostly refused) fails the run;
+#   6. the API key schemathesis authenticated with still works afterwards.
 # Exits non-zero on any finding.
 #
 # Environment:
@@ -29,6 +33,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
+REDOCLY_CLI_VERSION=2.77.0
+REDOCLY_DIR="target/redocly"
 MAX_EXAMPLES="${API_CHECK_MAX_EXAMPLES:-50}"
 ST_TIMEOUT="${API_CHECK_TIMEOUT:-600}"
 ST_WORKERS="${API_CHECK_WORKERS:-1}"
@@ -80,6 +88,20 @@ ensure_schemathesis() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
 }
 ensure_schemathesis
+
+# The validator and the generator an integrator would run on the served document.
+ensure_openapi_tools() {
+    if [[ "$("$VENV/bin/pip" list --disable-pip-version-check --format=freeze 2>/dev/null |
+        grep -i -E '^openapi-(spec-validator|python-client)==' | sort | tr '\n' ' ')" == \
+        "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION " ]]; then
+        return
+    fi
+    log "installing openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION and openapi-python-client $OPENAPI_PYTHON_CLIENT_VERSION into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION" \
+        "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" >&2
+}
+ensure_openapi_tools
 
 if [[ -z "${CRM_BIN:-}" ]]; then
     # Always build: a no-op when up to date, and the binary tested is the code checked out.
@@ -235,6 +257,67 @@ else
     fail "unauthenticated GET /v1/contacts must answer 401 with {\"success\":false,\"code\":\"UNAUTHENTICATED\",...}"
 fi
 
+# --- the document as validators and generators see it -------------------------
+# openapi-spec-validator: every error (not only the first). openapi-python-client: any
+# warning fails (it drops an endpoint it cannot generate and says so only as a warning),
+# and it must generate one module per operation of the document.
+status="$(curl -s -o "$OUT_DIR/openapi.json" -w '%{http_code}' --max-time 10 "$BASE/openapi.json")" ||
+    status="curl failed"
+[[ "$status" == 200 ]] || die "GET /openapi.json answered $status"
+if "$VENV/bin/openapi-spec-validator" --validation-errors all "$OUT_DIR/openapi.json" \
+    >"$OUT_DIR/openapi-spec-validator.log" 2>&1; then
+    pass "openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION accepts /openapi.json"
+else
+    head -n 40 "$OUT_DIR/openapi-spec-validator.log" >&2
+    fail "openapi-spec-validator rejects /openapi.json ($(grep -c 'Validation Error' "$OUT_DIR/openapi-spec-validator.log" || true) errors; see $OUT_DIR/openapi-spec-validator.log)"
+fi
+rm -rf "$OUT_DIR/python-client"
+printf 'post_hooks: []\n' >"$OUT_DIR/python-client.yml"
+generator_rc=0
+"$VENV/bin/openapi-python-client" generate --path "$OUT_DIR/openapi.json" \
+    --output-path "$OUT_DIR/python-client" --meta none --config "$OUT_DIR/python-client.yml" \
+    >"$OUT_DIR/openapi-python-client.log" 2>&1 || generator_rc=$?
+operations="$(python3 -c '
+import json, sys
+doc = json.load(open(sys.argv[1]))
+methods = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+print(sum(1 for item in doc["paths"].values() for method in item if method in methods))
+' "$OUT_DIR/openapi.json")"
+generated="$(find "$OUT_DIR/python-client/api" -name '*.py' ! -name '__init__.py' 2>/dev/null | wc -l)"
+if [[ "$generator_rc" -eq 0 ]] && ! grep -q -i -E 'warning|error|will not be generated' "$OUT_DIR/openapi-python-client.log" &&
+    [[ "$generated" -eq "$operations" ]]; then
+    pass "openapi-python-client $OPENAPI_PYTHON_CLIENT_VERSION generates a client of all $operations operations without a warning"
+else
+    head -n 60 "$OUT_DIR/openapi-python-client.log" >&2
+    fail "openapi-python-client: exit $generator_rc, $generated of $operations operations generated (see $OUT_DIR/openapi-python-client.log)"
+fi
+
+# Redocly's linter (recommended rules), when npm is there to install it (node 20+).
+# `no-empty-servers` is skipped: the document is served by the API it describes, so its
+# origin is the server; the probes' lack of a 4xx stays a warning.
+redocly="$REDOCLY_DIR/node_modules/.bin/redocly"
+if [[ ! -x "$redocly" ]] ||
+    [[ "$("$redocly" --version 2>/dev/null | tail -n 1)" != "$REDOCLY_CLI_VERSION" ]]; then
+    if command -v npm >/dev/null 2>&1; then
+        log "installing @redocly/cli $REDOCLY_CLI_VERSION into $REDOCLY_DIR"
+        mkdir -p "$REDOCLY_DIR"
+        timeout 300 npm install --prefix "$REDOCLY_DIR" --no-audit --no-fund --silent \
+            "@redocly/cli@$REDOCLY_CLI_VERSION" >&2 || log "npm install @redocly/cli failed"
+    fi
+fi
+if [[ -x "$redocly" ]]; then
+    if REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+        "$redocly" lint "$OUT_DIR/openapi.json" --skip-rule no-empty-servers \
+        >"$OUT_DIR/redocly.log" 2>&1; then
+        pass "redocly lint $REDOCLY_CLI_VERSION (recommended rules) finds no error in /openapi.json"
+    else
+        grep -E 'error|warning' "$OUT_DIR/redocly.log" | head -n 40 >&2 || true
+        fail "redocly lint reports errors (see $OUT_DIR/redocly.log)"
+    fi
+else
+    log "skipped: redocly lint (npm is not available to install @redocly/cli)"
+fi
+
 # --- schemathesis ------------------------------------------------------------
 st_args=(
     --config-file "$ROOT/schemathesis.toml"
@@ -256,7 +339,10 @@ log "schemathesis ${st_args[*]//$API_KEY/crm_sk_…}"
 st_rc=0
 # Run inside $OUT_DIR: schemathesis keeps its caches (.schemathesis/, .hypothesis/) in
 # the working directory; `st replay ID` works from there too.
-(cd "$OUT_DIR" && timeout --kill-after=10 "$ST_TIMEOUT" "$ROOT/$VENV/bin/schemathesis" "${st_args[@]}") ||
+# scripts/schemathesis_hooks.py gives every valid generated Idempotency-Key a value never
+# sent before in the run (a repeated key is a replay or a 422 by contract).
+(cd "$OUT_DIR" && SCHEMATHESIS_HOOKS="$ROOT/scripts/schemathesis_hooks.py" \
+    timeout --kill-after=10 "$ST_TIMEOUT" "$ROOT/$VENV/bin/schemathesis" "${st_args[@]}") ||
     st_rc=$?
 if [[ "$st_rc" -eq 0 ]]; then
     pass "schemathesis found nothing"

@@ -225,3 +225,150 @@ async fn request_ids_are_echoed_when_sane_and_replaced_when_not() {
         Value::String(replaced)
     );
 }
+
+#[actix_rt::test]
+async fn a_body_that_is_not_json_is_invalid_json_whatever_its_shape_on_post_put_and_patch() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let created = app
+        .post("/v1/contacts", &acme.key, &json!({"firstName": "Ada"}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let contact = format!("/v1/contacts/{}", created.id());
+    let company = app
+        .post("/v1/companies", &acme.key, &json!({"name": "Acme Ltd"}))
+        .await;
+    assert_eq!(company.status, 201, "{}", company.body);
+    let company = format!("/v1/companies/{}", company.id());
+
+    // Each body has a syntax error; several have a field of the wrong type, or an unknown
+    // field, before it, which serde meets first.
+    let bodies: &[&[u8]] = &[
+        b"{\"firstName\": ",
+        b"{\"firstName\": 42, \"lastName\": ",
+        b"{\"unknownField\": true,",
+        b"{\"firstName\": \"Ada\"} trailing",
+        b"{\"firstName\": \"Ada\"}{}",
+        b"{\"firstName\": 42} x",
+        b"NaN",
+        b"{\"firstName\": NaN}",
+        b"{\"tags\": [1, NaN]}",
+        b"[1, 2",
+        b"[1, 2] [",
+        b"",
+        b"   ",
+        b"{'firstName': 'Ada'}",
+        b"{\"firstName\": \"Ada\",}",
+    ];
+    let targets = [
+        ("POST", "/v1/contacts".to_owned(), "application/json"),
+        ("PUT", contact.clone(), "application/json"),
+        ("PATCH", contact.clone(), "application/json"),
+        ("PATCH", contact.clone(), "application/merge-patch+json"),
+        ("POST", "/v1/companies".to_owned(), "application/json"),
+        ("PUT", company.clone(), "application/json"),
+        ("PATCH", company.clone(), "application/merge-patch+json"),
+    ];
+    for (method, path, content_type) in &targets {
+        for body in bodies {
+            let reply = app
+                .call_raw(method, path, &acme.key, content_type, body.to_vec())
+                .await;
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(
+                (reply.status, reply.code()),
+                (400, "INVALID_JSON"),
+                "{method} {path} ({content_type}) {shown:?}: {}",
+                reply.body
+            );
+            assert!(
+                reply.body["details"]["fields"].is_null(),
+                "{method} {path} {shown:?} names a field: {}",
+                reply.body
+            );
+        }
+    }
+
+    // Well-formed JSON of the wrong shape is still a validation error naming the body.
+    for (method, path, content_type) in &targets {
+        let reply = app
+            .call_raw(
+                method,
+                path,
+                &acme.key,
+                content_type,
+                b"{\"firstName\": 42}".to_vec(),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "VALIDATION_FAILED"),
+            "{method} {path}: {}",
+            reply.body
+        );
+    }
+    assert_eq!(app.contact_rows().await, 1);
+    let after = app.get(&contact, &acme.key).await;
+    assert_eq!(after.body["data"]["firstName"], "Ada");
+    assert_eq!(
+        after.body["data"]["version"],
+        created.body["data"]["version"]
+    );
+}
+
+#[actix_rt::test]
+async fn query_parameter_errors_name_their_fields() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let unknown = app.get("/v1/contacts?bogus=1", &acme.key).await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert_eq!(unknown.code(), "VALIDATION_FAILED");
+    assert!(
+        unknown.body["details"]["fields"]["bogus"].is_array(),
+        "{}",
+        unknown.body
+    );
+    let mistyped = app.get("/v1/contacts?limit=lots", &acme.key).await;
+    assert_eq!(mistyped.status, 400, "{}", mistyped.body);
+    let fields = mistyped.body["details"]["fields"]
+        .as_object()
+        .expect("details.fields");
+    assert!(!fields.is_empty(), "{}", mistyped.body);
+    assert!(mistyped.body["details"]["query"].is_null());
+}
+
+#[actix_rt::test]
+async fn a_bad_body_without_a_credential_is_401_on_authenticated_routes_and_400_on_public_ones() {
+    let app = spawn_app().await;
+    for body in [
+        b"{\"firstName\": 42}".to_vec(),
+        b"{\"firstName\": ".to_vec(),
+    ] {
+        let reply = app
+            .client
+            .post(format!("{}/v1/contacts", app.address))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body.clone())
+            .await
+            .expect("request sent");
+        assert_eq!(
+            reply.status().as_u16(),
+            401,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let login = app
+            .client
+            .post(format!("{}/v1/auth/login", app.address))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body.clone())
+            .await
+            .expect("request sent");
+        assert_eq!(
+            login.status().as_u16(),
+            400,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}

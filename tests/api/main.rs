@@ -16,6 +16,7 @@ mod isolation;
 mod leads;
 mod logs;
 mod metrics;
+mod openapi;
 mod outage;
 mod pipelines;
 mod qr_page;

@@ -128,12 +128,15 @@ pub fn app<S: Store>(
     // Outermost last: request context (id, envelope, log), then rate limits (a refused
     // request reserves no idempotency key), then the refusal of compressed bodies (before
     // any body is read), then idempotency (reads the body; the extractor looks the key up
-    // in the request's unit of work), then the routes.
+    // in the request's unit of work), then the copy of JSON bodies that lets a body that
+    // is not JSON answer INVALID_JSON whatever its shape (error::keep_json_body), then
+    // the routes.
     // awc is single-threaded: each worker thread (each call of this function) gets its own
     // webhook sender.
     let sender = routes::webhooks::SenderHandle((state.webhooks.make_sender)());
     App::new()
         .app_data(sender)
+        .wrap(actix_web::middleware::from_fn(error::keep_json_body))
         .wrap(idempotency::Idempotency::<S>::new())
         .wrap(content_encoding::IdentityOnly)
         .wrap(rate_limit::RateLimit::new(state.limits.clone()))

@@ -57,6 +57,15 @@ where
     }
 }
 
+/// [`optional_integer`] for a merge patch: `Some(None)` for an explicit `null`, so that
+/// "absent" and "null" stay apart.
+pub(crate) fn present_integer<'de, D>(deserializer: D) -> Result<Option<Option<i64>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    optional_integer(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::camel_case;

@@ -209,7 +209,7 @@ pub struct LeadPatchBody {
     /// Stage.
     pub stage_id: Option<Uuid>,
     /// Value in minor units.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validation::present_integer")]
     #[schema(value_type = Option<i64>, minimum = 0)]
     pub value: Option<Option<i64>>,
     /// Currency.

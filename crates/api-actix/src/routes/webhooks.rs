@@ -115,12 +115,13 @@ pub struct CreateWebhookBody {
     #[schema(
         min_length = 8,
         max_length = 2048,
+        pattern = "^https://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$",
         example = "https://hooks.example.com/crm"
     )]
     pub url: String,
-    /// Free text.
+    /// Free text: one line (no control characters).
     #[garde(inner(length(chars, max = 500)))]
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub description: Option<String>,
     /// `*`, `<resource>.*` or event types such as `contact.created`.
     #[garde(length(min = 1, max = 50))]
@@ -139,6 +140,8 @@ pub struct PatchWebhookBody {
     /// New URL.
     #[serde(default, deserialize_with = "not_null")]
     #[schema(
+        value_type = String,
+        required = false,
         min_length = 8,
         max_length = 2048,
         pattern = "^https://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
@@ -146,7 +149,7 @@ pub struct PatchWebhookBody {
     pub url: Option<String>,
     /// New description (`null` clears).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 500)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub description: Option<Option<String>>,
     /// New event filters.
     #[serde(default, deserialize_with = "not_null")]
@@ -154,6 +157,7 @@ pub struct PatchWebhookBody {
     pub events: Option<Vec<String>>,
     /// Enable or disable.
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = bool, required = false)]
     pub enabled: Option<bool>,
 }
 
@@ -364,6 +368,7 @@ fn list_response<T: Serialize>(data: Vec<T>, limit: u16, next: Option<String>) -
     )
 }
 
+/// Subscribe an HTTPS endpoint to events; the signing secret is shown once.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = CreateWebhookBody,
     security(("bearer" = [])),
     responses(
@@ -400,6 +405,7 @@ pub async fn create<S: Store>(
     ))
 }
 
+/// List the tenant's webhook subscriptions.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every subscription (never their secrets)", body = crate::envelope::Success<Vec<WebhookResponse>>),
@@ -412,6 +418,7 @@ pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiE
     Ok(list_response(data, count, None))
 }
 
+/// Fetch a webhook subscription.
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
@@ -426,6 +433,7 @@ pub async fn get<S: Store>(
     Ok(respond(StatusCode::OK, WebhookResponse::new(&found, None)))
 }
 
+/// Change a webhook subscription (merge patch).
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", request_body = PatchWebhookBody,
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
@@ -460,6 +468,7 @@ pub async fn patch<S: Store>(
     ))
 }
 
+/// Delete a webhook subscription.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
@@ -480,6 +489,7 @@ pub async fn delete<S: Store>(
     ))
 }
 
+/// Rotate the signing secret; the old one keeps signing for the grace period.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
@@ -508,6 +518,7 @@ pub async fn rotate<S: Store>(
     ))
 }
 
+/// Send a signed test event to the endpoint now and report the outcome.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
@@ -530,6 +541,7 @@ pub async fn test<S: Store>(
     Ok(respond(StatusCode::OK, TestResponse::from(outcome)))
 }
 
+/// List a subscription's deliveries, newest first.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id"), DeliveryParams),
@@ -563,6 +575,7 @@ pub async fn deliveries<S: Store>(
     Ok(list_response(data, limit, next))
 }
 
+/// Fetch a delivery with its attempts.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries/{deliveryId}", tag = "webhooks",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id"),
@@ -589,6 +602,7 @@ pub async fn delivery<S: Store>(
     ))
 }
 
+/// Retry a delivery now.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "webhooks",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Subscription id"),
@@ -615,6 +629,7 @@ pub async fn retry<S: Store>(
     ))
 }
 
+/// List the tenant's events in order (catch-up after missed deliveries).
 #[utoipa::path(get, path = "/v1/events", tag = "webhooks", security(("bearer" = [])),
     params(EventParams),
     responses(
