@@ -326,3 +326,61 @@ async fn leads_are_found_by_title_source_and_their_contact_and_company_and_activ
         );
     }
 }
+
+#[actix_rt::test]
+async fn every_whole_list_takes_q_too() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let key = acme.key.as_str();
+    let made = app
+        .post(
+            "/v1/pipelines",
+            key,
+            &serde_json::json!({"name": "Renewals", "stages": [{"name": "Due"}, {"name": "Signed", "kind": "won"}]}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let count = |path: String| {
+        let app = &app;
+        async move {
+            let reply = app.get(&path, key).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+            reply.body["data"].as_array().expect("a list").len()
+        }
+    };
+    assert_eq!(count("/v1/pipelines?q=RENEW".into()).await, 1, "by name");
+    assert_eq!(
+        count("/v1/pipelines?q=signed".into()).await,
+        1,
+        "by a stage's name"
+    );
+    assert_eq!(count("/v1/pipelines?q=nothing-like-it".into()).await, 0);
+    let key_made = app
+        .post(
+            "/v1/api-keys",
+            key,
+            &serde_json::json!({"name": "Zapier sync", "scopes": ["*"]}),
+        )
+        .await;
+    assert_eq!(key_made.status, 201);
+    assert_eq!(count("/v1/api-keys?q=zapier".into()).await, 1);
+    let invited = app
+        .post(
+            "/v1/invitations",
+            key,
+            &serde_json::json!({"email": "grace@navy.example", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(invited.status, 201);
+    assert_eq!(count("/v1/invitations?q=NAVY".into()).await, 1);
+    assert_eq!(count("/v1/invitations?q=army".into()).await, 0);
+    assert!(count("/v1/members?q=@".into()).await >= 1);
+    assert_eq!(count("/v1/webhooks?q=nothing".into()).await, 0);
+    let refused = app.get("/v1/members?q=%00", key).await;
+    assert_eq!(refused.status, 400, "control characters are refused");
+    let unknown = app.get("/v1/members?sort=name", key).await;
+    assert_eq!(
+        unknown.status, 400,
+        "unknown parameters are refused, as on every list"
+    );
+}

@@ -197,14 +197,22 @@ pub async fn create<S: Store>(
 }
 
 /// List the tenant's API keys, newest first (revoked ones included, marked).
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/api-keys", params(super::SearchParams), tag = "api-keys", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every key", body = crate::envelope::Success<Vec<ApiKeyResponse>>),
         crate::openapi::CommonErrors,
     ))]
-pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
+pub async fn list<S: Store>(
+    auth: Authenticated<S>,
+    params: web::Query<super::SearchParams>,
+) -> Result<HttpResponse, ApiError> {
+    let term = params.into_inner().term()?;
     let keys = list_api_keys(auth.uow, &auth.principal).await?;
-    let data: Vec<ApiKeyResponse> = keys.iter().map(ApiKeyResponse::from).collect();
+    let data: Vec<ApiKeyResponse> = keys
+        .iter()
+        .filter(|k| super::found(term.as_deref(), [k.name.as_str(), k.prefix.as_str()]))
+        .map(ApiKeyResponse::from)
+        .collect();
     Ok(respond_all(data))
 }
 

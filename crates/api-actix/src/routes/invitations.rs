@@ -150,14 +150,22 @@ pub async fn create<S: Store>(
 }
 
 /// List the tenant's invitations, newest first (accepted and revoked ones included).
-#[utoipa::path(get, path = "/v1/invitations", tag = "members", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/invitations", params(super::SearchParams), tag = "members", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every invitation", body = crate::envelope::Success<Vec<InvitationResponse>>),
         crate::openapi::CommonErrors,
     ))]
-pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
+pub async fn list<S: Store>(
+    auth: Authenticated<S>,
+    params: web::Query<super::SearchParams>,
+) -> Result<HttpResponse, ApiError> {
+    let term = params.into_inner().term()?;
     let invitations = list_invitations(auth.uow, &auth.principal).await?;
-    let data: Vec<InvitationResponse> = invitations.iter().map(InvitationResponse::from).collect();
+    let data: Vec<InvitationResponse> = invitations
+        .iter()
+        .filter(|i| super::found(term.as_deref(), [i.email.as_str()]))
+        .map(InvitationResponse::from)
+        .collect();
     Ok(respond_all(data))
 }
 

@@ -83,14 +83,22 @@ pub struct ChangeRoleBody {
 }
 
 /// List members, oldest first.
-#[utoipa::path(get, path = "/v1/members", tag = "members", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/members", params(super::SearchParams), tag = "members", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every member", body = crate::envelope::Success<Vec<MemberResponse>>),
         crate::openapi::CommonErrors,
     ))]
-pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
+pub async fn list<S: Store>(
+    auth: Authenticated<S>,
+    params: web::Query<super::SearchParams>,
+) -> Result<HttpResponse, ApiError> {
+    let term = params.into_inner().term()?;
     let members = list_members(auth.uow, &auth.principal).await?;
-    let data: Vec<MemberResponse> = members.iter().map(MemberResponse::from).collect();
+    let data: Vec<MemberResponse> = members
+        .iter()
+        .filter(|m| super::found(term.as_deref(), [m.name.as_str(), m.email.as_str()]))
+        .map(MemberResponse::from)
+        .collect();
     Ok(respond_all(data))
 }
 

@@ -260,14 +260,28 @@ fn check<T: Validate<Context = ()>>(body: &T) -> Result<(), ApiError> {
 }
 
 /// List pipelines, the default first.
-#[utoipa::path(get, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/pipelines", params(super::SearchParams), tag = "pipelines", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every pipeline", body = crate::envelope::Success<Vec<PipelineResponse>>),
         crate::openapi::CommonErrors,
     ))]
-pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
+pub async fn list<S: Store>(
+    auth: Authenticated<S>,
+    params: web::Query<super::SearchParams>,
+) -> Result<HttpResponse, ApiError> {
+    let term = params.into_inner().term()?;
     let pipelines = list_pipelines(auth.uow, &auth.principal).await?;
-    let data: Vec<PipelineResponse> = pipelines.iter().map(PipelineResponse::from).collect();
+    let data: Vec<PipelineResponse> = pipelines
+        .iter()
+        .filter(|p| {
+            let stages = p.stages.iter().map(|s| s.name.as_str());
+            super::found(
+                term.as_deref(),
+                std::iter::once(p.name.as_str()).chain(stages),
+            )
+        })
+        .map(PipelineResponse::from)
+        .collect();
     Ok(crate::envelope::respond_all(data))
 }
 

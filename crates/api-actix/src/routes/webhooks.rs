@@ -406,14 +406,26 @@ pub async fn create<S: Store>(
 }
 
 /// List the tenant's webhook subscriptions.
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/webhooks", params(super::SearchParams), tag = "webhooks", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every subscription (never their secrets)", body = crate::envelope::Success<Vec<WebhookResponse>>),
         crate::openapi::CommonErrors,
     ))]
-pub async fn list<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
+pub async fn list<S: Store>(
+    auth: Authenticated<S>,
+    params: web::Query<super::SearchParams>,
+) -> Result<HttpResponse, ApiError> {
+    let term = params.into_inner().term()?;
     let all = list_subscriptions(auth.uow, &auth.principal).await?;
-    let data: Vec<WebhookResponse> = all.iter().map(|s| WebhookResponse::new(s, None)).collect();
+    let data: Vec<WebhookResponse> = all
+        .iter()
+        .filter(|s| {
+            let url = s.fields.url.as_str();
+            let description = s.fields.description.as_deref().unwrap_or_default();
+            super::found(term.as_deref(), [url, description])
+        })
+        .map(|s| WebhookResponse::new(s, None))
+        .collect();
     let count = u16::try_from(data.len()).unwrap_or(u16::MAX);
     Ok(list_response(data, count, None))
 }
