@@ -5,7 +5,7 @@
 use adapters_memory::MemoryStore;
 use app::api_keys::{NewKeyInput, create_api_key};
 use app::auth::{AuthError, Credential, authenticate};
-use app::identity::{ClientInfo, LoginInput, login};
+use app::identity::{ClientInfo, LoginInput, SessionGrant, login};
 use app::invitations::{
     AcceptInput, InvitationError, InviteInput, accept_invitation, create_invitation,
     revoke_invitation,
@@ -13,14 +13,29 @@ use app::invitations::{
 use app::members::{MemberError, change_member_role, remove_member};
 use domain::principal::Role;
 
-use crate::identity::{hasher, join, session, settings, sign_up};
+use crate::identity::{CountingHasher, hasher, join, session, settings, sign_up};
 
-fn accept(token: &str, password: Option<&str>) -> AcceptInput {
-    AcceptInput {
-        token: token.to_owned(),
-        name: None,
-        password: password.map(str::to_owned),
-    }
+/// Accepts `token` with `password`, presenting `session` if given.
+async fn try_accept(
+    store: &MemoryStore,
+    hasher: &CountingHasher,
+    token: &str,
+    password: Option<&str>,
+    session: Option<&Credential>,
+) -> Result<SessionGrant, InvitationError> {
+    accept_invitation(
+        store,
+        hasher,
+        &settings(),
+        AcceptInput {
+            token: token.to_owned(),
+            name: None,
+            password: password.map(str::to_owned),
+        },
+        session,
+        &ClientInfo::default(),
+    )
+    .await
 }
 
 async fn invite(
@@ -87,25 +102,9 @@ async fn a_pre_registered_address_does_not_let_its_registrant_into_an_inviting_t
     .await;
     assert!(attacker.is_err(), "not a member of the inviting tenant");
     // The token's holder who does not know the account's password gets nothing either.
-    let guessed = accept_invitation(
-        &store,
-        hasher.as_ref(),
-        &settings(),
-        accept(&token, Some("a brand new password")),
-        None,
-        &ClientInfo::default(),
-    )
-    .await;
+    let guessed = try_accept(&store, &hasher, &token, Some("a brand new password"), None).await;
     assert!(matches!(guessed, Err(InvitationError::InvalidCredentials)));
-    let missing = accept_invitation(
-        &store,
-        hasher.as_ref(),
-        &settings(),
-        accept(&token, None),
-        None,
-        &ClientInfo::default(),
-    )
-    .await;
+    let missing = try_accept(&store, &hasher, &token, None, None).await;
     assert!(matches!(missing, Err(InvitationError::Invalid(_))));
 }
 
@@ -117,26 +116,11 @@ async fn an_invitation_works_once_and_not_after_revocation() {
     let token = invite(&store, &session(&owner), "new@example.com", Role::Member)
         .await
         .expect("invited");
-    let joined = accept_invitation(
-        &store,
-        hasher.as_ref(),
-        &settings(),
-        accept(&token, Some("my own password")),
-        None,
-        &ClientInfo::default(),
-    )
-    .await
-    .expect("new account joins with its own password");
+    let joined = try_accept(&store, &hasher, &token, Some("my own password"), None)
+        .await
+        .expect("new account joins with its own password");
     assert_eq!(joined.tenant.id, owner.tenant.id);
-    let again = accept_invitation(
-        &store,
-        hasher.as_ref(),
-        &settings(),
-        accept(&token, Some("my own password")),
-        None,
-        &ClientInfo::default(),
-    )
-    .await;
+    let again = try_accept(&store, &hasher, &token, Some("my own password"), None).await;
     assert!(
         matches!(again, Err(InvitationError::NotFound)),
         "single use"
@@ -160,15 +144,7 @@ async fn an_invitation_works_once_and_not_after_revocation() {
     revoke_invitation(uow, &principal, id)
         .await
         .expect("revoked");
-    let revoked = accept_invitation(
-        &store,
-        hasher.as_ref(),
-        &settings(),
-        accept(&token, Some("my own password")),
-        None,
-        &ClientInfo::default(),
-    )
-    .await;
+    let revoked = try_accept(&store, &hasher, &token, Some("my own password"), None).await;
     assert!(matches!(revoked, Err(InvitationError::NotFound)));
 }
 
@@ -182,26 +158,11 @@ async fn an_existing_account_joins_with_its_own_session_and_no_other() {
     let token = invite(&store, &session(&owner), "grace@example.com", Role::Member)
         .await
         .expect("invited");
-    let wrong = accept_invitation(
-        &store,
-        hasher.as_ref(),
-        &settings(),
-        accept(&token, None),
-        Some(&session(&mallory)),
-        &ClientInfo::default(),
-    )
-    .await;
+    let wrong = try_accept(&store, &hasher, &token, None, Some(&session(&mallory))).await;
     assert!(matches!(wrong, Err(InvitationError::WrongAccount)));
-    let joined = accept_invitation(
-        &store,
-        hasher.as_ref(),
-        &settings(),
-        accept(&token, None),
-        Some(&session(&grace)),
-        &ClientInfo::default(),
-    )
-    .await
-    .expect("her own session proves the account");
+    let joined = try_accept(&store, &hasher, &token, None, Some(&session(&grace)))
+        .await
+        .expect("her own session proves the account");
     assert_eq!(joined.user.id, grace.user.id);
     assert_eq!(joined.tenant.id, owner.tenant.id);
 }
