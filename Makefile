@@ -25,7 +25,7 @@ RUST_LOG ?= info
 ENSURE_PG := scripts/ensure-postgres.sh
 RELEASE_BIN := target/release/crm
 
-.PHONY: help run test api-check check-layers lint fmt bench clean-db db-url db-stop
+.PHONY: help run test api-check check-layers lint fmt bench schema schema-check clean-db db-url db-stop
 
 help: ## List the targets
 	@printf 'Usage: make <target>\n\nTargets:\n'
@@ -54,7 +54,7 @@ run: ## Build the release binary, ensure PostgreSQL and database DB_NAME, serve 
 		BIND_ADDR='$(BIND_ADDR)' LOG_FORMAT='$(LOG_FORMAT)' RUST_LOG='$(RUST_LOG)' \
 		$(RELEASE_BIN) serve
 
-test: ## Layering and lint checks, the Rust tests (cargo test; PostgreSQL and Redis found or started), then scripts/api-check.sh
+test: ## Layering and lint checks, the Rust tests (cargo test; PostgreSQL and Redis found or started), docs/schema.sql current, then scripts/api-check.sh
 	@admin="$$($(ENSURE_PG))"; \
 	export PG_ADMIN_URL="$$admin"; \
 	CHROMIUM="$$(scripts/ensure-chromium.sh)"; export CHROMIUM; \
@@ -64,6 +64,7 @@ test: ## Layering and lint checks, the Rust tests (cargo test; PostgreSQL and Re
 	$(MAKE) --no-print-directory check-layers lint; \
 	$(CARGO) build --workspace --all-targets; \
 	$(CARGO) test --workspace; \
+	CRM_BIN=target/debug/crm scripts/schema.sh --check; \
 	scripts/api-check.sh
 
 check-layers: ## Dependencies point inward: domain has no I/O crates, the API knows no adapter
@@ -84,6 +85,12 @@ lint: ## cargo fmt --check and clippy with warnings denied
 
 fmt: ## Format the workspace
 	$(CARGO) fmt --all
+
+schema: ## Regenerate docs/schema.sql (schema-only dump of a freshly migrated database)
+	@scripts/schema.sh
+
+schema-check: ## Fail if docs/schema.sql is not what the migrations produce (part of make test)
+	@scripts/schema.sh --check
 
 bench: ## Benchmarks on this machine (release build, loopback, bounded): see docs/benchmarks.md
 	@scripts/bench.sh
