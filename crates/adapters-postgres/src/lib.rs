@@ -16,6 +16,7 @@ mod identity;
 mod invitations;
 mod keyset;
 mod leads;
+mod local_socket;
 pub mod migrate;
 mod pipelines;
 mod provisioning;

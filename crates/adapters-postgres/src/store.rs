@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::availability::Availability;
 use crate::errors::repo_error;
+use crate::local_socket;
 
 /// Pool sizing and timeouts.
 #[derive(Clone, Debug)]
@@ -34,6 +35,9 @@ pub struct PoolOptions {
     /// transaction ever be leaked, since no unit of work waits on anything but the
     /// database while it holds one.
     pub idle_in_transaction_timeout: Duration,
+    /// Reach a server on this machine through its Unix socket when the URL names it over
+    /// loopback TCP (see `local_socket`: no Nagle stall, no TLS on loopback).
+    pub prefer_local_socket: bool,
 }
 
 impl Default for PoolOptions {
@@ -42,6 +46,7 @@ impl Default for PoolOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             idle_in_transaction_timeout: Duration::from_secs(15),
+            prefer_local_socket: true,
         }
     }
 }
@@ -142,7 +147,16 @@ impl PgStore {
     /// # Errors
     /// [`ConnectError`] when the URL is malformed or the server does not answer.
     pub async fn connect(url: &str, options: &PoolOptions) -> Result<Self, ConnectError> {
-        let target: PgConnectOptions = url.parse().map_err(|e| ConnectError(format!("{e}")))?;
+        let mut target: PgConnectOptions = url.parse().map_err(|e| ConnectError(format!("{e}")))?;
+        let socket = if options.prefer_local_socket {
+            local_socket::same_server_socket(&target).await
+        } else {
+            None
+        };
+        if let Some(dir) = &socket {
+            tracing::info!(socket = %dir.display(), "reaching the local PostgreSQL through its Unix socket");
+            target = target.socket(dir);
+        }
         let availability =
             Availability::new(target, options.max_connections, options.acquire_timeout);
         let discard = Arc::clone(&availability);
@@ -157,10 +171,14 @@ impl PgStore {
             .test_before_acquire(false)
             .sqlx_logging(false)
             .map_sqlx_postgres_opts(move |opts| {
-                opts.options([(
+                let opts = opts.options([(
                     "idle_in_transaction_session_timeout",
                     idle_in_transaction.clone(),
-                )])
+                )]);
+                match &socket {
+                    Some(dir) => opts.socket(dir),
+                    None => opts,
+                }
             })
             // No round trip: a connection opened before the last outage is dead.
             .map_sqlx_postgres_before_acquire(move |_, meta| {
