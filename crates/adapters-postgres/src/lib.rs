@@ -10,6 +10,7 @@
 mod availability;
 mod companies;
 mod contacts;
+mod entities;
 mod errors;
 mod idempotency;
 mod identity;
