@@ -31,14 +31,3 @@ pub(crate) struct Model {
 pub(crate) enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
-
-#[cfg(test)]
-mod tests {
-    use sea_orm::{DbBackend, EntityTrait, QueryTrait};
-
-    #[test]
-    fn sql() {
-        let q = super::Entity::find_by_id((uuid::Uuid::nil(), uuid::Uuid::nil()));
-        println!("{}", q.build(DbBackend::Postgres).sql);
-    }
-}
