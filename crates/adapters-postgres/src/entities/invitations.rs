@@ -1,10 +1,12 @@
-//! The `invitations` table. The token hash is written, never read back: the look-up by
-//! token is `crm_find_invitation` (SECURITY DEFINER).
+//! The `invitations` table, as the application role sees it: every column but
+//! `token_hash`, which it may write and never read (column grants); the look-up by token
+//! is `crm_find_invitation` (SECURITY DEFINER). Because the builder's `RETURNING` names
+//! every entity column, the INSERT (which writes the hash) stays hand-written.
 
 use sea_orm::entity::prelude::*;
 use time::OffsetDateTime;
 
-/// An `invitations` row (primary key `(tenant_id, id)`).
+/// An `invitations` row without its token hash (primary key `(tenant_id, id)`).
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "invitations")]
 pub(crate) struct Model {
@@ -14,7 +16,6 @@ pub(crate) struct Model {
     pub(crate) id: Uuid,
     pub(crate) email: String,
     pub(crate) role: String,
-    pub(crate) token_hash: Vec<u8>,
     pub(crate) invited_by: Uuid,
     pub(crate) created_at: OffsetDateTime,
     pub(crate) expires_at: OffsetDateTime,
