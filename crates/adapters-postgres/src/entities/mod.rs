@@ -7,10 +7,12 @@
 //! `search_text` are left out, so they are neither selected nor ever written.
 
 pub(crate) mod activities;
+pub(crate) mod api_keys;
 pub(crate) mod companies;
 pub(crate) mod contacts;
 pub(crate) mod invitations;
 pub(crate) mod leads;
+pub(crate) mod memberships;
 pub(crate) mod pipeline_stages;
 pub(crate) mod pipelines;
 
