@@ -15,14 +15,15 @@ use ports::{
 };
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, DbErr, EntityTrait as _, FromQueryResult, QueryFilter as _,
-    QueryOrder as _, QuerySelect as _, Set, Value,
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DbErr, EntityTrait as _,
+    FromQueryResult, QueryFilter as _, QueryOrder as _, QuerySelect as _, Set, Value,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::entities::api_keys::{self, Entity as ApiKeys};
 use crate::entities::memberships::{self, Entity as Memberships};
+use crate::entities::tenants::{self, Entity as Tenants};
 use crate::errors::{UNIQUE_VIOLATION, repo_error, violated_constraint};
 use crate::store::{PgStore, PgUnitOfWork, statement};
 
@@ -31,15 +32,8 @@ pub(crate) fn role(raw: &str) -> Result<Role, RepoError> {
         .map_err(|e: domain::principal::UnknownRole| RepoError::Unexpected(e.to_string()))
 }
 
-#[derive(Debug, FromQueryResult)]
-struct TenantRow {
-    id: Uuid,
-    name: String,
-    expires_at: Option<OffsetDateTime>,
-}
-
-impl From<TenantRow> for TenantInfo {
-    fn from(row: TenantRow) -> Self {
+impl From<tenants::Model> for TenantInfo {
+    fn from(row: tenants::Model) -> Self {
         Self {
             id: TenantId::from_uuid(row.id),
             name: row.name,
@@ -135,15 +129,12 @@ fn identity_write_error(error: DbErr) -> IdentityWriteError {
 
 impl IdentityRepository for PgUnitOfWork {
     async fn tenant(&mut self) -> Result<TenantInfo, RepoError> {
-        TenantRow::find_by_statement(statement(
-            "SELECT id, name, expires_at FROM tenants WHERE id = $1",
-            vec![self.tenant_value()],
-        ))
-        .one(&self.txn)
-        .await
-        .map_err(repo_error)?
-        .map(TenantInfo::from)
-        .ok_or_else(|| RepoError::Unexpected("the unit of work's tenant is not visible".into()))
+        Tenants::find_by_id(self.tenant_id.as_uuid())
+            .one(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .map(TenantInfo::from)
+            .ok_or_else(|| RepoError::Unexpected("the unit of work's tenant is not visible".into()))
     }
 
     async fn insert_tenant(
@@ -151,20 +142,15 @@ impl IdentityRepository for PgUnitOfWork {
         name: &str,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<TenantInfo, RepoError> {
-        TenantRow::find_by_statement(statement(
-            "INSERT INTO tenants (id, name, expires_at) VALUES ($1, $2, $3) \
-             RETURNING id, name, expires_at",
-            vec![
-                self.tenant_value(),
-                name.to_owned().into(),
-                expires_at.into(),
-            ],
-        ))
-        .one(&self.txn)
+        tenants::ActiveModel {
+            id: Set(self.tenant_id.as_uuid()),
+            name: Set(name.to_owned()),
+            expires_at: Set(expires_at),
+        }
+        .insert(&self.txn)
         .await
-        .map_err(repo_error)?
         .map(TenantInfo::from)
-        .ok_or_else(|| RepoError::Unexpected("INSERT tenant returned no row".into()))
+        .map_err(repo_error)
     }
 
     async fn insert_user(&mut self, user: &NewUser) -> Result<(), IdentityWriteError> {
@@ -339,7 +325,7 @@ impl IdentityRepository for PgUnitOfWork {
         let changed = Memberships::update_many()
             .col_expr(
                 memberships::Column::Role,
-                Expr::val(role.as_str().to_owned()).into(),
+                Expr::val(role.as_str().to_owned()),
             )
             .filter(memberships::Column::TenantId.eq(self.tenant_id.as_uuid()))
             .filter(memberships::Column::UserId.eq(user.as_uuid()))

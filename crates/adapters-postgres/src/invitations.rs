@@ -108,7 +108,7 @@ impl InvitationRepository for PgUnitOfWork {
     ) -> Result<Option<Invitation>, RepoError> {
         use sea_orm::sea_query::ExprTrait as _;
         // A conditional UPDATE: only a pending, unexpired invitation is claimed, once.
-        Ok(Invitations::update_many()
+        Invitations::update_many()
             .col_expr(Column::AcceptedAt, Func::cust("now").into())
             .col_expr(Column::AcceptedBy, Expr::val(user.as_uuid()))
             .filter(Column::TenantId.eq(self.tenant_id.as_uuid()))
@@ -121,6 +121,6 @@ impl InvitationRepository for PgUnitOfWork {
             .map_err(repo_error)?
             .pop()
             .map(Invitation::try_from)
-            .transpose()?)
+            .transpose()
     }
 }

@@ -15,11 +15,12 @@ pub(crate) mod leads;
 pub(crate) mod memberships;
 pub(crate) mod pipeline_stages;
 pub(crate) mod pipelines;
+pub(crate) mod tenants;
 
 use sea_orm::sea_query::{Expr, Func, SimpleExpr};
 
 /// `greatest(now(), <column>)`: what an UPDATE sets `updated_at` to, so the timestamp
 /// moves forward with the transaction's time but never back, should the clock step back.
 pub(crate) fn touched(column: impl sea_orm::sea_query::IntoColumnRef) -> SimpleExpr {
-    Func::greatest([Func::cust("now").into(), Expr::col(column).into()]).into()
+    Func::greatest([Func::cust("now").into(), Expr::col(column)]).into()
 }
