@@ -11,6 +11,7 @@ mod availability;
 mod companies;
 mod contacts;
 mod errors;
+mod events;
 mod idempotency;
 mod identity;
 mod invitations;
