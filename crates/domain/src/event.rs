@@ -487,3 +487,102 @@ impl DomainEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contact::ContactDraft;
+    use crate::ids::ContactId;
+
+    fn contact(title: Option<&str>, version: i64) -> ResourceSnapshot {
+        ResourceSnapshot::Contact(Contact {
+            id: ContactId::from_uuid(Uuid::nil()),
+            tenant_id: TenantId::from_uuid(Uuid::nil()),
+            fields: ContactDraft {
+                title: title.map(str::to_owned),
+                ..ContactDraft::default()
+            },
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(version),
+            version,
+        })
+    }
+
+    fn build(
+        kind: EventType,
+        object: ResourceSnapshot,
+        previous: Option<ResourceSnapshot>,
+    ) -> Result<DomainEvent, EventShapeError> {
+        DomainEvent::new(
+            EventId::new(),
+            kind,
+            TenantId::from_uuid(Uuid::nil()),
+            OffsetDateTime::UNIX_EPOCH,
+            object,
+            previous,
+        )
+    }
+
+    #[test]
+    fn an_update_knows_what_changed_and_bookkeeping_never_counts() {
+        let event = build(
+            EventType::ContactUpdated,
+            contact(Some("CTO"), 2),
+            Some(contact(None, 1)),
+        )
+        .expect("an update");
+        assert_eq!(event.changed_fields(), ["title"]);
+        let nothing = build(
+            EventType::ContactUpdated,
+            contact(None, 2),
+            Some(contact(None, 1)),
+        )
+        .expect("an update");
+        assert!(
+            nothing.changed_fields().is_empty(),
+            "version and updatedAt only"
+        );
+        let created = build(EventType::ContactCreated, contact(None, 1), None).expect("a create");
+        assert!(created.changed_fields().is_empty() && created.previous().is_none());
+        assert_eq!(created.stage_change(), None);
+    }
+
+    #[test]
+    fn parts_that_contradict_each_other_make_no_event() {
+        assert_eq!(
+            build(EventType::LeadCreated, contact(None, 1), None),
+            Err(EventShapeError::WrongResource {
+                kind: EventType::LeadCreated,
+                resource: "contact"
+            })
+        );
+        assert_eq!(
+            build(EventType::ContactUpdated, contact(None, 1), None),
+            Err(EventShapeError::Previous(EventType::ContactUpdated))
+        );
+        assert_eq!(
+            build(
+                EventType::ContactDeleted,
+                contact(None, 1),
+                Some(contact(None, 1))
+            ),
+            Err(EventShapeError::Previous(EventType::ContactDeleted))
+        );
+        assert_eq!(
+            build(EventType::WebhookTest, contact(None, 1), None),
+            Err(EventShapeError::NotAResourceEvent(EventType::WebhookTest))
+        );
+    }
+
+    #[test]
+    fn event_types_round_trip_and_name_their_resource() {
+        for kind in EventType::ALL {
+            assert_eq!(EventType::parse(kind.as_str()), Some(kind));
+            assert!(kind.as_str().starts_with(kind.resource()));
+        }
+        assert_eq!(EventType::LeadStageChanged.resource(), "lead");
+        assert_eq!(EventType::parse("contact.exploded"), None);
+        let id = EventId::from_uuid(Uuid::nil());
+        assert_eq!(id.public_id(), format!("evt_{}", "0".repeat(32)));
+    }
+}
