@@ -4,7 +4,9 @@
 //! and previous for updates) in `events`. This module reads one such row ([`StoredEvent`])
 //! into a [`DomainEvent`]: each snapshot is deserialised into a private struct shaped like
 //! the table's row, then parsed into its domain entity with the same rules as a row read
-//! by its repository. No API shape is known here; the API renders the domain event.
+//! by its repository. No API shape is known here; the API renders the domain event. The
+//! query rows of the event log ([`EventRow`]) and of the delivery claim ([`ClaimRow`])
+//! live here too, so both reads convert the same way.
 
 use domain::activity::{Activity, ActivityDraft, ActivityType};
 use domain::company::{Address, Company, CompanyDraft, CompanySize, Domain};
@@ -14,9 +16,11 @@ use domain::identity::Invitation;
 use domain::ids::{
     ActivityId, CompanyId, ContactId, InvitationId, LeadId, PipelineId, StageId, TenantId, UserId,
 };
+use domain::ids::{DeliveryId, SubscriptionId};
 use domain::lead::{Currency, Lead, LeadDraft, Money};
 use domain::pipeline::{Pipeline, Stage, StageKind};
-use ports::RepoError;
+use ports::{ClaimedDelivery, RepoError};
+use sea_orm::FromQueryResult;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -66,6 +70,75 @@ impl TryFrom<StoredEvent> for DomainEvent {
             previous,
         )
         .map_err(|e| broken(e.to_string()))
+    }
+}
+
+/// A row of the event log: its position and the event as stored.
+#[derive(Debug, FromQueryResult)]
+pub(crate) struct EventRow {
+    pub(crate) seq: i64,
+    tenant_id: Uuid,
+    id: Uuid,
+    r#type: String,
+    created_at: OffsetDateTime,
+    object: serde_json::Value,
+    previous: Option<serde_json::Value>,
+}
+
+impl From<EventRow> for StoredEvent {
+    fn from(row: EventRow) -> Self {
+        Self {
+            tenant_id: row.tenant_id,
+            id: row.id,
+            kind: row.r#type,
+            created_at: row.created_at,
+            object: row.object,
+            previous: row.previous,
+        }
+    }
+}
+
+/// A row of `crm_claim_webhook_deliveries`: a leased delivery with its stored event.
+#[derive(Debug, FromQueryResult)]
+pub(crate) struct ClaimRow {
+    tenant_id: Uuid,
+    pub(crate) delivery_id: Uuid,
+    lease_token: Uuid,
+    attempts: i32,
+    subscription_id: Uuid,
+    url: String,
+    secret: String,
+    previous_secret: Option<String>,
+    event_id: Uuid,
+    event_type: String,
+    event_created_at: OffsetDateTime,
+    event_object: serde_json::Value,
+    event_previous: Option<serde_json::Value>,
+}
+
+impl TryFrom<ClaimRow> for ClaimedDelivery {
+    type Error = RepoError;
+
+    fn try_from(row: ClaimRow) -> Result<Self, RepoError> {
+        let event = DomainEvent::try_from(StoredEvent {
+            tenant_id: row.tenant_id,
+            id: row.event_id,
+            kind: row.event_type,
+            created_at: row.event_created_at,
+            object: row.event_object,
+            previous: row.event_previous,
+        })?;
+        Ok(Self {
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            delivery_id: DeliveryId::from_uuid(row.delivery_id),
+            lease_token: row.lease_token,
+            attempts: row.attempts,
+            subscription_id: SubscriptionId::from_uuid(row.subscription_id),
+            event,
+            url: row.url,
+            secret: row.secret,
+            previous_secret: row.previous_secret,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! and sweep through their SECURITY DEFINER functions.
 
 use domain::event::DomainEvent;
-use domain::ids::{DeliveryId, SubscriptionId, TenantId};
+use domain::ids::{DeliveryId, SubscriptionId};
 use domain::webhook::{
     Delivery, DeliveryAttempt, DeliveryStatus, NextStep, Subscription, SubscriptionDraft,
 };
@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::errors::repo_error;
-use crate::events::StoredEvent;
+use crate::events::{ClaimRow, EventRow, StoredEvent};
 use crate::store::{PgStore, PgUnitOfWork, statement};
 
 const SUBSCRIPTION_COLUMNS: &str =
@@ -109,77 +109,9 @@ struct SecretsRow {
     previous_secret: Option<String>,
 }
 
-/// A row of the event log: its position and the event as stored.
-#[derive(Debug, FromQueryResult)]
-struct EventRow {
-    seq: i64,
-    tenant_id: Uuid,
-    id: Uuid,
-    r#type: String,
-    created_at: OffsetDateTime,
-    object: serde_json::Value,
-    previous: Option<serde_json::Value>,
-}
-
-impl From<EventRow> for StoredEvent {
-    fn from(row: EventRow) -> Self {
-        Self {
-            tenant_id: row.tenant_id,
-            id: row.id,
-            kind: row.r#type,
-            created_at: row.created_at,
-            object: row.object,
-            previous: row.previous,
-        }
-    }
-}
-
 #[derive(Debug, FromQueryResult)]
 struct FailingRow {
     failing_since: Option<OffsetDateTime>,
-}
-
-#[derive(Debug, FromQueryResult)]
-struct ClaimRow {
-    tenant_id: Uuid,
-    delivery_id: Uuid,
-    lease_token: Uuid,
-    attempts: i32,
-    subscription_id: Uuid,
-    url: String,
-    secret: String,
-    previous_secret: Option<String>,
-    event_id: Uuid,
-    event_type: String,
-    event_created_at: OffsetDateTime,
-    event_object: serde_json::Value,
-    event_previous: Option<serde_json::Value>,
-}
-
-impl TryFrom<ClaimRow> for ClaimedDelivery {
-    type Error = RepoError;
-
-    fn try_from(row: ClaimRow) -> Result<Self, RepoError> {
-        let event = DomainEvent::try_from(StoredEvent {
-            tenant_id: row.tenant_id,
-            id: row.event_id,
-            kind: row.event_type,
-            created_at: row.event_created_at,
-            object: row.event_object,
-            previous: row.event_previous,
-        })?;
-        Ok(Self {
-            tenant_id: TenantId::from_uuid(row.tenant_id),
-            delivery_id: DeliveryId::from_uuid(row.delivery_id),
-            lease_token: row.lease_token,
-            attempts: row.attempts,
-            subscription_id: SubscriptionId::from_uuid(row.subscription_id),
-            event,
-            url: row.url,
-            secret: row.secret,
-            previous_secret: row.previous_secret,
-        })
-    }
 }
 
 #[derive(Debug, FromQueryResult)]
