@@ -12,6 +12,7 @@ mod companies;
 mod contacts;
 mod entities;
 mod errors;
+mod events;
 mod idempotency;
 mod identity;
 mod invitations;
