@@ -100,6 +100,7 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
             web::scope("/v1")
                 .configure(routes::batch::configure::<S>)
                 .configure(routes::leads::configure::<S>)
+                .configure(routes::activities::configure::<S>)
                 .configure(routes::contacts::configure::<S>)
                 .configure(routes::companies::configure::<S>)
                 .configure(routes::pipelines::configure::<S>)

@@ -14,8 +14,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::envelope::{Failure, Metadata, Pagination};
 use crate::routes::{
-    api_keys, auth, batch, companies, contacts, health, invitations, leads, members, pipelines, qr,
-    webhooks,
+    activities, api_keys, auth, batch, common, companies, contacts, health, invitations, leads,
+    members, pipelines, qr, webhooks,
 };
 
 /// The error responses every authenticated operation can give, each in the error envelope.
@@ -106,8 +106,8 @@ impl Modify for BearerAuth {
         pipelines::list, pipelines::create, pipelines::get, pipelines::rename, pipelines::delete,
         pipelines::add_stage, pipelines::update_stage, pipelines::delete_stage, pipelines::reorder,
         leads::list, leads::create, leads::get, leads::replace, leads::patch, leads::move_lead, leads::delete,
-        leads::list_all, leads::create_one, leads::get_one, leads::replace_one, leads::patch_one, leads::delete_one,
-        leads::contact_timeline, leads::company_timeline, leads::lead_timeline,
+        activities::list_all, activities::create_one, activities::get_one, activities::replace_one, activities::patch_one, activities::delete_one,
+        activities::contact_timeline, activities::company_timeline, activities::lead_timeline,
         auth::signup_handler, auth::login_handler, auth::logout_handler, auth::demo_login_handler, auth::me_handler,
         api_keys::create, api_keys::list, api_keys::get, api_keys::revoke,
         members::list, members::change_role, members::remove,
@@ -118,7 +118,7 @@ impl Modify for BearerAuth {
         webhooks::events,
     ),
     components(schemas(Failure, Metadata, Pagination, contacts::ContactResponse, contacts::ContactBody,
-                       contacts::ContactPatchBody, contacts::DeletedResponse, contacts::ContactSort,
+                       contacts::ContactPatchBody, common::DeletedResponse, contacts::ContactSort,
                        companies::CompanySort, leads::LeadSort)),
     modifiers(&BearerAuth),
     tags((name = "contacts", description = "People a tenant does business with"),

@@ -15,9 +15,8 @@ use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{respond, respond_all};
 use crate::error::ApiError;
-use crate::validation::field_errors;
 
-use super::contacts::DeletedResponse;
+use super::common::{DeletedResponse, check_body};
 
 /// A scope an API key may carry.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
@@ -172,8 +171,7 @@ pub async fn create<S: Store>(
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let input = NewKeyInput {
         name: body.name,
         scopes: body.scopes.iter().map(|s| s.as_str().to_owned()).collect(),

@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::common::check_body;
 use crate::auth::Authenticated;
 use crate::envelope::respond;
 use crate::error::ApiError;
-use crate::validation::field_errors;
 use crate::{ApiState, Store, client_info};
 
 /// `POST /v1/auth/signup`.
@@ -253,8 +253,7 @@ pub async fn signup_handler<S: Store>(
     body: web::Json<SignupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let input = SignupInput {
         tenant_name: body.tenant_name,
         name: body.name,
@@ -284,8 +283,7 @@ pub async fn login_handler<S: Store>(
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let input = LoginInput {
         email: body.email,
         password: body.password,

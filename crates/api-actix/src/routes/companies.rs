@@ -1,7 +1,6 @@
 //! `/v1/companies`: list, create, get, replace, patch, delete, and a company's contacts.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use app::companies::{
     CompanyChange, company_contacts, create_company, delete_company, get_company, list_companies,
@@ -15,12 +14,15 @@ use domain::contact::ContactQuery;
 use domain::ids::CompanyId;
 use domain::list::{Limit, Sort};
 use garde::Validate;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::contacts::{ContactResponse, DeletedResponse, filter_text, if_match, parse_time};
+use super::common::{
+    DeletedResponse, check_body, filter_text, if_match, parse_time, present, versioned_response,
+};
+use super::contacts::ContactResponse;
 use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{Pagination, respond, respond_with};
@@ -213,14 +215,6 @@ impl From<CompanyBody> for CompanyInput {
     }
 }
 
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// A JSON merge-patch of a company.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -408,22 +402,13 @@ pub struct CompanyContactsParams {
 }
 
 fn company_response(status: StatusCode, company: &Company) -> HttpResponse {
-    let mut builder = HttpResponseBuilder::new(status);
-    if let Ok(etag) = HeaderValue::from_str(&company.etag()) {
-        builder.insert_header((header::ETAG, etag));
-    }
-    if status == StatusCode::CREATED
-        && let Ok(location) = HeaderValue::from_str(&format!("/v1/companies/{}", company.id))
-    {
-        builder.insert_header((header::LOCATION, location));
-    }
-    respond_with(builder, CompanyResponse::from(company), None)
-}
-
-fn validated(body: CompanyBody) -> Result<CompanyInput, ApiError> {
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
-    Ok(body.into())
+    versioned_response(
+        status,
+        &company.etag(),
+        "/v1/companies",
+        company.id,
+        CompanyResponse::from(company),
+    )
 }
 
 /// List companies.
@@ -464,7 +449,9 @@ pub async fn create<S: Store>(
     body: web::Json<CompanyBody>,
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = validated(body.into_inner())?;
+    let body = body.into_inner();
+    check_body(&body)?;
+    let input = CompanyInput::from(body);
     let company = create_company(auth.uow, &auth.principal, input).await?;
     Ok(company_response(StatusCode::CREATED, &company))
 }
@@ -499,7 +486,9 @@ pub async fn replace<S: Store>(
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = validated(body.into_inner())?;
+    let body = body.into_inner();
+    check_body(&body)?;
+    let input = CompanyInput::from(body);
     let precondition = if_match(&req);
     let company = update_company(
         auth.uow,

@@ -19,11 +19,10 @@ use uuid::Uuid;
 use crate::auth::{Authenticated, bearer_token};
 use crate::envelope::{respond, respond_all};
 use crate::error::{ApiError, unauthenticated};
-use crate::validation::field_errors;
 use crate::{ApiState, Store, client_info};
 
 use super::auth::SessionResponse;
-use super::contacts::DeletedResponse;
+use super::common::{DeletedResponse, check_body};
 use super::members::RoleName;
 
 /// `POST /v1/invitations`.
@@ -133,8 +132,7 @@ pub async fn create<S: Store>(
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let input = InviteInput {
         email: body.email,
         role: body.role.into(),
@@ -205,8 +203,7 @@ pub async fn accept<S: Store>(
     body: web::Json<AcceptInvitationBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let session = match bearer_token(req.headers()) {
         None => None,
         Some(token) => Some(Credential::from_bearer(token).map_err(|_| unauthenticated())?),

@@ -17,7 +17,7 @@ use crate::auth::Authenticated;
 use crate::envelope::{respond, respond_all};
 use crate::error::ApiError;
 
-use super::contacts::DeletedResponse;
+use super::common::DeletedResponse;
 
 /// A role in a tenant.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]

@@ -1,8 +1,10 @@
 //! One module per resource: request and response DTOs, handlers, and `configure`.
 
+pub mod activities;
 pub mod api_keys;
 pub mod auth;
 pub mod batch;
+pub(crate) mod common;
 pub mod companies;
 pub mod contacts;
 pub mod health;
@@ -34,7 +36,7 @@ impl SearchParams {
     /// The term, lowercased, checked as every list's `q` is.
     pub(crate) fn term(self) -> Result<Option<String>, ApiError> {
         let mut errors = domain::FieldErrors::new();
-        let term = contacts::filter_text("q", self.q, 200, &mut errors);
+        let term = common::filter_text("q", self.q, 200, &mut errors);
         if errors.is_empty() {
             Ok(term.map(|t| t.to_lowercase()))
         } else {

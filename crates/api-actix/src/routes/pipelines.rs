@@ -2,8 +2,7 @@
 //! reordered under `/v1/pipelines/{id}/stages…`. Every change answers the whole pipeline.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use app::pipelines::{
     StageChange, change_stages, create_pipeline, delete_pipeline, get_pipeline, list_pipelines,
     rename_pipeline,
@@ -15,12 +14,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::contacts::{DeletedResponse, if_match};
+use super::common::{DeletedResponse, check_body, if_match, versioned_response};
 use crate::Store;
 use crate::auth::Authenticated;
-use crate::envelope::{respond, respond_with};
+use crate::envelope::respond;
 use crate::error::ApiError;
-use crate::validation::field_errors;
 
 /// What reaching a stage means for a lead.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
@@ -242,21 +240,13 @@ pub struct ReorderBody {
 }
 
 fn pipeline_response(status: StatusCode, pipeline: &Pipeline) -> HttpResponse {
-    let mut builder = HttpResponseBuilder::new(status);
-    if let Ok(etag) = HeaderValue::from_str(&pipeline.etag()) {
-        builder.insert_header((header::ETAG, etag));
-    }
-    if status == StatusCode::CREATED
-        && let Ok(location) = HeaderValue::from_str(&format!("/v1/pipelines/{}", pipeline.id))
-    {
-        builder.insert_header((header::LOCATION, location));
-    }
-    respond_with(builder, PipelineResponse::from(pipeline), None)
-}
-
-fn check<T: Validate<Context = ()>>(body: &T) -> Result<(), ApiError> {
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))
+    versioned_response(
+        status,
+        &pipeline.etag(),
+        "/v1/pipelines",
+        pipeline.id,
+        PipelineResponse::from(pipeline),
+    )
 }
 
 /// List pipelines, the default first.
@@ -297,7 +287,7 @@ pub async fn create<S: Store>(
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    check(&body)?;
+    check_body(&body)?;
     let stages = body.stages.into_iter().map(StageInput::from).collect();
     let pipeline = create_pipeline(auth.uow, &auth.principal, &body.name, stages).await?;
     Ok(pipeline_response(StatusCode::CREATED, &pipeline))
@@ -333,7 +323,7 @@ pub async fn rename<S: Store>(
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    check(&*body)?;
+    check_body(&*body)?;
     let precondition = if_match(&req);
     let pipeline = rename_pipeline(
         auth.uow,
@@ -412,7 +402,7 @@ pub async fn add_stage<S: Store>(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    check(&body)?;
+    check_body(&body)?;
     let change = StageChange::Add {
         stage: StageInput {
             name: body.name,
@@ -440,7 +430,7 @@ pub async fn update_stage<S: Store>(
     ids: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    check(&body)?;
+    check_body(&body)?;
     let (pipeline, stage) = ids.into_inner();
     let change = StageChange::Update {
         stage: StageId::from_uuid(stage),

@@ -23,12 +23,11 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::contacts::{DeletedResponse, present};
+use super::common::{DeletedResponse, check_body, present};
 use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{Pagination, respond, respond_with};
 use crate::error::{ApiError, ErrorCode};
-use crate::validation::field_errors;
 
 /// What the webhook routes need besides storage.
 #[derive(Clone)]
@@ -381,8 +380,7 @@ pub async fn create<S: Store>(
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let sender = sender(&req)?;
     let input = SubscriptionInput {
         url: body.url,
