@@ -18,53 +18,18 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 mod schemas;
+pub mod state;
 mod validation;
-
-use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpMessage, HttpRequest, web};
-use app::auth::AuthSettings;
 use app::identity::ClientInfo;
-use ports::{HealthCheck, PasswordHasher, PreAuthStore, TenantStore};
+
+pub use state::{ApiState, Store};
 
 /// Largest request body accepted (SPEC §3): larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// Everything the API needs from storage: tenant-scoped units of work, the
-/// pre-authentication look-ups, and a readiness check.
-pub trait Store: TenantStore + PreAuthStore + HealthCheck {}
-
-impl<T: TenantStore + PreAuthStore + HealthCheck> Store for T {}
-
-/// What handlers need.
-#[derive(Clone)]
-pub struct ApiState<S> {
-    /// Opens tenant-scoped units of work; answers pre-authentication look-ups.
-    pub store: S,
-    /// Password hashing (argon2id).
-    pub hasher: Arc<dyn PasswordHasher>,
-    /// Session, demo and QR lifetimes.
-    pub auth: AuthSettings,
-    /// The limiter, the five policies and the trusted proxies.
-    pub limits: rate_limit::RateLimits,
-    /// The webhook sender (one per worker thread) and the rotation grace period.
-    pub webhooks: routes::webhooks::WebhookApi,
-    /// `GET /metrics`: the renderer and the optional scrape token.
-    pub metrics: metrics::MetricsEndpoint,
-}
-
-impl<S: std::fmt::Debug> std::fmt::Debug for ApiState<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiState")
-            .field("store", &self.store)
-            .field("auth", &self.auth)
-            .field("limits", &self.limits)
-            .field("webhooks", &self.webhooks)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Where a request came from: user agent (cut to 300 characters) and peer address.
 #[must_use]
@@ -134,7 +99,7 @@ pub fn app<S: Store>(
     // the routes.
     // awc is single-threaded: each worker thread (each call of this function) gets its own
     // webhook sender.
-    let sender = routes::webhooks::SenderHandle((state.webhooks.make_sender)());
+    let sender = state::SenderHandle((state.webhooks.make_sender)());
     App::new()
         .app_data(sender)
         .wrap(actix_web::middleware::from_fn(error::keep_json_body))

@@ -2,10 +2,6 @@
 //! manual retries) and `/v1/events` (the tenant's event log, to catch up). Admins and
 //! owners, or keys with `webhooks:manage`.
 
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use app::webhooks::{
@@ -17,7 +13,6 @@ use app::webhooks::{
 use domain::ids::{DeliveryId, SubscriptionId};
 use domain::webhook::{Delivery, DeliveryAttempt, Subscription};
 use garde::Validate;
-use ports::WebhookSender;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -28,27 +23,7 @@ use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{Pagination, respond, respond_with};
 use crate::error::{ApiError, ErrorCode};
-
-/// What the webhook routes need besides storage.
-#[derive(Clone)]
-pub struct WebhookApi {
-    /// Makes the HTTP sender of one worker thread (awc is single-threaded).
-    pub make_sender: Arc<dyn Fn() -> Rc<dyn WebhookSender> + Send + Sync>,
-    /// How long a rotated-out secret keeps signing beside the new one.
-    pub secret_grace: Duration,
-}
-
-impl std::fmt::Debug for WebhookApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookApi")
-            .field("secret_grace", &self.secret_grace)
-            .finish_non_exhaustive()
-    }
-}
-
-/// This worker thread's sender, registered once per thread by [`crate::app`].
-#[derive(Clone)]
-pub struct SenderHandle(pub Rc<dyn WebhookSender>);
+use crate::state::SenderHandle;
 
 /// Every value an event filter may take: `*`, `<resource>.*` and the event types.
 fn event_filter_values() -> Vec<String> {
