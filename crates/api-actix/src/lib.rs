@@ -53,7 +53,7 @@ pub fn client_info(req: &HttpRequest) -> ClientInfo {
 pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
     let metrics = state.metrics.clone();
     cfg.app_data(web::Data::new(state))
-        .app_data(error::json_config())
+        .app_data(error::json_config(openapi::requires_credential))
         .app_data(error::path_config())
         .app_data(error::query_config())
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))

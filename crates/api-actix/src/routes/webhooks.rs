@@ -22,7 +22,7 @@ use super::common::{DeletedResponse, check_body, present};
 use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{Pagination, respond, respond_with};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::state::SenderHandle;
 
 /// Every value an event filter may take: `*`, `<resource>.*` and the event types.
@@ -697,24 +697,4 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(events::<S>))
             .default_service(super::method_not_allowed("GET")),
     );
-}
-
-impl From<app::webhooks::WebhookError> for ApiError {
-    fn from(error: app::webhooks::WebhookError) -> Self {
-        use app::webhooks::WebhookError;
-        match error {
-            WebhookError::Forbidden(f) => crate::error::forbidden(f),
-            WebhookError::Invalid(fields) => Self::validation(&fields),
-            WebhookError::NotFound => Self::new(ErrorCode::NotFound, "webhook not found"),
-            WebhookError::EventNotFound => Self::new(
-                ErrorCode::NotFound,
-                "no event with this id in your tenant's log (`after`)",
-            ),
-            WebhookError::Unavailable => Self::new(
-                ErrorCode::Unavailable,
-                "too many webhook registrations are being checked right now; retry shortly",
-            ),
-            WebhookError::Repo(repo) => repo.into(),
-        }
-    }
 }
