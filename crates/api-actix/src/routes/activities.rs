@@ -16,9 +16,10 @@ use domain::lead::LeadId;
 use domain::list::Limit;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
 use super::common::{
     DeletedResponse, filter_text, if_match, parse_time, present, versioned_response,
 };
@@ -302,7 +303,7 @@ fn activity_response(status: StatusCode, activity: &Activity) -> HttpResponse {
 #[utoipa::path(get, path = "/v1/activities", tag = "activities", params(ListActivitiesParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of activities", body = crate::envelope::Success<Vec<ActivityResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list_all<S: Store>(
     auth: Authenticated<S>,
@@ -316,7 +317,7 @@ pub async fn list_all<S: Store>(
     params(("id" = Uuid, Path, description = "Contact id"), ListActivitiesParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The timeline", body = crate::envelope::Success<Vec<ActivityResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn contact_timeline<S: Store>(
     auth: Authenticated<S>,
@@ -336,7 +337,7 @@ pub async fn contact_timeline<S: Store>(
     params(("id" = Uuid, Path, description = "Company id"), ListActivitiesParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The timeline", body = crate::envelope::Success<Vec<ActivityResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn company_timeline<S: Store>(
     auth: Authenticated<S>,
@@ -356,7 +357,7 @@ pub async fn company_timeline<S: Store>(
     params(("id" = Uuid, Path, description = "Lead id"), ListActivitiesParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "The timeline", body = crate::envelope::Success<Vec<ActivityResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn lead_timeline<S: Store>(
     auth: Authenticated<S>,
@@ -375,7 +376,7 @@ pub async fn lead_timeline<S: Store>(
 #[utoipa::path(post, path = "/v1/activities", tag = "activities", request_body = ActivityBody, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = crate::envelope::Success<ActivityResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create_one<S: Store>(
     body: web::Json<ActivityBody>,
@@ -391,7 +392,7 @@ pub async fn create_one<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The activity", body = crate::envelope::Success<ActivityResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn get_one<S: Store>(
     auth: Authenticated<S>,
@@ -407,7 +408,7 @@ pub async fn get_one<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Replaced", body = crate::envelope::Success<ActivityResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn replace_one<S: Store>(
     req: HttpRequest,
@@ -426,7 +427,7 @@ pub async fn replace_one<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Changed", body = crate::envelope::Success<ActivityResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn patch_one<S: Store>(
     req: HttpRequest,
@@ -462,7 +463,7 @@ async fn activity_changed<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete_one<S: Store>(
     req: HttpRequest,
@@ -486,30 +487,39 @@ pub async fn delete_one<S: Store>(
     ))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(
+    lead_timeline,
+    list_all,
+    create_one,
+    get_one,
+    replace_one,
+    patch_one,
+    delete_one,
+    contact_timeline,
+    company_timeline
+))]
+pub struct ApiDoc;
+
 /// Registers the activity routes and timelines (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str, allow: &'static str| {
-        web::resource(path.to_owned()).default_service(super::method_not_allowed(allow))
-    };
-    cfg.service(resource("/leads/{id}/activities", "GET").route(web::get().to(lead_timeline::<S>)))
-        .service(
-            resource("/activities", "GET, POST")
-                .route(web::get().to(list_all::<S>))
-                .route(web::post().to(create_one::<S>)),
-        )
-        .service(
-            resource("/activities/{id}", "GET, PUT, PATCH, DELETE")
-                .route(web::get().to(get_one::<S>))
-                .route(web::put().to(replace_one::<S>))
-                .route(web::patch().to(patch_one::<S>))
-                .route(web::delete().to(delete_one::<S>)),
-        )
-        .service(
-            resource("/contacts/{id}/activities", "GET")
-                .route(web::get().to(contact_timeline::<S>)),
-        )
-        .service(
-            resource("/companies/{id}/activities", "GET")
-                .route(web::get().to(company_timeline::<S>)),
-        );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/leads/{id}/activities", |r| r.get(lead_timeline::<S>))
+        .resource("/activities", |r| {
+            r.get(list_all::<S>).post(create_one::<S>)
+        })
+        .resource("/activities/{id}", |r| {
+            r.get(get_one::<S>)
+                .put(replace_one::<S>)
+                .patch(patch_one::<S>)
+                .delete(delete_one::<S>)
+        })
+        .resource("/contacts/{id}/activities", |r| {
+            r.get(contact_timeline::<S>)
+        })
+        .resource("/companies/{id}/activities", |r| {
+            r.get(company_timeline::<S>)
+        });
 }

@@ -8,9 +8,10 @@ use domain::ids::ApiKeyId;
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
 use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{respond, respond_all};
@@ -164,7 +165,7 @@ pub struct CreatedApiKeyResponse {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = crate::envelope::Success<CreatedApiKeyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create<S: Store>(
     body: web::Json<CreateApiKeyBody>,
@@ -198,7 +199,7 @@ pub async fn create<S: Store>(
 #[utoipa::path(get, path = "/v1/api-keys", params(super::SearchParams), tag = "api-keys", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every key", body = crate::envelope::Success<Vec<ApiKeyResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: Store>(
     auth: Authenticated<S>,
@@ -219,7 +220,7 @@ pub async fn list<S: Store>(
     params(("id" = Uuid, Path, description = "API key id")),
     responses(
         (status = 200, description = "The key", body = crate::envelope::Success<ApiKeyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn get<S: Store>(
     auth: Authenticated<S>,
@@ -234,7 +235,7 @@ pub async fn get<S: Store>(
     params(("id" = Uuid, Path, description = "API key id")),
     responses(
         (status = 200, description = "Revoked", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn revoke<S: Store>(
     auth: Authenticated<S>,
@@ -250,18 +251,15 @@ pub async fn revoke<S: Store>(
     ))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(list, create, get, revoke))]
+pub struct ApiDoc;
+
 /// Registers the routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api-keys")
-            .route(web::get().to(list::<S>))
-            .route(web::post().to(create::<S>))
-            .default_service(super::method_not_allowed("GET, POST")),
-    )
-    .service(
-        web::resource("/api-keys/{id}")
-            .route(web::get().to(get::<S>))
-            .route(web::delete().to(revoke::<S>))
-            .default_service(super::method_not_allowed("GET, DELETE")),
-    );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/api-keys", |r| r.get(list::<S>).post(create::<S>))
+        .resource("/api-keys/{id}", |r| r.get(get::<S>).delete(revoke::<S>));
 }

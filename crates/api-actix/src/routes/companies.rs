@@ -16,9 +16,10 @@ use domain::list::{Limit, Sort};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
 use super::common::{
     DeletedResponse, check_body, filter_text, if_match, parse_time, present, versioned_response,
 };
@@ -416,7 +417,7 @@ fn company_response(status: StatusCode, company: &Company) -> HttpResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of companies", body = crate::envelope::Success<Vec<CompanyResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: Store>(
     auth: Authenticated<S>,
@@ -443,7 +444,7 @@ pub async fn list<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = crate::envelope::Success<CompanyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create<S: Store>(
     body: web::Json<CompanyBody>,
@@ -461,7 +462,7 @@ pub async fn create<S: Store>(
     params(("id" = Uuid, Path, description = "Company id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The company", body = crate::envelope::Success<CompanyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn get<S: Store>(
     auth: Authenticated<S>,
@@ -478,7 +479,7 @@ pub async fn get<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The replaced company", body = crate::envelope::Success<CompanyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn replace<S: Store>(
     req: HttpRequest,
@@ -508,7 +509,7 @@ pub async fn replace<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed company", body = crate::envelope::Success<CompanyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn patch<S: Store>(
     req: HttpRequest,
@@ -536,7 +537,7 @@ pub async fn patch<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete<S: Store>(
     req: HttpRequest,
@@ -566,7 +567,7 @@ pub async fn delete<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the company's contacts", body = crate::envelope::Success<Vec<ContactResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn contacts<S: Store>(
     auth: Authenticated<S>,
@@ -612,25 +613,21 @@ pub async fn contacts<S: Store>(
     ))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(list, create, get, replace, patch, delete, contacts))]
+pub struct ApiDoc;
+
 /// Registers the routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/companies")
-            .route(web::get().to(list::<S>))
-            .route(web::post().to(create::<S>))
-            .default_service(super::method_not_allowed("GET, POST")),
-    )
-    .service(
-        web::resource("/companies/{id}")
-            .route(web::get().to(get::<S>))
-            .route(web::put().to(replace::<S>))
-            .route(web::patch().to(patch::<S>))
-            .route(web::delete().to(delete::<S>))
-            .default_service(super::method_not_allowed("GET, PUT, PATCH, DELETE")),
-    )
-    .service(
-        web::resource("/companies/{id}/contacts")
-            .route(web::get().to(contacts::<S>))
-            .default_service(super::method_not_allowed("GET")),
-    );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/companies", |r| r.get(list::<S>).post(create::<S>))
+        .resource("/companies/{id}", |r| {
+            r.get(get::<S>)
+                .put(replace::<S>)
+                .patch(patch::<S>)
+                .delete(delete::<S>)
+        })
+        .resource("/companies/{id}/contacts", |r| r.get(contacts::<S>));
 }

@@ -16,9 +16,10 @@ use garde::Validate;
 use ports::TenantStore;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
 use super::common::{
     DeletedResponse, filter_text, if_match, parse_time, present, versioned_response,
 };
@@ -391,7 +392,7 @@ fn garde_and_domain_checked(body: ContactBody) -> Result<ContactInput, ApiError>
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of contacts", body = crate::envelope::Success<Vec<ContactResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: TenantStore>(
     auth: Authenticated<S>,
@@ -418,7 +419,7 @@ pub async fn list<S: TenantStore>(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = crate::envelope::Success<ContactResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create<S: TenantStore>(
     body: web::Json<ContactBody>,
@@ -435,7 +436,7 @@ pub async fn create<S: TenantStore>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The contact", body = crate::envelope::Success<ContactResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn get<S: TenantStore>(
     auth: Authenticated<S>,
@@ -452,7 +453,7 @@ pub async fn get<S: TenantStore>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The replaced contact", body = crate::envelope::Success<ContactResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn replace<S: TenantStore>(
     req: HttpRequest,
@@ -481,7 +482,7 @@ pub async fn replace<S: TenantStore>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed contact", body = crate::envelope::Success<ContactResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn patch<S: TenantStore>(
     req: HttpRequest,
@@ -509,7 +510,7 @@ pub async fn patch<S: TenantStore>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete<S: TenantStore>(
     req: HttpRequest,
@@ -533,20 +534,20 @@ pub async fn delete<S: TenantStore>(
     ))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(list, create, get, replace, patch, delete))]
+pub struct ApiDoc;
+
 /// Registers the contact routes (under `/v1`).
-pub fn configure<S: TenantStore>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/contacts")
-            .route(web::get().to(list::<S>))
-            .route(web::post().to(create::<S>))
-            .default_service(super::method_not_allowed("GET, POST")),
-    )
-    .service(
-        web::resource("/contacts/{id}")
-            .route(web::get().to(get::<S>))
-            .route(web::put().to(replace::<S>))
-            .route(web::patch().to(patch::<S>))
-            .route(web::delete().to(delete::<S>))
-            .default_service(super::method_not_allowed("GET, PUT, PATCH, DELETE")),
-    );
+pub fn configure<S: TenantStore>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/contacts", |r| r.get(list::<S>).post(create::<S>))
+        .resource("/contacts/{id}", |r| {
+            r.get(get::<S>)
+                .put(replace::<S>)
+                .patch(patch::<S>)
+                .delete(delete::<S>)
+        });
 }

@@ -10,9 +10,10 @@ use domain::list::{Limit, Sort};
 use domain::pipeline::{PipelineId, StageId, StageKind};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
 use super::common::{
     DeletedResponse, filter_text, if_match, parse_date, present, versioned_response,
 };
@@ -297,7 +298,7 @@ fn lead_response(status: StatusCode, lead: &Lead) -> HttpResponse {
 #[utoipa::path(get, path = "/v1/leads", tag = "leads", params(ListLeadsParams), security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of leads", body = crate::envelope::Success<Vec<LeadResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: Store>(
     auth: Authenticated<S>,
@@ -369,7 +370,7 @@ pub async fn list<S: Store>(
 #[utoipa::path(post, path = "/v1/leads", tag = "leads", request_body = LeadBody, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = crate::envelope::Success<LeadResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create<S: Store>(
     body: web::Json<LeadBody>,
@@ -385,7 +386,7 @@ pub async fn create<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The lead", body = crate::envelope::Success<LeadResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn get<S: Store>(
     auth: Authenticated<S>,
@@ -419,7 +420,7 @@ async fn changed<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Replaced", body = crate::envelope::Success<LeadResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn replace<S: Store>(
     req: HttpRequest,
@@ -437,7 +438,7 @@ pub async fn replace<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Changed", body = crate::envelope::Success<LeadResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn patch<S: Store>(
     req: HttpRequest,
@@ -455,7 +456,7 @@ pub async fn patch<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Moved", body = crate::envelope::Success<LeadResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn move_lead<S: Store>(
     req: HttpRequest,
@@ -478,7 +479,7 @@ pub async fn move_lead<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete<S: Store>(
     req: HttpRequest,
@@ -502,22 +503,21 @@ pub async fn delete<S: Store>(
     ))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(list, create, move_lead, get, replace, patch, delete))]
+pub struct ApiDoc;
+
 /// Registers the lead routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str, allow: &'static str| {
-        web::resource(path.to_owned()).default_service(super::method_not_allowed(allow))
-    };
-    cfg.service(
-        resource("/leads", "GET, POST")
-            .route(web::get().to(list::<S>))
-            .route(web::post().to(create::<S>)),
-    )
-    .service(resource("/leads/{id}/move", "POST").route(web::post().to(move_lead::<S>)))
-    .service(
-        resource("/leads/{id}", "GET, PUT, PATCH, DELETE")
-            .route(web::get().to(get::<S>))
-            .route(web::put().to(replace::<S>))
-            .route(web::patch().to(patch::<S>))
-            .route(web::delete().to(delete::<S>)),
-    );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/leads", |r| r.get(list::<S>).post(create::<S>))
+        .resource("/leads/{id}/move", |r| r.post(move_lead::<S>))
+        .resource("/leads/{id}", |r| {
+            r.get(get::<S>)
+                .put(replace::<S>)
+                .patch(patch::<S>)
+                .delete(delete::<S>)
+        });
 }

@@ -11,9 +11,10 @@ use domain::pipeline::{Pipeline, PipelineId, StageId, StageInput, StageKind};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
 use super::common::{DeletedResponse, check_body, if_match, versioned_response};
 use crate::Store;
 use crate::auth::Authenticated;
@@ -253,7 +254,7 @@ fn pipeline_response(status: StatusCode, pipeline: &Pipeline) -> HttpResponse {
 #[utoipa::path(get, path = "/v1/pipelines", params(super::SearchParams), tag = "pipelines", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every pipeline", body = crate::envelope::Success<Vec<PipelineResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: Store>(
     auth: Authenticated<S>,
@@ -280,7 +281,7 @@ pub async fn list<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create<S: Store>(
     body: web::Json<CreatePipelineBody>,
@@ -298,7 +299,7 @@ pub async fn create<S: Store>(
     params(("id" = Uuid, Path, description = "Pipeline id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The pipeline", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn get<S: Store>(
     auth: Authenticated<S>,
@@ -315,7 +316,7 @@ pub async fn get<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Renamed", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn rename<S: Store>(
     req: HttpRequest,
@@ -343,7 +344,7 @@ pub async fn rename<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete<S: Store>(
     req: HttpRequest,
@@ -393,7 +394,7 @@ async fn stages_changed<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The pipeline with the new stage", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn add_stage<S: Store>(
     req: HttpRequest,
@@ -421,7 +422,7 @@ pub async fn add_stage<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The pipeline", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn update_stage<S: Store>(
     req: HttpRequest,
@@ -448,7 +449,7 @@ pub async fn update_stage<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The pipeline without the stage", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete_stage<S: Store>(
     req: HttpRequest,
@@ -471,7 +472,7 @@ pub async fn delete_stage<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The reordered pipeline", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn reorder<S: Store>(
     req: HttpRequest,
@@ -488,35 +489,32 @@ pub async fn reorder<S: Store>(
     stages_changed(&req, auth, *id, StageChange::Reorder(order), StatusCode::OK).await
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(
+    list,
+    create,
+    reorder,
+    update_stage,
+    delete_stage,
+    add_stage,
+    get,
+    rename,
+    delete
+))]
+pub struct ApiDoc;
+
 /// Registers the routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/pipelines")
-            .route(web::get().to(list::<S>))
-            .route(web::post().to(create::<S>))
-            .default_service(super::method_not_allowed("GET, POST")),
-    )
-    .service(
-        web::resource("/pipelines/{id}/stages/reorder")
-            .route(web::post().to(reorder::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/pipelines/{id}/stages/{stageId}")
-            .route(web::patch().to(update_stage::<S>))
-            .route(web::delete().to(delete_stage::<S>))
-            .default_service(super::method_not_allowed("PATCH, DELETE")),
-    )
-    .service(
-        web::resource("/pipelines/{id}/stages")
-            .route(web::post().to(add_stage::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/pipelines/{id}")
-            .route(web::get().to(get::<S>))
-            .route(web::patch().to(rename::<S>))
-            .route(web::delete().to(delete::<S>))
-            .default_service(super::method_not_allowed("GET, PATCH, DELETE")),
-    );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/pipelines", |r| r.get(list::<S>).post(create::<S>))
+        .resource("/pipelines/{id}/stages/reorder", |r| r.post(reorder::<S>))
+        .resource("/pipelines/{id}/stages/{stageId}", |r| {
+            r.patch(update_stage::<S>).delete(delete_stage::<S>)
+        })
+        .resource("/pipelines/{id}/stages", |r| r.post(add_stage::<S>))
+        .resource("/pipelines/{id}", |r| {
+            r.get(get::<S>).patch(rename::<S>).delete(delete::<S>)
+        });
 }
