@@ -17,7 +17,7 @@ use adapters_postgres::{PgProvisioning, PgStore, PoolOptions};
 use adapters_redis::RedisRateLimiter;
 use api_actix::ApiState;
 use api_actix::rate_limit::RateLimits;
-use api_actix::routes::webhooks::WebhookApi;
+use api_actix::state::WebhookApi;
 use serde_json::json;
 
 pub use config::{ConfigError, RateLimitConfig, ServeConfig, WebhookConfig, as_worker_role};

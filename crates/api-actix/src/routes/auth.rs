@@ -9,13 +9,14 @@ use domain::principal::{Actor, Principal};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
+use super::common::check_body;
 use crate::auth::Authenticated;
 use crate::envelope::respond;
 use crate::error::ApiError;
-use crate::validation::field_errors;
 use crate::{ApiState, Store, client_info};
 
 /// `POST /v1/auth/signup`.
@@ -245,7 +246,7 @@ fn me_view(principal: &Principal) -> MeResponse {
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupBody,
     responses(
         (status = 201, description = "Tenant, user and session created", body = crate::envelope::Success<SessionResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn signup_handler<S: Store>(
     req: HttpRequest,
@@ -253,8 +254,7 @@ pub async fn signup_handler<S: Store>(
     body: web::Json<SignupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let input = SignupInput {
         tenant_name: body.tenant_name,
         name: body.name,
@@ -276,7 +276,7 @@ pub async fn signup_handler<S: Store>(
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses(
         (status = 200, description = "Logged in", body = crate::envelope::Success<SessionResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn login_handler<S: Store>(
     req: HttpRequest,
@@ -284,8 +284,7 @@ pub async fn login_handler<S: Store>(
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let input = LoginInput {
         email: body.email,
         password: body.password,
@@ -306,7 +305,7 @@ pub async fn login_handler<S: Store>(
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "The session is revoked", body = crate::envelope::Success<LogoutResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn logout_handler<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
     logout(auth.uow, &auth.principal).await?;
@@ -317,7 +316,7 @@ pub async fn logout_handler<S: Store>(auth: Authenticated<S>) -> Result<HttpResp
 #[utoipa::path(post, path = "/v1/auth/demo-login", tag = "auth",
     responses(
         (status = 201, description = "Sandbox created", body = crate::envelope::Success<SessionResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn demo_login_handler<S: Store>(
     req: HttpRequest,
@@ -331,7 +330,7 @@ pub async fn demo_login_handler<S: Store>(
 #[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = crate::envelope::Success<MeResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn me_handler<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse, ApiError> {
     // Authentication already read everything /me shows; committing keeps the key's or
@@ -340,31 +339,24 @@ pub async fn me_handler<S: Store>(auth: Authenticated<S>) -> Result<HttpResponse
     Ok(respond(StatusCode::OK, me_view(&auth.principal)))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(
+    signup_handler,
+    login_handler,
+    logout_handler,
+    demo_login_handler,
+    me_handler
+))]
+pub struct ApiDoc;
+
 /// Registers the routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/auth/signup")
-            .route(web::post().to(signup_handler::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/auth/login")
-            .route(web::post().to(login_handler::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/auth/logout")
-            .route(web::post().to(logout_handler::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/auth/demo-login")
-            .route(web::post().to(demo_login_handler::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/me")
-            .route(web::get().to(me_handler::<S>))
-            .default_service(super::method_not_allowed("GET")),
-    );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/auth/signup", |r| r.post(signup_handler::<S>))
+        .resource("/auth/login", |r| r.post(login_handler::<S>))
+        .resource("/auth/logout", |r| r.post(logout_handler::<S>))
+        .resource("/auth/demo-login", |r| r.post(demo_login_handler::<S>))
+        .resource("/me", |r| r.get(me_handler::<S>));
 }

@@ -1,7 +1,6 @@
 //! `/v1/companies`: list, create, get, replace, patch, delete, and a company's contacts.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use app::companies::{
     CompanyChange, company_contacts, create_company, delete_company, get_company, list_companies,
@@ -15,12 +14,16 @@ use domain::contact::ContactQuery;
 use domain::ids::CompanyId;
 use domain::list::{Limit, Sort};
 use garde::Validate;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use super::contacts::{ContactResponse, DeletedResponse, filter_text, if_match, parse_time};
+use super::Routes;
+use super::common::{
+    DeletedResponse, check_body, filter_text, if_match, parse_time, present, versioned_response,
+};
+use super::contacts::ContactResponse;
 use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{Pagination, respond, respond_with};
@@ -213,14 +216,6 @@ impl From<CompanyBody> for CompanyInput {
     }
 }
 
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// A JSON merge-patch of a company.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -408,22 +403,13 @@ pub struct CompanyContactsParams {
 }
 
 fn company_response(status: StatusCode, company: &Company) -> HttpResponse {
-    let mut builder = HttpResponseBuilder::new(status);
-    if let Ok(etag) = HeaderValue::from_str(&company.etag()) {
-        builder.insert_header((header::ETAG, etag));
-    }
-    if status == StatusCode::CREATED
-        && let Ok(location) = HeaderValue::from_str(&format!("/v1/companies/{}", company.id))
-    {
-        builder.insert_header((header::LOCATION, location));
-    }
-    respond_with(builder, CompanyResponse::from(company), None)
-}
-
-fn validated(body: CompanyBody) -> Result<CompanyInput, ApiError> {
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
-    Ok(body.into())
+    versioned_response(
+        status,
+        &company.etag(),
+        "/v1/companies",
+        company.id,
+        CompanyResponse::from(company),
+    )
 }
 
 /// List companies.
@@ -431,7 +417,7 @@ fn validated(body: CompanyBody) -> Result<CompanyInput, ApiError> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of companies", body = crate::envelope::Success<Vec<CompanyResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: Store>(
     auth: Authenticated<S>,
@@ -458,13 +444,15 @@ pub async fn list<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = crate::envelope::Success<CompanyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create<S: Store>(
     body: web::Json<CompanyBody>,
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = validated(body.into_inner())?;
+    let body = body.into_inner();
+    check_body(&body)?;
+    let input = CompanyInput::from(body);
     let company = create_company(auth.uow, &auth.principal, input).await?;
     Ok(company_response(StatusCode::CREATED, &company))
 }
@@ -474,7 +462,7 @@ pub async fn create<S: Store>(
     params(("id" = Uuid, Path, description = "Company id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The company", body = crate::envelope::Success<CompanyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn get<S: Store>(
     auth: Authenticated<S>,
@@ -491,7 +479,7 @@ pub async fn get<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The replaced company", body = crate::envelope::Success<CompanyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn replace<S: Store>(
     req: HttpRequest,
@@ -499,7 +487,9 @@ pub async fn replace<S: Store>(
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = validated(body.into_inner())?;
+    let body = body.into_inner();
+    check_body(&body)?;
+    let input = CompanyInput::from(body);
     let precondition = if_match(&req);
     let company = update_company(
         auth.uow,
@@ -519,7 +509,7 @@ pub async fn replace<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The changed company", body = crate::envelope::Success<CompanyResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn patch<S: Store>(
     req: HttpRequest,
@@ -547,7 +537,7 @@ pub async fn patch<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete<S: Store>(
     req: HttpRequest,
@@ -577,7 +567,7 @@ pub async fn delete<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the company's contacts", body = crate::envelope::Success<Vec<ContactResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn contacts<S: Store>(
     auth: Authenticated<S>,
@@ -623,25 +613,21 @@ pub async fn contacts<S: Store>(
     ))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(list, create, get, replace, patch, delete, contacts))]
+pub struct ApiDoc;
+
 /// Registers the routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/companies")
-            .route(web::get().to(list::<S>))
-            .route(web::post().to(create::<S>))
-            .default_service(super::method_not_allowed("GET, POST")),
-    )
-    .service(
-        web::resource("/companies/{id}")
-            .route(web::get().to(get::<S>))
-            .route(web::put().to(replace::<S>))
-            .route(web::patch().to(patch::<S>))
-            .route(web::delete().to(delete::<S>))
-            .default_service(super::method_not_allowed("GET, PUT, PATCH, DELETE")),
-    )
-    .service(
-        web::resource("/companies/{id}/contacts")
-            .route(web::get().to(contacts::<S>))
-            .default_service(super::method_not_allowed("GET")),
-    );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/companies", |r| r.get(list::<S>).post(create::<S>))
+        .resource("/companies/{id}", |r| {
+            r.get(get::<S>)
+                .put(replace::<S>)
+                .patch(patch::<S>)
+                .delete(delete::<S>)
+        })
+        .resource("/companies/{id}/contacts", |r| r.get(contacts::<S>));
 }

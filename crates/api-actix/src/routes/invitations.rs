@@ -13,17 +13,17 @@ use domain::ids::InvitationId;
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
 use crate::auth::{Authenticated, bearer_token};
 use crate::envelope::{respond, respond_all};
 use crate::error::{ApiError, unauthenticated};
-use crate::validation::field_errors;
 use crate::{ApiState, Store, client_info};
 
 use super::auth::SessionResponse;
-use super::contacts::DeletedResponse;
+use super::common::{DeletedResponse, check_body};
 use super::members::RoleName;
 
 /// `POST /v1/invitations`.
@@ -126,15 +126,14 @@ pub struct AcceptInvitationBody {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Invited", body = crate::envelope::Success<CreatedInvitationResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create<S: Store>(
     body: web::Json<CreateInvitationBody>,
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let input = InviteInput {
         email: body.email,
         role: body.role.into(),
@@ -153,7 +152,7 @@ pub async fn create<S: Store>(
 #[utoipa::path(get, path = "/v1/invitations", params(super::SearchParams), tag = "members", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every invitation", body = crate::envelope::Success<Vec<InvitationResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: Store>(
     auth: Authenticated<S>,
@@ -174,7 +173,7 @@ pub async fn list<S: Store>(
     params(("id" = Uuid, Path, description = "Invitation id")),
     responses(
         (status = 200, description = "Revoked", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn revoke<S: Store>(
     auth: Authenticated<S>,
@@ -197,7 +196,7 @@ pub async fn revoke<S: Store>(
     request_body = AcceptInvitationBody,
     responses(
         (status = 200, description = "Joined, and logged in there", body = crate::envelope::Success<SessionResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn accept<S: Store>(
     req: HttpRequest,
@@ -205,8 +204,7 @@ pub async fn accept<S: Store>(
     body: web::Json<AcceptInvitationBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let session = match bearer_token(req.headers()) {
         None => None,
         Some(token) => Some(Credential::from_bearer(token).map_err(|_| unauthenticated())?),
@@ -228,22 +226,16 @@ pub async fn accept<S: Store>(
     Ok(respond(StatusCode::OK, SessionResponse::from(&grant)))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(list, create, revoke, accept))]
+pub struct ApiDoc;
+
 /// Registers the routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/invitations")
-            .route(web::get().to(list::<S>))
-            .route(web::post().to(create::<S>))
-            .default_service(super::method_not_allowed("GET, POST")),
-    )
-    .service(
-        web::resource("/invitations/{id}")
-            .route(web::delete().to(revoke::<S>))
-            .default_service(super::method_not_allowed("DELETE")),
-    )
-    .service(
-        web::resource("/auth/accept-invitation")
-            .route(web::post().to(accept::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/invitations", |r| r.get(list::<S>).post(create::<S>))
+        .resource("/invitations/{id}", |r| r.delete(revoke::<S>))
+        .resource("/auth/accept-invitation", |r| r.post(accept::<S>));
 }

@@ -9,15 +9,16 @@ use domain::ids::UserId;
 use domain::principal::Role;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
 use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{respond, respond_all};
 use crate::error::ApiError;
 
-use super::contacts::DeletedResponse;
+use super::common::DeletedResponse;
 
 /// A role in a tenant.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
@@ -86,7 +87,7 @@ pub struct ChangeRoleBody {
 #[utoipa::path(get, path = "/v1/members", params(super::SearchParams), tag = "members", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every member", body = crate::envelope::Success<Vec<MemberResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: Store>(
     auth: Authenticated<S>,
@@ -108,7 +109,7 @@ pub async fn list<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Changed", body = crate::envelope::Success<MemberResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn change_role<S: Store>(
     body: web::Json<ChangeRoleBody>,
@@ -131,7 +132,7 @@ pub async fn change_role<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Removed", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn remove<S: Store>(
     auth: Authenticated<S>,
@@ -147,17 +148,17 @@ pub async fn remove<S: Store>(
     ))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(list, change_role, remove))]
+pub struct ApiDoc;
+
 /// Registers the routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/members")
-            .route(web::get().to(list::<S>))
-            .default_service(super::method_not_allowed("GET")),
-    )
-    .service(
-        web::resource("/members/{userId}")
-            .route(web::patch().to(change_role::<S>))
-            .route(web::delete().to(remove::<S>))
-            .default_service(super::method_not_allowed("PATCH, DELETE")),
-    );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/members", |r| r.get(list::<S>))
+        .resource("/members/{userId}", |r| {
+            r.patch(change_role::<S>).delete(remove::<S>)
+        });
 }

@@ -2,8 +2,7 @@
 //! reordered under `/v1/pipelines/{id}/stages…`. Every change answers the whole pipeline.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use app::pipelines::{
     StageChange, change_stages, create_pipeline, delete_pipeline, get_pipeline, list_pipelines,
     rename_pipeline,
@@ -12,15 +11,15 @@ use domain::pipeline::{Pipeline, PipelineId, StageId, StageInput, StageKind};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
-use super::contacts::{DeletedResponse, if_match};
+use super::Routes;
+use super::common::{DeletedResponse, check_body, if_match, versioned_response};
 use crate::Store;
 use crate::auth::Authenticated;
-use crate::envelope::{respond, respond_with};
+use crate::envelope::respond;
 use crate::error::ApiError;
-use crate::validation::field_errors;
 
 /// What reaching a stage means for a lead.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
@@ -242,28 +241,20 @@ pub struct ReorderBody {
 }
 
 fn pipeline_response(status: StatusCode, pipeline: &Pipeline) -> HttpResponse {
-    let mut builder = HttpResponseBuilder::new(status);
-    if let Ok(etag) = HeaderValue::from_str(&pipeline.etag()) {
-        builder.insert_header((header::ETAG, etag));
-    }
-    if status == StatusCode::CREATED
-        && let Ok(location) = HeaderValue::from_str(&format!("/v1/pipelines/{}", pipeline.id))
-    {
-        builder.insert_header((header::LOCATION, location));
-    }
-    respond_with(builder, PipelineResponse::from(pipeline), None)
-}
-
-fn check<T: Validate<Context = ()>>(body: &T) -> Result<(), ApiError> {
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))
+    versioned_response(
+        status,
+        &pipeline.etag(),
+        "/v1/pipelines",
+        pipeline.id,
+        PipelineResponse::from(pipeline),
+    )
 }
 
 /// List pipelines, the default first.
 #[utoipa::path(get, path = "/v1/pipelines", params(super::SearchParams), tag = "pipelines", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every pipeline", body = crate::envelope::Success<Vec<PipelineResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: Store>(
     auth: Authenticated<S>,
@@ -290,14 +281,14 @@ pub async fn list<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create<S: Store>(
     body: web::Json<CreatePipelineBody>,
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    check(&body)?;
+    check_body(&body)?;
     let stages = body.stages.into_iter().map(StageInput::from).collect();
     let pipeline = create_pipeline(auth.uow, &auth.principal, &body.name, stages).await?;
     Ok(pipeline_response(StatusCode::CREATED, &pipeline))
@@ -308,7 +299,7 @@ pub async fn create<S: Store>(
     params(("id" = Uuid, Path, description = "Pipeline id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The pipeline", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn get<S: Store>(
     auth: Authenticated<S>,
@@ -325,7 +316,7 @@ pub async fn get<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Renamed", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn rename<S: Store>(
     req: HttpRequest,
@@ -333,7 +324,7 @@ pub async fn rename<S: Store>(
     auth: Authenticated<S>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    check(&*body)?;
+    check_body(&*body)?;
     let precondition = if_match(&req);
     let pipeline = rename_pipeline(
         auth.uow,
@@ -353,7 +344,7 @@ pub async fn rename<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete<S: Store>(
     req: HttpRequest,
@@ -403,7 +394,7 @@ async fn stages_changed<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The pipeline with the new stage", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn add_stage<S: Store>(
     req: HttpRequest,
@@ -412,7 +403,7 @@ pub async fn add_stage<S: Store>(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    check(&body)?;
+    check_body(&body)?;
     let change = StageChange::Add {
         stage: StageInput {
             name: body.name,
@@ -431,7 +422,7 @@ pub async fn add_stage<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The pipeline", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn update_stage<S: Store>(
     req: HttpRequest,
@@ -440,7 +431,7 @@ pub async fn update_stage<S: Store>(
     ids: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    check(&body)?;
+    check_body(&body)?;
     let (pipeline, stage) = ids.into_inner();
     let change = StageChange::Update {
         stage: StageId::from_uuid(stage),
@@ -458,7 +449,7 @@ pub async fn update_stage<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The pipeline without the stage", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete_stage<S: Store>(
     req: HttpRequest,
@@ -481,7 +472,7 @@ pub async fn delete_stage<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The reordered pipeline", body = crate::envelope::Success<PipelineResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn reorder<S: Store>(
     req: HttpRequest,
@@ -498,35 +489,32 @@ pub async fn reorder<S: Store>(
     stages_changed(&req, auth, *id, StageChange::Reorder(order), StatusCode::OK).await
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(
+    list,
+    create,
+    reorder,
+    update_stage,
+    delete_stage,
+    add_stage,
+    get,
+    rename,
+    delete
+))]
+pub struct ApiDoc;
+
 /// Registers the routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/pipelines")
-            .route(web::get().to(list::<S>))
-            .route(web::post().to(create::<S>))
-            .default_service(super::method_not_allowed("GET, POST")),
-    )
-    .service(
-        web::resource("/pipelines/{id}/stages/reorder")
-            .route(web::post().to(reorder::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/pipelines/{id}/stages/{stageId}")
-            .route(web::patch().to(update_stage::<S>))
-            .route(web::delete().to(delete_stage::<S>))
-            .default_service(super::method_not_allowed("PATCH, DELETE")),
-    )
-    .service(
-        web::resource("/pipelines/{id}/stages")
-            .route(web::post().to(add_stage::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/pipelines/{id}")
-            .route(web::get().to(get::<S>))
-            .route(web::patch().to(rename::<S>))
-            .route(web::delete().to(delete::<S>))
-            .default_service(super::method_not_allowed("GET, PATCH, DELETE")),
-    );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/pipelines", |r| r.get(list::<S>).post(create::<S>))
+        .resource("/pipelines/{id}/stages/reorder", |r| r.post(reorder::<S>))
+        .resource("/pipelines/{id}/stages/{stageId}", |r| {
+            r.patch(update_stage::<S>).delete(delete_stage::<S>)
+        })
+        .resource("/pipelines/{id}/stages", |r| r.post(add_stage::<S>))
+        .resource("/pipelines/{id}", |r| {
+            r.get(get::<S>).patch(rename::<S>).delete(delete::<S>)
+        });
 }

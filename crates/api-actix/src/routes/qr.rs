@@ -7,9 +7,10 @@ use domain::identity::QrStatus;
 use domain::ids::QrSessionId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+use super::Routes;
 use crate::auth::Authenticated;
 use crate::envelope::respond;
 use crate::error::ApiError;
@@ -111,7 +112,7 @@ pub struct StatusParams {
 #[utoipa::path(post, path = "/v1/auth/qr-session/generate", tag = "qr-login",
     responses(
         (status = 201, description = "A new request", body = crate::envelope::Success<QrGenerateResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn generate<S: Store>(
     req: HttpRequest,
@@ -137,7 +138,7 @@ pub async fn generate<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Scanned", body = crate::envelope::Success<ScanResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn scan<S: Store>(
     body: web::Json<ScanBody>,
@@ -163,7 +164,7 @@ pub async fn scan<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Linked", body = crate::envelope::Success<QrStatusResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn link<S: Store>(
     body: web::Json<DecisionBody>,
@@ -190,7 +191,7 @@ pub async fn link<S: Store>(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Cancelled", body = crate::envelope::Success<QrStatusResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn cancel<S: Store>(
     body: web::Json<DecisionBody>,
@@ -219,7 +220,7 @@ pub async fn cancel<S: Store>(
     responses(
         (status = 200, description = "The status (and the session, once)", body = crate::envelope::Success<QrStatusResponse>),
         (status = 429, description = "SLOW_DOWN: polled faster than interval", body = crate::envelope::Failure),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn status<S: Store>(
     req: HttpRequest,
@@ -251,20 +252,20 @@ pub async fn status<S: Store>(
     ))
 }
 
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(generate, scan, link, cancel, status))]
+pub struct ApiDoc;
+
 /// Registers the API routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    let post_only = |path: &str| {
-        web::resource(path.to_owned()).default_service(super::method_not_allowed("POST"))
-    };
-    cfg.service(post_only("/auth/qr-session/generate").route(web::post().to(generate::<S>)))
-        .service(post_only("/auth/qr-session/scan").route(web::post().to(scan::<S>)))
-        .service(post_only("/auth/qr-session/link").route(web::post().to(link::<S>)))
-        .service(post_only("/auth/qr-session/cancel").route(web::post().to(cancel::<S>)))
-        .service(
-            web::resource("/auth/qr-session/status")
-                .route(web::get().to(status::<S>))
-                .default_service(super::method_not_allowed("GET")),
-        );
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/auth/qr-session/generate", |r| r.post(generate::<S>))
+        .resource("/auth/qr-session/scan", |r| r.post(scan::<S>))
+        .resource("/auth/qr-session/link", |r| r.post(link::<S>))
+        .resource("/auth/qr-session/cancel", |r| r.post(cancel::<S>))
+        .resource("/auth/qr-session/status", |r| r.get(status::<S>));
 }
 
 /// The login page: shows a QR code, polls, and says when this device is logged in.

@@ -2,10 +2,6 @@
 //! manual retries) and `/v1/events` (the tenant's event log, to catch up). Admins and
 //! owners, or keys with `webhooks:manage`.
 
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
-
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use app::webhooks::{
@@ -17,39 +13,18 @@ use app::webhooks::{
 use domain::ids::{DeliveryId, SubscriptionId};
 use domain::webhook::{Delivery, DeliveryAttempt, Subscription};
 use garde::Validate;
-use ports::WebhookSender;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use super::contacts::{DeletedResponse, present};
+use super::Routes;
+use super::common::{DeletedResponse, check_body, present};
 use crate::Store;
 use crate::auth::Authenticated;
 use crate::envelope::{Pagination, respond, respond_with};
-use crate::error::{ApiError, ErrorCode};
-use crate::validation::field_errors;
-
-/// What the webhook routes need besides storage.
-#[derive(Clone)]
-pub struct WebhookApi {
-    /// Makes the HTTP sender of one worker thread (awc is single-threaded).
-    pub make_sender: Arc<dyn Fn() -> Rc<dyn WebhookSender> + Send + Sync>,
-    /// How long a rotated-out secret keeps signing beside the new one.
-    pub secret_grace: Duration,
-}
-
-impl std::fmt::Debug for WebhookApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookApi")
-            .field("secret_grace", &self.secret_grace)
-            .finish_non_exhaustive()
-    }
-}
-
-/// This worker thread's sender, registered once per thread by [`crate::app`].
-#[derive(Clone)]
-pub struct SenderHandle(pub Rc<dyn WebhookSender>);
+use crate::error::ApiError;
+use crate::state::SenderHandle;
 
 /// Every value an event filter may take: `*`, `<resource>.*` and the event types.
 fn event_filter_values() -> Vec<String> {
@@ -373,7 +348,7 @@ fn list_response<T: Serialize>(data: Vec<T>, limit: u16, next: Option<String>) -
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created; the secret is shown this once", body = crate::envelope::Success<WebhookResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn create<S: Store>(
     req: HttpRequest,
@@ -381,8 +356,7 @@ pub async fn create<S: Store>(
     auth: Authenticated<S>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate()
-        .map_err(|report| ApiError::validation(&field_errors(&report)))?;
+    check_body(&body)?;
     let sender = sender(&req)?;
     let input = SubscriptionInput {
         url: body.url,
@@ -409,7 +383,7 @@ pub async fn create<S: Store>(
 #[utoipa::path(get, path = "/v1/webhooks", params(super::SearchParams), tag = "webhooks", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every subscription (never their secrets)", body = crate::envelope::Success<Vec<WebhookResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn list<S: Store>(
     auth: Authenticated<S>,
@@ -435,7 +409,7 @@ pub async fn list<S: Store>(
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
         (status = 200, description = "The subscription", body = crate::envelope::Success<WebhookResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn get<S: Store>(
     auth: Authenticated<S>,
@@ -451,7 +425,7 @@ pub async fn get<S: Store>(
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
         (status = 200, description = "Changed", body = crate::envelope::Success<WebhookResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn patch<S: Store>(
     req: HttpRequest,
@@ -485,7 +459,7 @@ pub async fn patch<S: Store>(
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
         (status = 200, description = "Deleted, with its deliveries", body = crate::envelope::Success<DeletedResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delete<S: Store>(
     auth: Authenticated<S>,
@@ -507,7 +481,7 @@ pub async fn delete<S: Store>(
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
         (status = 200, description = "The new secret, shown this once; the old one keeps signing beside it for the grace period", body = crate::envelope::Success<WebhookResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn rotate<S: Store>(
     state: web::Data<crate::ApiState<S>>,
@@ -535,7 +509,7 @@ pub async fn rotate<S: Store>(
     params(("id" = Uuid, Path, description = "Subscription id")),
     responses(
         (status = 200, description = "What the endpoint answered to a signed webhook.test event", body = crate::envelope::Success<TestResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn test<S: Store>(
     req: HttpRequest,
@@ -559,7 +533,7 @@ pub async fn test<S: Store>(
     params(("id" = Uuid, Path, description = "Subscription id"), DeliveryParams),
     responses(
         (status = 200, description = "Deliveries, newest first", body = crate::envelope::Success<Vec<DeliveryResponse>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn deliveries<S: Store>(
     auth: Authenticated<S>,
@@ -594,7 +568,7 @@ pub async fn deliveries<S: Store>(
            ("deliveryId" = Uuid, Path, description = "Delivery id")),
     responses(
         (status = 200, description = "The delivery and its attempts", body = crate::envelope::Success<DeliveryResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn delivery<S: Store>(
     auth: Authenticated<S>,
@@ -621,7 +595,7 @@ pub async fn delivery<S: Store>(
            ("deliveryId" = Uuid, Path, description = "Delivery id")),
     responses(
         (status = 200, description = "Scheduled again now (a succeeded delivery stays as it is)", body = crate::envelope::Success<DeliveryResponse>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn retry<S: Store>(
     auth: Authenticated<S>,
@@ -646,7 +620,7 @@ pub async fn retry<S: Store>(
     params(EventParams),
     responses(
         (status = 200, description = "The tenant's events in order, as delivered", body = crate::envelope::Success<Vec<Object>>),
-        crate::openapi::CommonErrors,
+        crate::schemas::CommonErrors,
     ))]
 pub async fn events<S: Store>(
     auth: Authenticated<S>,
@@ -685,69 +659,29 @@ pub async fn events<S: Store>(
     Ok(list_response(events, limit, next))
 }
 
-/// Registers the routes (under `/v1`).
-pub fn configure<S: Store>(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/webhooks")
-            .route(web::get().to(list::<S>))
-            .route(web::post().to(create::<S>))
-            .default_service(super::method_not_allowed("GET, POST")),
-    )
-    .service(
-        web::resource("/webhooks/{id}")
-            .route(web::get().to(get::<S>))
-            .route(web::patch().to(patch::<S>))
-            .route(web::delete().to(delete::<S>))
-            .default_service(super::method_not_allowed("GET, PATCH, DELETE")),
-    )
-    .service(
-        web::resource("/webhooks/{id}/rotate-secret")
-            .route(web::post().to(rotate::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/webhooks/{id}/test")
-            .route(web::post().to(test::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/webhooks/{id}/deliveries")
-            .route(web::get().to(deliveries::<S>))
-            .default_service(super::method_not_allowed("GET")),
-    )
-    .service(
-        web::resource("/webhooks/{id}/deliveries/{deliveryId}")
-            .route(web::get().to(delivery::<S>))
-            .default_service(super::method_not_allowed("GET")),
-    )
-    .service(
-        web::resource("/webhooks/{id}/deliveries/{deliveryId}/retry")
-            .route(web::post().to(retry::<S>))
-            .default_service(super::method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/events")
-            .route(web::get().to(events::<S>))
-            .default_service(super::method_not_allowed("GET")),
-    );
-}
+/// This module's operations in the OpenAPI document, next to the routes that serve them
+/// (`openapi`'s test checks the two lists agree).
+#[derive(OpenApi)]
+#[openapi(paths(
+    list, create, get, patch, delete, rotate, test, deliveries, delivery, retry, events
+))]
+pub struct ApiDoc;
 
-impl From<app::webhooks::WebhookError> for ApiError {
-    fn from(error: app::webhooks::WebhookError) -> Self {
-        use app::webhooks::WebhookError;
-        match error {
-            WebhookError::Forbidden(f) => crate::error::forbidden(f),
-            WebhookError::Invalid(fields) => Self::validation(&fields),
-            WebhookError::NotFound => Self::new(ErrorCode::NotFound, "webhook not found"),
-            WebhookError::EventNotFound => Self::new(
-                ErrorCode::NotFound,
-                "no event with this id in your tenant's log (`after`)",
-            ),
-            WebhookError::Unavailable => Self::new(
-                ErrorCode::Unavailable,
-                "too many webhook registrations are being checked right now; retry shortly",
-            ),
-            WebhookError::Repo(repo) => repo.into(),
-        }
-    }
+/// Registers the routes (under `/v1`).
+pub fn configure<S: Store>(routes: &mut Routes<'_>) {
+    routes
+        .resource("/webhooks", |r| r.get(list::<S>).post(create::<S>))
+        .resource("/webhooks/{id}", |r| {
+            r.get(get::<S>).patch(patch::<S>).delete(delete::<S>)
+        })
+        .resource("/webhooks/{id}/rotate-secret", |r| r.post(rotate::<S>))
+        .resource("/webhooks/{id}/test", |r| r.post(test::<S>))
+        .resource("/webhooks/{id}/deliveries", |r| r.get(deliveries::<S>))
+        .resource("/webhooks/{id}/deliveries/{deliveryId}", |r| {
+            r.get(delivery::<S>)
+        })
+        .resource("/webhooks/{id}/deliveries/{deliveryId}/retry", |r| {
+            r.post(retry::<S>)
+        })
+        .resource("/events", |r| r.get(events::<S>));
 }
