@@ -16,10 +16,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::routes::activities::ActivityResponse;
 use crate::routes::companies::CompanyResponse;
 use crate::routes::contacts::ContactResponse;
 use crate::routes::invitations::InvitationResponse;
-use crate::routes::leads::{ActivityResponse, LeadResponse};
+use crate::routes::leads::LeadResponse;
 use crate::routes::pipelines::PipelineResponse;
 
 /// An event as listed and delivered.
