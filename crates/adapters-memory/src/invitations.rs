@@ -8,7 +8,7 @@ use domain::ids::{InvitationId, TenantId, UserId};
 use domain::token::TokenHash;
 use ports::{InvitationRepository, RepoError};
 
-use crate::{MemoryUnitOfWork, now};
+use crate::store::{MemoryUnitOfWork, now};
 
 /// One tenant's invitations, with their token hashes.
 #[derive(Clone, Debug, Default)]

@@ -13,7 +13,7 @@ use domain::webhook::{
 use ports::{EventLogPage, RepoError, WebhookRepository};
 use time::OffsetDateTime;
 
-use crate::{MemoryUnitOfWork, now};
+use crate::store::{MemoryUnitOfWork, now};
 
 /// A subscription with what only the worker sees.
 #[derive(Clone, Debug)]
