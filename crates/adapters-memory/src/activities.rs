@@ -3,7 +3,7 @@
 use ports::RepoError;
 
 use crate::keyset::page_of;
-use crate::store::{MemoryUnitOfWork, now};
+use crate::store::MemoryUnitOfWork;
 
 impl MemoryUnitOfWork {
     fn check_activity(
@@ -77,7 +77,7 @@ impl ports::ActivityRepository for MemoryUnitOfWork {
         draft: &domain::activity::ActivityDraft,
     ) -> Result<domain::activity::Activity, ports::CrmWriteError> {
         self.check_activity(draft)?;
-        let now = now();
+        let now = self.now();
         let activity = domain::activity::Activity {
             id,
             tenant_id: self.tenant_id,
@@ -95,6 +95,7 @@ impl ports::ActivityRepository for MemoryUnitOfWork {
         id: domain::activity::ActivityId,
         draft: &domain::activity::ActivityDraft,
     ) -> Result<domain::activity::Activity, ports::CrmWriteError> {
+        let now = self.now();
         self.check_activity(draft)?;
         let activity = self
             .data_mut()?
@@ -102,7 +103,7 @@ impl ports::ActivityRepository for MemoryUnitOfWork {
             .get_mut(&id)
             .ok_or(ports::CrmWriteError::NotFound)?;
         activity.fields = draft.clone();
-        activity.updated_at = now().max(activity.updated_at);
+        activity.updated_at = now.max(activity.updated_at);
         activity.version += 1;
         Ok(activity.clone())
     }

@@ -5,7 +5,7 @@ use domain::ids::CompanyId;
 use ports::{CompanyRepository, CompanyWriteError, RepoError};
 
 use crate::keyset::page_of;
-use crate::store::{MemoryUnitOfWork, now};
+use crate::store::MemoryUnitOfWork;
 
 pub(crate) fn company_matches(company: &Company, query: &CompanyQuery) -> bool {
     let fields = &company.fields;
@@ -94,7 +94,7 @@ impl CompanyRepository for MemoryUnitOfWork {
         draft: &CompanyDraft,
     ) -> Result<Company, CompanyWriteError> {
         self.check_company(id, draft)?;
-        let now = now();
+        let now = self.now();
         let company = Company {
             id,
             tenant_id: self.tenant_id,
@@ -112,6 +112,7 @@ impl CompanyRepository for MemoryUnitOfWork {
         id: CompanyId,
         draft: &CompanyDraft,
     ) -> Result<Company, CompanyWriteError> {
+        let now = self.now();
         self.check_company(id, draft)?;
         let company = self
             .data_mut()?
@@ -119,7 +120,7 @@ impl CompanyRepository for MemoryUnitOfWork {
             .get_mut(&id)
             .ok_or(CompanyWriteError::NotFound)?;
         company.fields = draft.clone();
-        company.updated_at = now().max(company.updated_at);
+        company.updated_at = now.max(company.updated_at);
         company.version += 1;
         Ok(company.clone())
     }

@@ -6,7 +6,7 @@ use domain::ids::ContactId;
 use ports::{ContactRepository, ContactWriteError, RepoError};
 
 use crate::keyset::page_of;
-use crate::store::{MemoryUnitOfWork, now};
+use crate::store::MemoryUnitOfWork;
 
 impl MemoryUnitOfWork {
     fn check_write(&self, id: ContactId, draft: &ContactDraft) -> Result<(), ContactWriteError> {
@@ -135,7 +135,7 @@ impl ContactRepository for MemoryUnitOfWork {
         draft: &ContactDraft,
     ) -> Result<Contact, ContactWriteError> {
         self.check_write(id, draft)?;
-        let now = now();
+        let now = self.now();
         let contact = Contact {
             id,
             tenant_id: self.tenant_id,
@@ -153,6 +153,7 @@ impl ContactRepository for MemoryUnitOfWork {
         id: ContactId,
         draft: &ContactDraft,
     ) -> Result<Contact, ContactWriteError> {
+        let now = self.now();
         self.check_write(id, draft)?;
         let contact = self
             .data_mut()?
@@ -160,7 +161,7 @@ impl ContactRepository for MemoryUnitOfWork {
             .get_mut(&id)
             .ok_or(ContactWriteError::NotFound)?;
         contact.fields = draft.clone();
-        contact.updated_at = now().max(contact.updated_at);
+        contact.updated_at = now.max(contact.updated_at);
         contact.version += 1;
         Ok(contact.clone())
     }

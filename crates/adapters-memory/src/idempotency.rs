@@ -2,20 +2,21 @@
 
 use ports::RepoError;
 
-use crate::store::{MemoryUnitOfWork, now};
+use crate::store::MemoryUnitOfWork;
 
 impl ports::IdempotencyRepository for MemoryUnitOfWork {
     async fn begin_idempotent(
         &mut self,
         scope: &ports::IdempotencyScope,
     ) -> Result<ports::IdempotencyClaim, RepoError> {
+        let now = self.now();
         // One unit of work at a time per tenant in tests: nothing is ever in flight here.
         let data = self.data_mut()?;
         let id = (scope.credential, scope.key.clone());
         let expired = data
             .idempotency
             .get(&id)
-            .is_some_and(|(_, _, at)| *at < now() - time::Duration::hours(24));
+            .is_some_and(|(_, _, at)| *at < now - time::Duration::hours(24));
         if expired {
             data.idempotency.remove(&id);
         }
@@ -31,9 +32,10 @@ impl ports::IdempotencyRepository for MemoryUnitOfWork {
         scope: &ports::IdempotencyScope,
         response: &ports::StoredResponse,
     ) -> Result<(), RepoError> {
+        let now = self.now();
         self.data_mut()?.idempotency.insert(
             (scope.credential, scope.key.clone()),
-            (scope.request_hash, response.clone(), now()),
+            (scope.request_hash, response.clone(), now),
         );
         Ok(())
     }

@@ -14,7 +14,7 @@ use ports::{
 use time::OffsetDateTime;
 
 use crate::qr::QrRecord;
-use crate::store::{MemoryStore, MemoryUnitOfWork, StoredSession, TenantData, UserRecord, now};
+use crate::store::{MemoryStore, MemoryUnitOfWork, StoredSession, TenantData, UserRecord};
 
 impl MemoryUnitOfWork {
     fn member(&self, user: UserId) -> Result<Option<Member>, RepoError> {
@@ -57,7 +57,7 @@ impl IdentityRepository for MemoryUnitOfWork {
         if self.data.is_some() {
             return Err(RepoError::Unexpected("tenant exists".into()));
         }
-        let data = TenantData::new(self.tenant_id, name.to_owned(), expires_at);
+        let data = TenantData::new(self.tenant_id, name.to_owned(), expires_at, self.now());
         let info = data.info.clone();
         self.data = Some(data);
         Ok(info)
@@ -92,15 +92,17 @@ impl IdentityRepository for MemoryUnitOfWork {
         user: UserId,
         role: Role,
     ) -> Result<(), IdentityWriteError> {
+        let now = self.now();
         let data = self.data_mut()?;
         if data.members.contains_key(&user) {
             return Err(IdentityWriteError::AlreadyMember);
         }
-        data.members.insert(user, (role, now()));
+        data.members.insert(user, (role, now));
         Ok(())
     }
 
     async fn insert_session(&mut self, session: &NewSession) -> Result<(), RepoError> {
+        let now = self.now();
         let data = self.data_mut()?;
         data.sessions.insert(
             session.id,
@@ -108,7 +110,7 @@ impl IdentityRepository for MemoryUnitOfWork {
                 user_id: session.user_id,
                 token_hash: session.token_hash.0,
                 expires_at: session.expires_at,
-                last_seen_at: now(),
+                last_seen_at: now,
                 revoked: false,
             },
         );
@@ -123,6 +125,7 @@ impl IdentityRepository for MemoryUnitOfWork {
     }
 
     async fn insert_api_key(&mut self, key: &NewApiKey) -> Result<ApiKeyRecord, RepoError> {
+        let now = self.now();
         let record = ApiKeyRecord {
             id: key.id,
             name: key.name.clone(),
@@ -131,7 +134,7 @@ impl IdentityRepository for MemoryUnitOfWork {
             created_by: key.created_by,
             acts_for: Some(key.acts_for),
             scopes: key.scopes.clone(),
-            created_at: now(),
+            created_at: now,
             last_used_at: None,
             expires_at: key.expires_at,
             revoked_at: None,
@@ -154,8 +157,9 @@ impl IdentityRepository for MemoryUnitOfWork {
     }
 
     async fn revoke_api_key(&mut self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, RepoError> {
+        let now = self.now();
         Ok(self.data_mut()?.keys.get_mut(&id).map(|(record, _)| {
-            record.revoked_at = record.revoked_at.or_else(|| Some(now()));
+            record.revoked_at = record.revoked_at.or(Some(now));
             record.clone()
         }))
     }
@@ -216,6 +220,7 @@ impl IdentityRepository for MemoryUnitOfWork {
 
 impl PreAuthStore for MemoryStore {
     async fn find_login(&self, email: &str) -> Result<Option<LoginCandidate>, RepoError> {
+        let now = self.now();
         let state = self.lock()?;
         let Some(user_id) = state.email_taken(email) else {
             return Ok(None);
@@ -226,7 +231,7 @@ impl PreAuthStore for MemoryStore {
         let mut memberships: Vec<(OffsetDateTime, TenantId, String, Role)> = state
             .tenants
             .values()
-            .filter(|t| t.live())
+            .filter(|t| t.live(now))
             .filter_map(|t| {
                 t.members
                     .get(&user_id)
@@ -250,18 +255,20 @@ impl PreAuthStore for MemoryStore {
         &self,
         token_hash: &TokenHash,
     ) -> Result<Option<domain::identity::InvitationLookup>, RepoError> {
+        let now = self.now();
         let state = self.lock()?;
         Ok(state
             .tenants
             .values()
-            .filter(|t| t.live())
-            .find_map(|tenant| tenant.invitations.find(tenant.info.id, token_hash)))
+            .filter(|t| t.live(now))
+            .find_map(|tenant| tenant.invitations.find(tenant.info.id, token_hash, now)))
     }
 
     async fn sweep_expired_tenants(&self) -> Result<u64, RepoError> {
+        let now = self.now();
         let mut state = self.lock()?;
         let before = state.tenants.len();
-        state.tenants.retain(|_, t| t.live());
+        state.tenants.retain(|_, t| t.live(now));
         let removed = before - state.tenants.len();
         let members: std::collections::HashSet<UserId> = state
             .tenants
@@ -275,6 +282,7 @@ impl PreAuthStore for MemoryStore {
     }
 
     async fn qr_create(&self, request: &NewQrSession) -> Result<(), RepoError> {
+        let now = self.now();
         self.lock()?.qr.insert(
             request.id,
             QrRecord {
@@ -283,7 +291,7 @@ impl PreAuthStore for MemoryStore {
                 status: QrStatus::Pending,
                 user_agent: request.user_agent.clone(),
                 ip: request.ip.clone(),
-                created_at: now(),
+                created_at: now,
                 expires_at: request.expires_at,
                 interval_seconds: request.interval_seconds,
                 last_polled_at: None,
@@ -299,6 +307,7 @@ impl PreAuthStore for MemoryStore {
         poll_token: &TokenHash,
         session: &NewQrLoginSession,
     ) -> Result<QrPoll, RepoError> {
+        let now = self.now();
         let mut state = self.lock()?;
         let Some(request) = state.qr.get_mut(&id) else {
             return Ok(QrPoll::NotFound);
@@ -306,13 +315,12 @@ impl PreAuthStore for MemoryStore {
         if request.poll_hash != poll_token.0 {
             return Ok(QrPoll::WrongPollToken);
         }
-        let now = OffsetDateTime::now_utc();
         let min_gap = time::Duration::milliseconds(i64::from(request.interval_seconds) * 800);
         if request.last_polled_at.is_some_and(|at| at > now - min_gap) {
             return Ok(QrPoll::SlowDown);
         }
         request.last_polled_at = Some(now);
-        if request.expired() {
+        if request.expired(now) {
             return Ok(QrPoll::Status(QrStatus::Expired));
         }
         if request.status != QrStatus::Linked {

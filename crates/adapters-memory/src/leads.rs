@@ -8,7 +8,7 @@ use ports::RepoError;
 use crate::companies::company_matches;
 use crate::contacts::matches;
 use crate::keyset::page_of;
-use crate::store::{MemoryUnitOfWork, now};
+use crate::store::MemoryUnitOfWork;
 
 impl MemoryUnitOfWork {
     /// The kind of the lead's stage, or the field naming the broken reference.
@@ -123,7 +123,7 @@ impl ports::LeadRepository for MemoryUnitOfWork {
         draft: &domain::lead::LeadDraft,
     ) -> Result<domain::lead::Lead, ports::CrmWriteError> {
         let status = self.check_lead(draft)?;
-        let now = now();
+        let now = self.now();
         let lead = domain::lead::Lead {
             id,
             tenant_id: self.tenant_id,
@@ -142,6 +142,7 @@ impl ports::LeadRepository for MemoryUnitOfWork {
         id: domain::lead::LeadId,
         draft: &domain::lead::LeadDraft,
     ) -> Result<domain::lead::Lead, ports::CrmWriteError> {
+        let now = self.now();
         let status = self.check_lead(draft)?;
         let lead = self
             .data_mut()?
@@ -150,7 +151,7 @@ impl ports::LeadRepository for MemoryUnitOfWork {
             .ok_or(ports::CrmWriteError::NotFound)?;
         lead.fields = draft.clone();
         lead.status = status;
-        lead.updated_at = now().max(lead.updated_at);
+        lead.updated_at = now.max(lead.updated_at);
         lead.version += 1;
         Ok(lead.clone())
     }

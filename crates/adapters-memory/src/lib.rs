@@ -10,6 +10,7 @@
 //! store, the unit of work and the data they share, `keyset` the paging every list uses.
 
 mod activities;
+mod clock;
 mod companies;
 mod contacts;
 mod idempotency;
@@ -23,5 +24,6 @@ pub mod rate_limit;
 mod store;
 mod webhooks;
 
+pub use clock::ManualClock;
 pub use rate_limit::GovernorRateLimiter;
 pub use store::{MemoryStore, MemoryUnitOfWork};

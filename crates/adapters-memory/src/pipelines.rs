@@ -3,11 +3,15 @@
 
 use domain::ids::TenantId;
 use ports::RepoError;
+use time::OffsetDateTime;
 
-use crate::store::{MemoryUnitOfWork, now};
+use crate::store::MemoryUnitOfWork;
 
 /// The pipeline every tenant starts with (the PostgreSQL adapter makes it in a trigger).
-pub(crate) fn default_pipeline(tenant_id: TenantId) -> domain::pipeline::Pipeline {
+pub(crate) fn default_pipeline(
+    tenant_id: TenantId,
+    now: OffsetDateTime,
+) -> domain::pipeline::Pipeline {
     use domain::pipeline::{Pipeline, PipelineId, Stage, StageId, StageKind};
     let stages = [
         ("Qualified", 10, StageKind::Open),
@@ -17,7 +21,6 @@ pub(crate) fn default_pipeline(tenant_id: TenantId) -> domain::pipeline::Pipelin
         ("Won", 100, StageKind::Won),
         ("Lost", 0, StageKind::Lost),
     ];
-    let now = now();
     Pipeline {
         id: PipelineId::new(),
         tenant_id,
@@ -66,7 +69,7 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
         id: domain::pipeline::PipelineId,
         draft: &domain::pipeline::PipelineDraft,
     ) -> Result<domain::pipeline::Pipeline, RepoError> {
-        let now = now();
+        let now = self.now();
         let pipeline = domain::pipeline::Pipeline {
             id,
             tenant_id: self.tenant_id,
@@ -97,6 +100,7 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
         id: domain::pipeline::PipelineId,
         name: &str,
     ) -> Result<domain::pipeline::Pipeline, ports::PipelineWriteError> {
+        let now = self.now();
         let pipeline = self
             .data_mut()?
             .pipelines
@@ -104,7 +108,7 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
             .ok_or(ports::PipelineWriteError::NotFound)?;
         pipeline.name = name.to_owned();
         pipeline.version += 1;
-        pipeline.updated_at = now().max(pipeline.updated_at);
+        pipeline.updated_at = now.max(pipeline.updated_at);
         Ok(pipeline.clone())
     }
 
@@ -124,6 +128,7 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
         id: domain::pipeline::PipelineId,
         stages: &[(domain::pipeline::StageId, domain::pipeline::StageDraft)],
     ) -> Result<domain::pipeline::Pipeline, ports::PipelineWriteError> {
+        let now = self.now();
         let pipeline = self
             .data_mut()?
             .pipelines
@@ -141,7 +146,7 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
             })
             .collect();
         pipeline.version += 1;
-        pipeline.updated_at = now().max(pipeline.updated_at);
+        pipeline.updated_at = now.max(pipeline.updated_at);
         let pipeline = pipeline.clone();
         // A lead's status follows its stage's kind, also when the kind is edited.
         let in_pipeline = |lead: &&mut domain::lead::Lead| lead.fields.pipeline_id == id;
@@ -154,7 +159,7 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
             if let Some(kind) = kind.filter(|kind| *kind != lead.status) {
                 lead.status = kind;
                 lead.version += 1;
-                lead.updated_at = now().max(lead.updated_at);
+                lead.updated_at = now.max(lead.updated_at);
             }
         }
         Ok(pipeline)

@@ -24,11 +24,11 @@ pub(crate) struct QrRecord {
 }
 
 impl QrRecord {
-    pub(crate) fn expired(&self) -> bool {
+    pub(crate) fn expired(&self, now: OffsetDateTime) -> bool {
         matches!(
             self.status,
             QrStatus::Pending | QrStatus::Scanned | QrStatus::Linked
-        ) && self.expires_at <= OffsetDateTime::now_utc()
+        ) && self.expires_at <= now
     }
 }
 
@@ -36,6 +36,7 @@ impl QrRecord {
 /// (not staged with the unit of work).
 impl QrRepository for MemoryUnitOfWork {
     async fn qr_scan(&mut self, code: &TokenHash, user: UserId) -> Result<QrScan, RepoError> {
+        let now = self.now();
         if !self.data()?.members.contains_key(&user) {
             return Ok(QrScan::NotFound);
         }
@@ -44,7 +45,7 @@ impl QrRepository for MemoryUnitOfWork {
         let Some((id, request)) = state.qr.iter_mut().find(|(_, q)| q.code_hash == code.0) else {
             return Ok(QrScan::NotFound);
         };
-        if request.expired() {
+        if request.expired(now) {
             return Ok(QrScan::Expired);
         }
         if request.status != QrStatus::Pending {
@@ -76,6 +77,7 @@ fn decide(
     user: UserId,
     decision: QrStatus,
 ) -> Result<QrDecision, RepoError> {
+    let now = store.now();
     let mut state = store.lock()?;
     let Some(request) = state
         .qr
@@ -84,7 +86,7 @@ fn decide(
     else {
         return Ok(QrDecision::NotFound);
     };
-    if request.expired() {
+    if request.expired(now) {
         return Ok(QrDecision::Expired);
     }
     if request.status != QrStatus::Scanned {

@@ -10,7 +10,10 @@ use domain::identity::{ApiKeyRecord, TenantInfo};
 use domain::ids::{ApiKeyId, CompanyId, ContactId, QrSessionId, SessionId, TenantId, UserId};
 use domain::principal::{Actor, Principal, Role, Scopes};
 use domain::token::TokenHash;
-use ports::{NewTenant, ProvisionedTenant, RepoError, TenantProvisioning, TenantStore, UnitOfWork};
+use ports::{
+    Clock, NewTenant, ProvisionedTenant, RepoError, SystemClock, TenantProvisioning, TenantStore,
+    UnitOfWork,
+};
 use time::OffsetDateTime;
 
 use crate::pipelines::default_pipeline;
@@ -41,8 +44,13 @@ pub(crate) struct TenantData {
 }
 
 impl TenantData {
-    pub(crate) fn new(id: TenantId, name: String, expires_at: Option<OffsetDateTime>) -> Self {
-        let default = default_pipeline(id);
+    pub(crate) fn new(
+        id: TenantId,
+        name: String,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Self {
+        let default = default_pipeline(id, now);
         Self {
             pipelines: BTreeMap::from([(default.id, default)]),
             leads: BTreeMap::new(),
@@ -63,10 +71,9 @@ impl TenantData {
         }
     }
 
-    pub(crate) fn live(&self) -> bool {
-        self.info
-            .expires_at
-            .is_none_or(|at| at > OffsetDateTime::now_utc())
+    /// Not past its expiry (only demo tenants have one).
+    pub(crate) fn live(&self, now: OffsetDateTime) -> bool {
+        self.info.expires_at.is_none_or(|at| at > now)
     }
 }
 
@@ -103,16 +110,50 @@ impl State {
 }
 
 /// The whole store: cheap to clone, shared by every unit of work.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
+    /// Whose "now" every expiry, lifetime and timestamp of this store follows, the use
+    /// cases' included (they read it from the unit of work).
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store on the system clock.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose time is `clock`'s: give it a [`crate::ManualClock`] to move
+    /// time in a test instead of sleeping.
+    #[must_use]
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Arc::default(),
+            clock,
+        }
+    }
+
+    /// Now, to the microsecond, as PostgreSQL stores timestamps.
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        let now = self.clock.now();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, State>, RepoError> {
@@ -132,6 +173,7 @@ impl MemoryStore {
         role: Role,
         scopes: &[&str],
     ) -> Result<ApiKeyId, RepoError> {
+        let now = self.now();
         let mut state = self.lock()?;
         let tenant = state
             .tenants
@@ -154,7 +196,7 @@ impl MemoryStore {
             scopes: Scopes::from_names(scopes.iter().map(|s| (*s).to_owned()).collect()),
             created_by: None,
             acts_for: Some(owner),
-            created_at: now(),
+            created_at: now,
             last_used_at: None,
             expires_at: None,
             revoked_at: None,
@@ -168,11 +210,12 @@ impl MemoryStore {
     /// # Errors
     /// [`RepoError::Unexpected`] if the lock is poisoned.
     pub fn revoke_api_key(&self, hash: &TokenHash) -> Result<(), RepoError> {
+        let now = self.now();
         let mut state = self.lock()?;
         for tenant in state.tenants.values_mut() {
             for (record, stored) in tenant.keys.values_mut() {
                 if *stored == hash.0 {
-                    record.revoked_at = Some(now());
+                    record.revoked_at = Some(now);
                 }
             }
         }
@@ -227,13 +270,6 @@ pub struct MemoryUnitOfWork {
     pub(crate) parked: Option<ports::CommitSlot<MemoryUnitOfWork>>,
 }
 
-/// Timestamps as PostgreSQL stores them: microseconds.
-pub(crate) fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(now)
-}
-
 impl MemoryStore {
     pub(crate) fn unit(&self, tenant_id: TenantId, data: Option<TenantData>) -> MemoryUnitOfWork {
         MemoryUnitOfWork {
@@ -254,11 +290,11 @@ impl TenantStore for MemoryStore {
         hash: &TokenHash,
     ) -> Result<Option<(Principal, MemoryUnitOfWork)>, RepoError> {
         let state = self.lock()?;
-        let now = now();
+        let now = self.now();
         let found = state
             .tenants
             .values()
-            .filter(|t| t.live())
+            .filter(|t| t.live(now))
             .find_map(|tenant| {
                 tenant
                     .keys
@@ -307,10 +343,10 @@ impl TenantStore for MemoryStore {
         idle_timeout_seconds: i64,
     ) -> Result<Option<(Principal, MemoryUnitOfWork)>, RepoError> {
         let mut state = self.lock()?;
-        let now = now();
+        let now = self.now();
         let idle = time::Duration::seconds(idle_timeout_seconds);
         let mut found = None;
-        for tenant in state.tenants.values_mut().filter(|t| t.live()) {
+        for tenant in state.tenants.values_mut().filter(|t| t.live(now)) {
             let hit = tenant.sessions.iter_mut().find(|(_, s)| {
                 s.token_hash == hash.0
                     && !s.revoked
@@ -358,6 +394,7 @@ impl TenantStore for MemoryStore {
 
 impl TenantProvisioning for MemoryStore {
     async fn provision_tenant(&self, tenant: NewTenant) -> Result<ProvisionedTenant, RepoError> {
+        let now = self.now();
         let tenant_id = TenantId::new();
         let owner_id = UserId::new();
         let mut state = self.lock()?;
@@ -372,8 +409,8 @@ impl TenantProvisioning for MemoryStore {
                 password_hash: None,
             },
         );
-        let mut data = TenantData::new(tenant_id, tenant.name, None);
-        data.members.insert(owner_id, (Role::Owner, now()));
+        let mut data = TenantData::new(tenant_id, tenant.name, None, now);
+        data.members.insert(owner_id, (Role::Owner, now));
         let key_id = ApiKeyId::new();
         let record = ApiKeyRecord {
             id: key_id,
@@ -383,7 +420,7 @@ impl TenantProvisioning for MemoryStore {
             created_by: Some(owner_id),
             acts_for: Some(owner_id),
             scopes: Scopes::all(),
-            created_at: now(),
+            created_at: now,
             last_used_at: None,
             expires_at: None,
             revoked_at: None,
@@ -410,6 +447,25 @@ impl MemoryUnitOfWork {
             .ok_or_else(|| RepoError::Unexpected("no such tenant".into()))
     }
 }
+impl MemoryUnitOfWork {
+    /// Now, by the store's clock (to the microsecond).
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.store.now()
+    }
+}
+
+impl Clock for MemoryStore {
+    fn now(&self) -> OffsetDateTime {
+        MemoryStore::now(self)
+    }
+}
+
+impl Clock for MemoryUnitOfWork {
+    fn now(&self) -> OffsetDateTime {
+        MemoryUnitOfWork::now(self)
+    }
+}
+
 impl UnitOfWork for MemoryUnitOfWork {
     async fn commit(mut self) -> Result<(), RepoError> {
         if let Some(slot) = self.parked.take() {

@@ -12,6 +12,20 @@
 //! (what several ports share). Everything is re-exported here, so callers write
 //! `ports::ContactRepository` whatever the module.
 //!
+//! [`UnitOfWork`] is the transaction only (commit, or park for the idempotency layer); a
+//! use case bounds the repositories it touches beside it
+//! (`U: UnitOfWork + ContactRepository`), so its signature says what it reads and writes.
+//! [`Repositories`] is every repository together, the bound of [`TenantStore::Uow`], for
+//! callers generic over the store (the HTTP layer).
+//!
+//! Time: a use case that needs "now" reads it from a [`Clock`], and the clock comes with
+//! the storage: the unit of work is one (`U: UnitOfWork + Clock + …`), and so is the
+//! [`PreAuthStore`]. That is the least invasive shape (no clock argument through the HTTP
+//! layer) and keeps one time per deployment: the expiries the adapter checks and those
+//! the use cases compute agree. PostgreSQL runs on [`SystemClock`] (its SQL on the
+//! database's `now()`); the memory adapter takes a clock a test moves
+//! (`adapters_memory::ManualClock`).
+//!
 //! Traits use `impl Future + Send` rather than `async fn` so the futures are `Send` and can
 //! run on any executor thread.
 

@@ -3,11 +3,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use domain::ids::{TenantId, UserId};
 use domain::password::Password;
 use domain::token::TokenHash;
 use thiserror::Error;
+use time::OffsetDateTime;
 
 use crate::errors::RepoError;
 
@@ -93,7 +95,7 @@ pub trait RateLimiter: Send + Sync {
     ) -> BoxFuture<'a, domain::rate_limit::RateDecision>;
 }
 
-impl<T: RateLimiter + ?Sized> RateLimiter for std::sync::Arc<T> {
+impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
     fn check<'a>(
         &'a self,
         policy: &'a domain::rate_limit::RatePolicy,
@@ -169,4 +171,35 @@ pub trait WebhookSender {
         &'a self,
         webhook: &'a OutgoingWebhook,
     ) -> LocalBoxFuture<'a, Result<WebhookReply, WebhookSendError>>;
+}
+
+/// What time it is, for the rules that depend on it (expiries, lifetimes, signing
+/// timestamps). Behind a port so tests can move time instead of sleeping.
+///
+/// The core reads "now" from the unit of work (`U: UnitOfWork + Clock`) or the
+/// pre-authentication store (`P: PreAuthStore + Clock`): the storage adapter carries the
+/// clock, so the expiries the adapter checks and the ones the use cases compute follow the
+/// same time. The PostgreSQL adapter uses [`SystemClock`] (its SQL uses the database's
+/// `now()`, which follows the same wall clock); the in-memory one can be given a clock
+/// that a test sets.
+pub trait Clock: Send + Sync {
+    /// The current instant, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The wall clock of the machine. Pure enough for this crate: it reads the system time
+/// through `time`, with no I/O crate and no state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+impl<T: Clock + ?Sized> Clock for Arc<T> {
+    fn now(&self) -> OffsetDateTime {
+        (**self).now()
+    }
 }

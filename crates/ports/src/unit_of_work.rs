@@ -20,6 +20,7 @@ use crate::invitations::InvitationRepository;
 use crate::leads::LeadRepository;
 use crate::pipelines::PipelineRepository;
 use crate::qr::{NewQrLoginSession, QrPoll, QrRepository};
+use crate::services::Clock;
 use crate::webhooks::WebhookRepository;
 
 /// Where a unit of work waits when its use case commits while an idempotent request
@@ -56,21 +57,11 @@ impl<U> CommitSlot<U> {
     }
 }
 
-/// One tenant-scoped, all-or-nothing piece of work. Dropping it without
-/// [`UnitOfWork::commit`] discards every change.
-pub trait UnitOfWork:
-    ContactRepository
-    + CompanyRepository
-    + PipelineRepository
-    + LeadRepository
-    + ActivityRepository
-    + IdentityRepository
-    + InvitationRepository
-    + QrRepository
-    + IdempotencyRepository
-    + WebhookRepository
-    + Send
-{
+/// One tenant-scoped, all-or-nothing piece of work: the transaction, nothing more. What a
+/// use case reads and writes through it is said by the repository traits it also bounds
+/// (`U: UnitOfWork + ContactRepository`). Dropping it without [`UnitOfWork::commit`]
+/// discards every change.
+pub trait UnitOfWork: Send {
     /// Makes every change of this unit of work durable at once; or, once
     /// [`UnitOfWork::park_commit`] was called, parks it in that slot uncommitted.
     ///
@@ -85,10 +76,46 @@ pub trait UnitOfWork:
         Self: Sized;
 }
 
+/// Everything a store's unit of work offers: the transaction, every repository, and the
+/// store's [`Clock`]. The bound of [`TenantStore::Uow`], so that a caller generic over the
+/// store (the HTTP layer) can hand its unit of work to any use case; the use cases
+/// themselves bound only what they touch. Implemented for every type that has them all.
+pub trait Repositories:
+    UnitOfWork
+    + Clock
+    + ContactRepository
+    + CompanyRepository
+    + PipelineRepository
+    + LeadRepository
+    + ActivityRepository
+    + IdentityRepository
+    + InvitationRepository
+    + QrRepository
+    + IdempotencyRepository
+    + WebhookRepository
+{
+}
+
+impl<T> Repositories for T where
+    T: UnitOfWork
+        + Clock
+        + ContactRepository
+        + CompanyRepository
+        + PipelineRepository
+        + LeadRepository
+        + ActivityRepository
+        + IdentityRepository
+        + InvitationRepository
+        + QrRepository
+        + IdempotencyRepository
+        + WebhookRepository
+{
+}
+
 /// Opens units of work. Implementations are cheap to clone (a pool handle).
 pub trait TenantStore: Clone + Send + Sync + 'static {
     /// The unit of work this store opens.
-    type Uow: UnitOfWork;
+    type Uow: Repositories;
 
     /// Resolves an API key by its hash and opens a unit of work scoped to the key's
     /// tenant, in one step: authentication costs no round trip of its own. `None` when
@@ -125,7 +152,10 @@ pub trait TenantStore: Clone + Send + Sync + 'static {
 
 /// Look-ups that must happen before any tenant is known, and sweeps across tenants. The
 /// PostgreSQL adapter answers each through one narrow SECURITY DEFINER function.
-pub trait PreAuthStore: Clone + Send + Sync + 'static {
+///
+/// A [`Clock`] too: the expiries it checks (QR requests, invitations, demo tenants) and
+/// the ones the use cases compute for it follow the same time.
+pub trait PreAuthStore: Clock + Clone + Send + Sync + 'static {
     /// The user with this e-mail and their memberships, for login.
     ///
     /// # Errors
