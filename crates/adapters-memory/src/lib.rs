@@ -1,4 +1,6 @@
-//! An in-memory implementation of every port, for fast use-case tests.
+//! An in-memory implementation of the storage ports (tenant store, unit of work and its
+//! repositories, pre-authentication store, provisioning, health), for fast use-case tests;
+//! and a clock a test moves by hand. No production code lives here.
 //!
 //! A unit of work takes a copy of its tenant's data, works on the copy, and writes it back
 //! on commit: dropping it discards every change, like a rolled-back transaction. Units of
@@ -20,10 +22,8 @@ mod keyset;
 mod leads;
 mod pipelines;
 mod qr;
-pub mod rate_limit;
 mod store;
 mod webhooks;
 
 pub use clock::ManualClock;
-pub use rate_limit::GovernorRateLimiter;
 pub use store::{MemoryStore, MemoryUnitOfWork};
