@@ -1,6 +1,7 @@
-//! The transaction and how it is opened: [`UnitOfWork`] (commit or park), [`CommitSlot`],
-//! [`TenantStore`] (opens a unit of work for one tenant) and [`PreAuthStore`] (the few
-//! look-ups made before any tenant is known).
+//! The transaction and how it is opened: [`UnitOfWork`] (commit or park, nothing else),
+//! [`CommitSlot`], [`Repositories`] (a unit of work with every repository and its clock),
+//! [`TenantStore`] (opens one for one tenant) and [`PreAuthStore`] (the few look-ups made
+//! before any tenant is known).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
