@@ -125,25 +125,10 @@ $$;
 ALTER FUNCTION public.crm_authenticate_session(p_token_hash bytea, p_idle_seconds bigint) OWNER TO crm_definer;
 
 --
--- Name: crm_changed_fields(jsonb, jsonb); Type: FUNCTION; Schema: public; Owner: crm_owner
---
-
-CREATE FUNCTION public.crm_changed_fields(p_new jsonb, p_old jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
-    AS $$
-    SELECT coalesce(pg_catalog.jsonb_agg(n.key ORDER BY n.key), '[]'::jsonb)
-      FROM pg_catalog.jsonb_each(p_new) n
-     WHERE n.key NOT IN ('updatedAt', 'version', 'createdAt', 'stages')
-       AND n.value IS DISTINCT FROM p_old -> n.key
-$$;
-
-ALTER FUNCTION public.crm_changed_fields(p_new jsonb, p_old jsonb) OWNER TO crm_owner;
-
---
 -- Name: crm_claim_webhook_deliveries(integer, interval); Type: FUNCTION; Schema: public; Owner: crm_definer
 --
 
-CREATE FUNCTION public.crm_claim_webhook_deliveries(p_limit integer, p_lease interval) RETURNS TABLE(tenant_id uuid, delivery_id uuid, lease_token uuid, attempts integer, subscription_id uuid, event_id text, url text, payload text, secret text, previous_secret text)
+CREATE FUNCTION public.crm_claim_webhook_deliveries(p_limit integer, p_lease interval) RETURNS TABLE(tenant_id uuid, delivery_id uuid, lease_token uuid, attempts integer, subscription_id uuid, url text, secret text, previous_secret text, event_id uuid, event_type text, event_created_at timestamp with time zone, event_object jsonb, event_previous jsonb)
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -167,9 +152,9 @@ CREATE FUNCTION public.crm_claim_webhook_deliveries(p_limit integer, p_lease int
          WHERE d.tenant_id = due.tenant_id AND d.id = due.id
         RETURNING d.tenant_id, d.id, d.lease_token, d.attempts, d.subscription_id, d.event_seq
     )
-    SELECT l.tenant_id, l.id, l.lease_token, l.attempts, l.subscription_id,
-           'evt_' || replace(e.id::text, '-', ''), s.url, public.crm_render_event(e)::text,
-           s.secret, CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END
+    SELECT l.tenant_id, l.id, l.lease_token, l.attempts, l.subscription_id, s.url,
+           s.secret, CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END,
+           e.id, e.type, e.created_at, e.object, e.previous
       FROM leased l
       JOIN public.webhook_subscriptions s ON s.tenant_id = l.tenant_id AND s.id = l.subscription_id
       JOIN public.events e ON e.tenant_id = l.tenant_id AND e.seq = l.event_seq
@@ -240,7 +225,7 @@ BEGIN
                           FROM new_rows n
                           JOIN public.webhook_subscriptions s
                             ON s.tenant_id = n.tenant_id AND s.enabled
-                           AND s.events && ARRAY['*', n.type, split_part(n.type, '.', 1) || '.*']
+                           AND n.type = ANY (s.event_types)
                          WHERE n.tenant_id = tenant AND n.type <> 'webhook.test'
                          ORDER BY n.seq, s.id
                          LIMIT budget) m;
@@ -251,7 +236,7 @@ BEGIN
               FROM new_rows n
               JOIN public.webhook_subscriptions s
                 ON s.tenant_id = n.tenant_id AND s.enabled
-               AND s.events && ARRAY['*', n.type, split_part(n.type, '.', 1) || '.*']
+               AND n.type = ANY (s.event_types)
              WHERE n.tenant_id = tenant AND n.type <> 'webhook.test';
         END IF;
     END LOOP;
@@ -561,10 +546,7 @@ CREATE FUNCTION public.crm_record_invitation_event() RETURNS trigger
     AS $$
 BEGIN
     INSERT INTO public.events (tenant_id, type, object)
-    VALUES (NEW.tenant_id, 'invitation.created', pg_catalog.jsonb_build_object(
-        'id', NEW.id, 'email', NEW.email, 'role', NEW.role, 'invitedBy', NEW.invited_by,
-        'createdAt', public.crm_ts(NEW.created_at::text),
-        'expiresAt', public.crm_ts(NEW.expires_at::text), 'acceptedAt', NULL));
+    VALUES (NEW.tenant_id, 'invitation.created', pg_catalog.to_jsonb(NEW) - 'token_hash');
     RETURN NULL;
 END
 $$;
@@ -678,102 +660,6 @@ END
 $$;
 
 ALTER FUNCTION public.crm_record_row_events() OWNER TO crm_owner;
-
---
--- Name: events; Type: TABLE; Schema: public; Owner: crm_owner
---
-
-CREATE TABLE public.events (
-    tenant_id uuid NOT NULL,
-    seq bigint NOT NULL,
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
-    type text NOT NULL,
-    object jsonb NOT NULL,
-    previous jsonb,
-    extra jsonb,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT events_type_check CHECK (((char_length(type) >= 3) AND (char_length(type) <= 64)))
-);
-
-ALTER TABLE ONLY public.events FORCE ROW LEVEL SECURITY;
-
-ALTER TABLE public.events OWNER TO crm_owner;
-
---
--- Name: crm_render_event(public.events); Type: FUNCTION; Schema: public; Owner: crm_owner
---
-
-CREATE FUNCTION public.crm_render_event(e public.events) RETURNS jsonb
-    LANGUAGE sql STABLE
-    AS $$
-    SELECT pg_catalog.jsonb_build_object(
-        'id', 'evt_' || pg_catalog.replace(e.id::text, '-', ''),
-        'type', e.type,
-        'tenantId', e.tenant_id,
-        'createdAt', public.crm_ts(e.created_at::text),
-        'data', CASE
-            WHEN e.type = 'webhook.test' THEN e.object
-            -- Stored already in the API's shape.
-            WHEN pg_catalog.split_part(e.type, '.', 1) = 'invitation'
-                THEN pg_catalog.jsonb_build_object('object', e.object)
-            WHEN e.previous IS NULL THEN pg_catalog.jsonb_build_object('object', o.object)
-            ELSE pg_catalog.jsonb_build_object(
-                'object', o.object, 'previous', o.previous,
-                'changedFields', public.crm_changed_fields(o.object, o.previous))
-        END || coalesce(e.extra, '{}'::jsonb))
-      FROM (SELECT public.crm_render_object(pg_catalog.split_part(e.type, '.', 1), e.object) AS object,
-                   CASE WHEN e.previous IS NOT NULL
-                        THEN public.crm_render_object(pg_catalog.split_part(e.type, '.', 1), e.previous)
-                   END AS previous) o
-$$;
-
-ALTER FUNCTION public.crm_render_event(e public.events) OWNER TO crm_owner;
-
---
--- Name: crm_render_object(text, jsonb); Type: FUNCTION; Schema: public; Owner: crm_owner
---
-
-CREATE FUNCTION public.crm_render_object(p_resource text, r jsonb) RETURNS jsonb
-    LANGUAGE sql STABLE
-    AS $$
-    SELECT CASE p_resource
-        WHEN 'contact' THEN pg_catalog.jsonb_build_object(
-            'id', r -> 'id', 'firstName', r -> 'first_name', 'lastName', r -> 'last_name',
-            'email', r -> 'email', 'phone', r -> 'phone', 'title', r -> 'title',
-            'tags', r -> 'tags', 'customFields', r -> 'custom_fields',
-            'ownerId', r -> 'owner_id', 'companyId', r -> 'company_id')
-        WHEN 'company' THEN pg_catalog.jsonb_build_object(
-            'id', r -> 'id', 'name', r -> 'name', 'domain', r -> 'domain',
-            'industry', r -> 'industry', 'size', r -> 'size', 'address', r -> 'address',
-            'tags', r -> 'tags', 'customFields', r -> 'custom_fields')
-        WHEN 'lead' THEN pg_catalog.jsonb_build_object(
-            'id', r -> 'id', 'title', r -> 'title', 'contactId', r -> 'contact_id',
-            'companyId', r -> 'company_id', 'pipelineId', r -> 'pipeline_id',
-            'stageId', r -> 'stage_id', 'value', r -> 'value', 'currency', r -> 'currency',
-            'status', r -> 'status', 'ownerId', r -> 'owner_id',
-            'expectedCloseDate', r -> 'expected_close_date', 'source', r -> 'source')
-        WHEN 'activity' THEN pg_catalog.jsonb_build_object(
-            'id', r -> 'id', 'type', r -> 'type', 'subject', r -> 'subject',
-            'body', r -> 'body', 'dueAt', public.crm_ts(r ->> 'due_at'),
-            'completedAt', public.crm_ts(r ->> 'completed_at'),
-            'contactId', r -> 'contact_id', 'companyId', r -> 'company_id',
-            'leadId', r -> 'lead_id')
-        WHEN 'pipeline' THEN pg_catalog.jsonb_build_object(
-            'id', r -> 'id', 'name', r -> 'name', 'isDefault', r -> 'is_default')
-            || CASE WHEN r ? 'stages' THEN pg_catalog.jsonb_build_object('stages', (
-                   SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                              'id', s -> 'id', 'name', s -> 'name', 'position', s -> 'position',
-                              'probability', s -> 'probability', 'kind', s -> 'kind')
-                          ORDER BY (s ->> 'position')::int), '[]'::jsonb)
-                     FROM pg_catalog.jsonb_array_elements(r -> 'stages') s)) ELSE '{}'::jsonb END
-        ELSE r
-    END || pg_catalog.jsonb_build_object(
-        'createdAt', public.crm_ts(r ->> 'created_at'),
-        'updatedAt', public.crm_ts(r ->> 'updated_at'), 'version', r -> 'version')
-$$;
-
-ALTER FUNCTION public.crm_render_object(p_resource text, r jsonb) OWNER TO crm_owner;
 
 --
 -- Name: crm_restatus_stage_leads(); Type: FUNCTION; Schema: public; Owner: crm_owner
@@ -978,18 +864,6 @@ $$;
 ALTER FUNCTION public.crm_tagged_contacts(p_tag text) OWNER TO crm_definer;
 
 --
--- Name: crm_ts(text); Type: FUNCTION; Schema: public; Owner: crm_owner
---
-
-CREATE FUNCTION public.crm_ts(t text) RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$
-    SELECT pg_catalog.to_char(t::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-$$;
-
-ALTER FUNCTION public.crm_ts(t text) OWNER TO crm_owner;
-
---
 -- Name: crm_webhook_queue_stats(); Type: FUNCTION; Schema: public; Owner: crm_definer
 --
 
@@ -1130,6 +1004,27 @@ CREATE TABLE public.contacts (
 ALTER TABLE ONLY public.contacts FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.contacts OWNER TO crm_owner;
+
+--
+-- Name: events; Type: TABLE; Schema: public; Owner: crm_owner
+--
+
+CREATE TABLE public.events (
+    tenant_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    type text NOT NULL,
+    object jsonb NOT NULL,
+    previous jsonb,
+    extra jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT events_type_check CHECK (((char_length(type) >= 3) AND (char_length(type) <= 64)))
+);
+
+ALTER TABLE ONLY public.events FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.events OWNER TO crm_owner;
 
 --
 -- Name: events_seq_seq; Type: SEQUENCE; Schema: public; Owner: crm_owner
@@ -1423,8 +1318,10 @@ CREATE TABLE public.webhook_subscriptions (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     version bigint DEFAULT 1 NOT NULL,
+    event_types text[] NOT NULL,
     CONSTRAINT webhook_subscriptions_description_check CHECK ((char_length(description) <= 500)),
     CONSTRAINT webhook_subscriptions_disabled_reason_check CHECK ((char_length(disabled_reason) <= 500)),
+    CONSTRAINT webhook_subscriptions_event_types_check CHECK ((cardinality(event_types) <= 64)),
     CONSTRAINT webhook_subscriptions_events_check CHECK (((cardinality(events) >= 1) AND (cardinality(events) <= 50))),
     CONSTRAINT webhook_subscriptions_previous_secret_check CHECK ((previous_secret ~~ 'whsec\_%'::text)),
     CONSTRAINT webhook_subscriptions_secret_check CHECK ((secret ~~ 'whsec\_%'::text)),
@@ -2529,13 +2426,6 @@ REVOKE ALL ON FUNCTION public.crm_qr_scan(p_code_hash bytea, p_user uuid) FROM P
 GRANT ALL ON FUNCTION public.crm_qr_scan(p_code_hash bytea, p_user uuid) TO crm_app;
 
 --
--- Name: TABLE events; Type: ACL; Schema: public; Owner: crm_owner
---
-
-GRANT SELECT,INSERT,DELETE ON TABLE public.events TO crm_app;
-GRANT SELECT,DELETE ON TABLE public.events TO crm_definer;
-
---
 -- Name: FUNCTION crm_search_activities(p_pattern text); Type: ACL; Schema: public; Owner: crm_definer
 --
 
@@ -2768,6 +2658,13 @@ GRANT SELECT(tags) ON TABLE public.contacts TO crm_definer;
 --
 
 GRANT SELECT(search_text) ON TABLE public.contacts TO crm_definer;
+
+--
+-- Name: TABLE events; Type: ACL; Schema: public; Owner: crm_owner
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.events TO crm_app;
+GRANT SELECT,DELETE ON TABLE public.events TO crm_definer;
 
 --
 -- Name: TABLE idempotency_records; Type: ACL; Schema: public; Owner: crm_owner

@@ -516,3 +516,109 @@ async fn a_receiver_resumes_after_the_last_event_id_it_kept() {
         assert_eq!(reply.code(), "VALIDATION_FAILED");
     }
 }
+
+/// The one event a receiver got of `kind` about `id`.
+fn delivered(receiver: &Receiver, kind: &str, id: &str) -> Value {
+    let found: Vec<Value> = receiver
+        .all()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).expect("a JSON body"))
+        .filter(|e| e["type"] == kind && e["data"]["object"]["id"] == id)
+        .collect();
+    assert_eq!(found.len(), 1, "one delivered {kind} for {id}");
+    found[0].clone()
+}
+
+#[actix_rt::test]
+async fn a_delivered_body_the_event_log_and_the_resource_agree_field_for_field() {
+    let app = spawn_app().await;
+    let acme = app.tenant("Acme").await;
+    let key = acme.key.as_str();
+    let receiver = Receiver::start(vec![]);
+    subscribe(&app, key, &receiver.url, json!(["contact.*", "lead.*"])).await;
+
+    let company = id_of(
+        &app.post("/v1/companies", key, &json!({"name": "Initech"}))
+            .await,
+    );
+    let contact = id_of(
+        &app.post(
+            "/v1/contacts",
+            key,
+            &json!({"firstName": "Ada", "email": "ada@example.com", "phone": "+44 20 7946 0958",
+                    "tags": ["vip", "partner"], "companyId": company,
+                    "customFields": {"plan": "gold", "seats": 12, "trial": false}}),
+        )
+        .await,
+    );
+    let updated = app
+        .call(
+            "PATCH",
+            &format!("/v1/contacts/{contact}"),
+            Some(key),
+            Some(&json!({"title": "CTO", "customFields": {"plan": "platinum"}})),
+            &[],
+        )
+        .await;
+    id_of(&updated);
+    let pipeline = app.get("/v1/pipelines", key).await.body["data"][0].clone();
+    let stage = pipeline["stages"][0]["id"]
+        .as_str()
+        .expect("a stage")
+        .to_owned();
+    let lead = id_of(
+        &app.post(
+            "/v1/leads",
+            key,
+            &json!({"title": "Site licence", "pipelineId": pipeline["id"], "stageId": stage,
+                    "value": 1_250_000, "currency": "EUR", "expectedCloseDate": "2026-03-31",
+                    "contactId": contact}),
+        )
+        .await,
+    );
+
+    start_worker(&app);
+    receiver.wait_for(3).await;
+    let log = event_log_when(&app, key, |log| {
+        log.iter().any(|e| e["type"] == "lead.created")
+    })
+    .await;
+
+    for (kind, id, path) in [
+        (
+            "contact.updated",
+            &contact,
+            format!("/v1/contacts/{contact}"),
+        ),
+        ("lead.created", &lead, format!("/v1/leads/{lead}")),
+    ] {
+        let sent = delivered(&receiver, kind, id);
+        let listed = event(&log, kind, id);
+        assert_eq!(&sent, listed, "the delivered body is the listed event");
+        let shown = app.get(&path, key).await;
+        assert_eq!(shown.status, 200);
+        assert_eq!(
+            sent["data"]["object"], shown.body["data"],
+            "{kind}: the event's object is what {path} shows"
+        );
+    }
+
+    // The update, in the API's shape before and after.
+    let sent = delivered(&receiver, "contact.updated", &contact);
+    let data = &sent["data"];
+    assert_eq!(data["changedFields"], json!(["customFields", "title"]));
+    assert_eq!(
+        data["previous"]["customFields"],
+        json!({"plan": "gold", "seats": 12, "trial": false})
+    );
+    assert_eq!(data["previous"]["title"], Value::Null);
+    assert_eq!(data["previous"]["tags"], json!(["vip", "partner"]));
+    assert_eq!(data["object"]["phone"], "+44 20 7946 0958");
+    assert_eq!(data["previous"]["version"], 1);
+    assert_eq!(data["object"]["version"], 2);
+    let created = &delivered(&receiver, "lead.created", &lead)["data"];
+    assert_eq!(created["object"]["value"], 1_250_000);
+    assert_eq!(created["object"]["currency"], "EUR");
+    assert_eq!(created["object"]["expectedCloseDate"], "2026-03-31");
+    assert!(created.get("previous").is_none() && created.get("changedFields").is_none());
+}

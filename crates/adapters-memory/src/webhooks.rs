@@ -29,8 +29,8 @@ struct StoredSubscription {
 pub(crate) struct WebhookData {
     subscriptions: BTreeMap<SubscriptionId, StoredSubscription>,
     deliveries: BTreeMap<DeliveryId, (Delivery, Vec<DeliveryAttempt>, Option<uuid::Uuid>)>,
-    /// Rendered events, in log order (position = index + 1).
-    events: Vec<(String, serde_json::Value)>,
+    /// Events, in log order (position = index + 1).
+    events: Vec<domain::event::DomainEvent>,
 }
 
 impl MemoryUnitOfWork {
@@ -219,15 +219,17 @@ impl WebhookRepository for MemoryUnitOfWork {
     ) -> Result<EventLogPage, RepoError> {
         let skip = usize::try_from(after.unwrap_or(0).max(0)).unwrap_or(usize::MAX);
         let limit = usize::try_from(limit.clamp(1, 100)).unwrap_or(100);
-        let matching: Vec<(usize, serde_json::Value)> = self
+        let matching: Vec<(usize, domain::event::DomainEvent)> = self
             .webhooks()?
             .events
             .iter()
             .enumerate()
             .skip(skip)
-            .filter(|(_, (kind, _))| kind != domain::webhook::TEST_EVENT_TYPE)
-            .filter(|(_, (kind, _))| types.is_empty() || types.contains(kind))
-            .map(|(index, (_, event))| (index + 1, event.clone()))
+            .filter(|(_, event)| event.kind() != domain::event::EventType::WebhookTest)
+            .filter(|(_, event)| {
+                types.is_empty() || types.iter().any(|t| t == event.kind().as_str())
+            })
+            .map(|(index, event)| (index + 1, event.clone()))
             .take(limit + 1)
             .collect();
         let has_more = matching.len() > limit;
@@ -242,12 +244,11 @@ impl WebhookRepository for MemoryUnitOfWork {
     }
 
     async fn event_position(&mut self, id: uuid::Uuid) -> Result<Option<i64>, RepoError> {
-        let wanted = format!("evt_{}", id.simple());
         Ok(self
             .webhooks()?
             .events
             .iter()
-            .position(|(_, event)| event["id"] == wanted.as_str())
+            .position(|event| event.id().as_uuid() == id)
             .and_then(|index| i64::try_from(index + 1).ok()))
     }
 

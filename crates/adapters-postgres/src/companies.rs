@@ -1,4 +1,5 @@
-//! Companies in PostgreSQL.
+//! Companies in PostgreSQL: plain CRUD through SeaORM's builder, converted with
+//! `TryFrom<companies::Model>`; the list query stays hand-written (`keyset`).
 
 use domain::company::{
     Address, Company, CompanyDraft, CompanyPage, CompanyQuery, CompanySize, CompanySortField,
@@ -7,32 +8,21 @@ use domain::company::{
 use domain::contact::{CustomFields, Tags};
 use domain::ids::{CompanyId, TenantId};
 use ports::{CompanyRepository, CompanyWriteError, RepoError};
-use sea_orm::{DbErr, FromQueryResult, Value};
-use time::OffsetDateTime;
-use uuid::Uuid;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, DbErr, EntityTrait as _, FromQueryResult as _,
+    QueryFilter as _, QuerySelect as _, Set,
+};
 
+use crate::entities::companies::{self, Column, Entity as Companies};
+use crate::entities::touched;
 use crate::errors::{UNIQUE_VIOLATION, repo_error, violated_constraint};
 use crate::keyset::{ListSql, into_page};
 use crate::store::{PgUnitOfWork, statement};
 
+/// The columns a list query selects, in the entity's order.
 const COLUMNS: &str = "tenant_id, id, name, domain, industry, size, address, tags, custom_fields, \
                        created_at, updated_at, version";
-
-#[derive(Debug, FromQueryResult)]
-struct CompanyRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    name: String,
-    domain: Option<String>,
-    industry: Option<String>,
-    size: Option<String>,
-    address: serde_json::Value,
-    tags: Vec<String>,
-    custom_fields: serde_json::Value,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    version: i64,
-}
 
 fn address_part(address: &serde_json::Value, key: &str) -> Option<String> {
     address
@@ -41,10 +31,11 @@ fn address_part(address: &serde_json::Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-impl TryFrom<CompanyRow> for Company {
+impl TryFrom<companies::Model> for Company {
     type Error = RepoError;
 
-    fn try_from(row: CompanyRow) -> Result<Self, RepoError> {
+    /// A stored row that no longer parses is a broken invariant, reported as unexpected.
+    fn try_from(row: companies::Model) -> Result<Self, RepoError> {
         let broken =
             |what: &str| RepoError::Unexpected(format!("stored company {}: bad {what}", row.id));
         let domain = row
@@ -95,16 +86,19 @@ fn sort_expression(field: CompanySortField) -> &'static str {
     }
 }
 
-fn draft_values(draft: &CompanyDraft) -> Vec<Value> {
-    vec![
-        draft.name.clone().into(),
-        draft.domain.as_ref().map(|d| d.as_str().to_owned()).into(),
-        draft.industry.clone().into(),
-        draft.size.map(|s| s.as_str().to_owned()).into(),
-        draft.address.to_value().into(),
-        draft.tags.as_slice().to_vec().into(),
-        draft.custom_fields.to_value().into(),
-    ]
+/// The draft's columns, all set; keys and database-maintained columns left unset (see
+/// `contacts::draft_model`).
+fn draft_model(draft: &CompanyDraft) -> companies::ActiveModel {
+    companies::ActiveModel {
+        name: Set(draft.name.clone()),
+        domain: Set(draft.domain.as_ref().map(|d| d.as_str().to_owned())),
+        industry: Set(draft.industry.clone()),
+        size: Set(draft.size.map(|s| s.as_str().to_owned())),
+        address: Set(draft.address.to_value()),
+        tags: Set(draft.tags.as_slice().to_vec()),
+        custom_fields: Set(draft.custom_fields.to_value()),
+        ..Default::default()
+    }
 }
 
 fn write_error(error: DbErr) -> CompanyWriteError {
@@ -113,17 +107,6 @@ fn write_error(error: DbErr) -> CompanyWriteError {
             CompanyWriteError::DuplicateDomain
         }
         _ => CompanyWriteError::Repo(repo_error(error)),
-    }
-}
-
-impl PgUnitOfWork {
-    async fn one_company(&self, sql: &str, values: Vec<Value>) -> Result<Option<Company>, DbErr> {
-        CompanyRow::find_by_statement(statement(sql, values))
-            .one(&self.txn)
-            .await?
-            .map(Company::try_from)
-            .transpose()
-            .map_err(|e| DbErr::Custom(e.to_string()))
     }
 }
 
@@ -155,7 +138,7 @@ impl CompanyRepository for PgUnitOfWork {
             query.cursor.as_ref(),
             limit,
         );
-        let rows = CompanyRow::find_by_statement(statement(&sql, values))
+        let rows = companies::Model::find_by_statement(statement(&sql, values))
             .all(&self.txn)
             .await
             .map_err(repo_error)?;
@@ -173,30 +156,30 @@ impl CompanyRepository for PgUnitOfWork {
         id: CompanyId,
         for_update: bool,
     ) -> Result<Option<Company>, RepoError> {
-        let lock = if for_update { " FOR UPDATE" } else { "" };
-        self.one_company(
-            &format!("SELECT {COLUMNS} FROM companies WHERE tenant_id = $1 AND id = $2{lock}"),
-            vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-        )
-        .await
-        .map_err(repo_error)
+        let mut find = Companies::find_by_id((self.tenant_id.as_uuid(), id.as_uuid()));
+        if for_update {
+            find = find.lock_exclusive();
+        }
+        find.one(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .map(Company::try_from)
+            .transpose()
     }
 
     async fn find_company_by_domain(
         &mut self,
         domain: &Domain,
     ) -> Result<Option<Company>, RepoError> {
-        self.one_company(
-            &format!(
-                "SELECT {COLUMNS} FROM companies WHERE tenant_id = $1 AND domain = $2 FOR UPDATE"
-            ),
-            vec![
-                self.tenant_id.as_uuid().into(),
-                domain.as_str().to_owned().into(),
-            ],
-        )
-        .await
-        .map_err(repo_error)
+        Companies::find()
+            .filter(Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(Column::Domain.eq(domain.as_str()))
+            .lock_exclusive()
+            .one(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .map(Company::try_from)
+            .transpose()
     }
 
     async fn insert_company(
@@ -204,18 +187,15 @@ impl CompanyRepository for PgUnitOfWork {
         id: CompanyId,
         draft: &CompanyDraft,
     ) -> Result<Company, CompanyWriteError> {
-        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
-        values.extend(draft_values(draft));
-        self.one_company(
-            &format!(
-                "INSERT INTO companies (tenant_id, id, name, domain, industry, size, address, tags, custom_fields) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
-            ),
-            values,
-        )
+        let row = companies::ActiveModel {
+            tenant_id: Set(self.tenant_id.as_uuid()),
+            id: Set(id.as_uuid()),
+            ..draft_model(draft)
+        }
+        .insert(&self.txn)
         .await
-        .map_err(write_error)?
-        .ok_or_else(|| RepoError::Unexpected("INSERT company returned no row".into()).into())
+        .map_err(write_error)?;
+        Ok(Company::try_from(row)?)
     }
 
     async fn update_company(
@@ -223,32 +203,28 @@ impl CompanyRepository for PgUnitOfWork {
         id: CompanyId,
         draft: &CompanyDraft,
     ) -> Result<Company, CompanyWriteError> {
-        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
-        values.extend(draft_values(draft));
-        self.one_company(
-            &format!(
-                "UPDATE companies SET name = $3, domain = $4, industry = $5, size = $6, address = $7, \
-                 tags = $8, custom_fields = $9, updated_at = greatest(now(), updated_at), version = version + 1 \
-                 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
-            ),
-            values,
-        )
-        .await
-        .map_err(write_error)?
-        .ok_or(CompanyWriteError::NotFound)
+        use sea_orm::sea_query::ExprTrait as _;
+        Companies::update_many()
+            .set(draft_model(draft))
+            .col_expr(Column::UpdatedAt, touched(Column::UpdatedAt))
+            .col_expr(Column::Version, Expr::col(Column::Version).add(1))
+            .filter(Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(&self.txn)
+            .await
+            .map_err(write_error)?
+            .pop()
+            .map(Company::try_from)
+            .transpose()?
+            .ok_or(CompanyWriteError::NotFound)
     }
 
     async fn delete_company(&mut self, id: CompanyId) -> Result<(), CompanyWriteError> {
-        let result = sea_orm::ConnectionTrait::execute_raw(
-            &self.txn,
-            statement(
-                "DELETE FROM companies WHERE tenant_id = $1 AND id = $2",
-                vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-            ),
-        )
-        .await
-        .map_err(write_error)?;
-        if result.rows_affected() == 0 {
+        let result = Companies::delete_by_id((self.tenant_id.as_uuid(), id.as_uuid()))
+            .exec(&self.txn)
+            .await
+            .map_err(write_error)?;
+        if result.rows_affected == 0 {
             Err(CompanyWriteError::NotFound)
         } else {
             Ok(())

@@ -1,4 +1,5 @@
-//! Contacts in PostgreSQL: rows, their conversion into domain contacts, and the SQL.
+//! Contacts in PostgreSQL: the entity's conversion into domain contacts, the plain CRUD
+//! through SeaORM's query builder, and the hand-written list and batch-insert SQL.
 
 use domain::contact::{
     Contact, ContactDraft, ContactPage, ContactQuery, ContactSortField, CustomFields, Email, Phone,
@@ -6,14 +7,20 @@ use domain::contact::{
 };
 use domain::ids::{CompanyId, ContactId, TenantId, UserId};
 use ports::{ContactRepository, ContactWriteError, RepoError};
-use sea_orm::{DbErr, FromQueryResult, Value};
-use time::OffsetDateTime;
+use sea_orm::sea_query::{Expr, extension::postgres::PgFunc};
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, DbErr, EntityTrait as _, FromQueryResult,
+    QueryFilter as _, QuerySelect as _, Set,
+};
 use uuid::Uuid;
 
+use crate::entities::contacts::{self, Column, Entity as Contacts};
+use crate::entities::touched;
 use crate::errors::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, repo_error, violated_constraint};
 use crate::keyset::{ListSql, into_page};
 use crate::store::{PgUnitOfWork, statement};
 
+/// The columns a list query selects, in the entity's order.
 const COLUMNS: &str = "tenant_id, id, first_name, last_name, email, phone, title, tags, \
                        custom_fields, owner_id, company_id, created_at, updated_at, version";
 
@@ -26,31 +33,12 @@ struct IdRow {
     id: Uuid,
 }
 
-/// A `contacts` row as stored.
-#[derive(Debug, FromQueryResult)]
-pub(crate) struct ContactRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    title: Option<String>,
-    tags: Vec<String>,
-    custom_fields: serde_json::Value,
-    owner_id: Option<Uuid>,
-    company_id: Option<Uuid>,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    version: i64,
-}
-
-impl TryFrom<ContactRow> for Contact {
+impl TryFrom<contacts::Model> for Contact {
     type Error = RepoError;
 
     /// Stored rows passed the same rules on the way in; a row that no longer parses is a
     /// broken invariant, reported as unexpected rather than served.
-    fn try_from(row: ContactRow) -> Result<Self, RepoError> {
+    fn try_from(row: contacts::Model) -> Result<Self, RepoError> {
         let broken =
             |what: &str| RepoError::Unexpected(format!("stored contact {}: bad {what}", row.id));
         let email = row
@@ -99,19 +87,22 @@ fn sort_expression(field: ContactSortField) -> &'static str {
     }
 }
 
-/// Values of the draft's columns, in the order INSERT and UPDATE use them.
-fn draft_values(draft: &ContactDraft) -> Vec<Value> {
-    vec![
-        draft.first_name.clone().into(),
-        draft.last_name.clone().into(),
-        draft.email.as_ref().map(|e| e.as_str().to_owned()).into(),
-        draft.phone.as_ref().map(|p| p.as_str().to_owned()).into(),
-        draft.title.clone().into(),
-        draft.tags.as_slice().to_vec().into(),
-        draft.custom_fields.to_value().into(),
-        draft.owner_id.map(|id| id.as_uuid()).into(),
-        draft.company_id.map(|id| id.as_uuid()).into(),
-    ]
+/// The draft's columns, all set (absent values are written as NULL), keys and
+/// database-maintained columns (`created_at`, `updated_at`, `version`) left unset: INSERT
+/// and UPDATE always name the same columns, so each is one cached statement.
+fn draft_model(draft: &ContactDraft) -> contacts::ActiveModel {
+    contacts::ActiveModel {
+        first_name: Set(draft.first_name.clone()),
+        last_name: Set(draft.last_name.clone()),
+        email: Set(draft.email.as_ref().map(|e| e.as_str().to_owned())),
+        phone: Set(draft.phone.as_ref().map(|p| p.as_str().to_owned())),
+        title: Set(draft.title.clone()),
+        tags: Set(draft.tags.as_slice().to_vec()),
+        custom_fields: Set(draft.custom_fields.to_value()),
+        owner_id: Set(draft.owner_id.map(|id| id.as_uuid())),
+        company_id: Set(draft.company_id.map(|id| id.as_uuid())),
+        ..Default::default()
+    }
 }
 
 fn write_error(error: DbErr) -> ContactWriteError {
@@ -126,17 +117,6 @@ fn write_error(error: DbErr) -> ContactWriteError {
             ContactWriteError::UnknownCompany
         }
         _ => ContactWriteError::Repo(repo_error(error)),
-    }
-}
-
-impl PgUnitOfWork {
-    async fn one_contact(&self, sql: &str, values: Vec<Value>) -> Result<Option<Contact>, DbErr> {
-        ContactRow::find_by_statement(statement(sql, values))
-            .one(&self.txn)
-            .await?
-            .map(Contact::try_from)
-            .transpose()
-            .map_err(|e| DbErr::Custom(e.to_string()))
     }
 }
 
@@ -171,7 +151,7 @@ impl ContactRepository for PgUnitOfWork {
             query.cursor.as_ref(),
             limit,
         );
-        let rows = ContactRow::find_by_statement(statement(&sql, values))
+        let rows = contacts::Model::find_by_statement(statement(&sql, values))
             .all(&self.txn)
             .await
             .map_err(repo_error)?;
@@ -189,30 +169,30 @@ impl ContactRepository for PgUnitOfWork {
         id: ContactId,
         for_update: bool,
     ) -> Result<Option<Contact>, RepoError> {
-        let lock = if for_update { " FOR UPDATE" } else { "" };
-        self.one_contact(
-            &format!("SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2{lock}"),
-            vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-        )
-        .await
-        .map_err(repo_error)
+        let mut find = Contacts::find_by_id((self.tenant_id.as_uuid(), id.as_uuid()));
+        if for_update {
+            find = find.lock_exclusive();
+        }
+        find.one(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .map(Contact::try_from)
+            .transpose()
     }
 
     async fn find_contact_by_email(
         &mut self,
         email: &domain::contact::Email,
     ) -> Result<Option<Contact>, RepoError> {
-        self.one_contact(
-            &format!(
-                "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND email = $2 FOR UPDATE"
-            ),
-            vec![
-                self.tenant_id.as_uuid().into(),
-                email.as_str().to_owned().into(),
-            ],
-        )
-        .await
-        .map_err(repo_error)
+        Contacts::find()
+            .filter(Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(Column::Email.eq(email.as_str()))
+            .lock_exclusive()
+            .one(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .map(Contact::try_from)
+            .transpose()
     }
 
     async fn find_contacts_by_emails(
@@ -220,18 +200,19 @@ impl ContactRepository for PgUnitOfWork {
         emails: &[domain::contact::Email],
     ) -> Result<Vec<Contact>, RepoError> {
         let emails: Vec<String> = emails.iter().map(|e| e.as_str().to_owned()).collect();
-        ContactRow::find_by_statement(statement(
-            &format!(
-                "SELECT {COLUMNS} FROM contacts WHERE tenant_id = $1 AND email = ANY($2) FOR UPDATE"
-            ),
-            vec![self.tenant_id.as_uuid().into(), emails.into()],
-        ))
-        .all(&self.txn)
-        .await
-        .map_err(repo_error)?
-        .into_iter()
-        .map(Contact::try_from)
-        .collect()
+        use sea_orm::sea_query::ExprTrait as _;
+        // `= ANY($2)` with one array parameter, not `IN ($2, $3, …)`: one statement text
+        // (so one cached statement) whatever the batch size.
+        Contacts::find()
+            .filter(Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(Expr::col(Column::Email).eq(PgFunc::any(Expr::val(emails))))
+            .lock_exclusive()
+            .all(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .into_iter()
+            .map(Contact::try_from)
+            .collect()
     }
 
     async fn insert_contacts(
@@ -317,19 +298,16 @@ impl ContactRepository for PgUnitOfWork {
         id: ContactId,
         draft: &ContactDraft,
     ) -> Result<Contact, ContactWriteError> {
-        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
-        values.extend(draft_values(draft));
-        self.one_contact(
-            &format!(
-                "INSERT INTO contacts (tenant_id, id, first_name, last_name, email, phone, \
-                 title, tags, custom_fields, owner_id, company_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
-            ),
-            values,
-        )
+        // One statement: INSERT … RETURNING every column of the entity.
+        let row = contacts::ActiveModel {
+            tenant_id: Set(self.tenant_id.as_uuid()),
+            id: Set(id.as_uuid()),
+            ..draft_model(draft)
+        }
+        .insert(&self.txn)
         .await
-        .map_err(write_error)?
-        .ok_or_else(|| RepoError::Unexpected("INSERT returned no row".into()).into())
+        .map_err(write_error)?;
+        Ok(Contact::try_from(row)?)
     }
 
     async fn update_contact(
@@ -337,36 +315,116 @@ impl ContactRepository for PgUnitOfWork {
         id: ContactId,
         draft: &ContactDraft,
     ) -> Result<Contact, ContactWriteError> {
-        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
-        values.extend(draft_values(draft));
-        self.one_contact(
-            &format!(
-                "UPDATE contacts SET first_name = $3, last_name = $4, email = $5, phone = $6, \
-                 title = $7, tags = $8, custom_fields = $9, owner_id = $10, company_id = $11, \
-                 updated_at = greatest(now(), updated_at), version = version + 1 \
-                 WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
-            ),
-            values,
-        )
-        .await
-        .map_err(write_error)?
-        .ok_or(ContactWriteError::NotFound)
+        use sea_orm::sea_query::ExprTrait as _;
+        // One statement: UPDATE … RETURNING, the version bumped and `updated_at` moved
+        // forward (never back, should the clock step) by the database.
+        Contacts::update_many()
+            .set(draft_model(draft))
+            .col_expr(Column::UpdatedAt, touched(Column::UpdatedAt))
+            .col_expr(Column::Version, Expr::col(Column::Version).add(1))
+            .filter(Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(&self.txn)
+            .await
+            .map_err(write_error)?
+            .pop()
+            .map(Contact::try_from)
+            .transpose()?
+            .ok_or(ContactWriteError::NotFound)
     }
 
     async fn delete_contact(&mut self, id: ContactId) -> Result<(), ContactWriteError> {
-        let result = sea_orm::ConnectionTrait::execute_raw(
-            &self.txn,
-            statement(
-                "DELETE FROM contacts WHERE tenant_id = $1 AND id = $2",
-                vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-            ),
-        )
-        .await
-        .map_err(write_error)?;
-        if result.rows_affected() == 0 {
+        let result = Contacts::delete_by_id((self.tenant_id.as_uuid(), id.as_uuid()))
+            .exec(&self.txn)
+            .await
+            .map_err(write_error)?;
+        if result.rows_affected == 0 {
             Err(ContactWriteError::NotFound)
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The hot path's statements as the builder renders them: one statement each, keyed
+    //! by `(tenant_id, id)` (the primary key index), with `$n` placeholders only, so sqlx
+    //! prepares each once per connection and reuses it.
+
+    use super::*;
+    use sea_orm::{DbBackend, QueryTrait};
+
+    fn sql(statement: impl QueryTrait) -> String {
+        statement.build(DbBackend::Postgres).sql
+    }
+
+    const SELECTED: &str = r#""contacts"."tenant_id", "contacts"."id", "contacts"."first_name", "contacts"."last_name", "contacts"."email", "contacts"."phone", "contacts"."title", "contacts"."tags", "contacts"."custom_fields", "contacts"."owner_id", "contacts"."company_id", "contacts"."created_at", "contacts"."updated_at", "contacts"."version""#;
+
+    #[test]
+    fn get_one_contact_is_a_primary_key_lookup() {
+        let find = Contacts::find_by_id((Uuid::nil(), Uuid::nil()));
+        assert_eq!(
+            sql(find.clone()),
+            format!(
+                r#"SELECT {SELECTED} FROM "contacts" WHERE "contacts"."tenant_id" = $1 AND "contacts"."id" = $2"#
+            )
+        );
+        assert_eq!(
+            sql(find.lock_exclusive()),
+            format!(
+                r#"SELECT {SELECTED} FROM "contacts" WHERE "contacts"."tenant_id" = $1 AND "contacts"."id" = $2 FOR UPDATE"#
+            )
+        );
+    }
+
+    #[test]
+    fn insert_names_the_same_columns_whatever_the_draft() {
+        let draft = ContactDraft {
+            first_name: None,
+            last_name: None,
+            email: None,
+            phone: None,
+            title: None,
+            tags: Tags::parse(&[]).expect("no tags"),
+            custom_fields: CustomFields::parse(serde_json::json!({})).expect("empty object"),
+            owner_id: None,
+            company_id: None,
+        };
+        let model = contacts::ActiveModel {
+            tenant_id: Set(Uuid::nil()),
+            id: Set(Uuid::nil()),
+            ..draft_model(&draft)
+        };
+        assert_eq!(
+            sql(Contacts::insert(model)),
+            r#"INSERT INTO "contacts" ("tenant_id", "id", "first_name", "last_name", "email", "phone", "title", "tags", "custom_fields", "owner_id", "company_id") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"#
+        );
+    }
+
+    #[test]
+    fn update_bumps_version_and_time_in_the_database() {
+        use sea_orm::sea_query::ExprTrait as _;
+        let draft = ContactDraft {
+            first_name: Some("Ada".into()),
+            last_name: None,
+            email: None,
+            phone: None,
+            title: None,
+            tags: Tags::parse(&[]).expect("no tags"),
+            custom_fields: CustomFields::parse(serde_json::json!({})).expect("empty object"),
+            owner_id: None,
+            company_id: None,
+        };
+        let update = Contacts::update_many()
+            .set(draft_model(&draft))
+            .col_expr(Column::UpdatedAt, touched(Column::UpdatedAt))
+            .col_expr(Column::Version, Expr::col(Column::Version).add(1))
+            .filter(Column::TenantId.eq(Uuid::nil()))
+            .filter(Column::Id.eq(Uuid::nil()));
+        assert_eq!(
+            sql(update),
+            r#"UPDATE "contacts" SET "first_name" = $1, "last_name" = $2, "email" = $3, "phone" = $4, "title" = $5, "tags" = $6, "custom_fields" = $7, "owner_id" = $8, "company_id" = $9, "updated_at" = GREATEST(now(), "updated_at"), "version" = "version" + $10 WHERE "contacts"."tenant_id" = $11 AND "contacts"."id" = $12"#
+        );
     }
 }

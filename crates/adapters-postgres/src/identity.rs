@@ -13,10 +13,17 @@ use ports::{
     IdentityRepository, IdentityWriteError, NewQrLoginSession, PreAuthStore, QrDecision, QrPoll,
     QrRepository, QrScan, RepoError,
 };
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DbErr, EntityTrait as _,
+    FromQueryResult, QueryFilter as _, QueryOrder as _, QuerySelect as _, Set, Value,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::entities::api_keys::{self, Entity as ApiKeys};
+use crate::entities::memberships::{self, Entity as Memberships};
+use crate::entities::tenants::{self, Entity as Tenants};
 use crate::errors::{UNIQUE_VIOLATION, repo_error, violated_constraint};
 use crate::store::{PgStore, PgUnitOfWork, statement};
 
@@ -25,15 +32,8 @@ pub(crate) fn role(raw: &str) -> Result<Role, RepoError> {
         .map_err(|e: domain::principal::UnknownRole| RepoError::Unexpected(e.to_string()))
 }
 
-#[derive(Debug, FromQueryResult)]
-struct TenantRow {
-    id: Uuid,
-    name: String,
-    expires_at: Option<OffsetDateTime>,
-}
-
-impl From<TenantRow> for TenantInfo {
-    fn from(row: TenantRow) -> Self {
+impl From<tenants::Model> for TenantInfo {
+    fn from(row: tenants::Model) -> Self {
         Self {
             id: TenantId::from_uuid(row.id),
             name: row.name,
@@ -64,27 +64,14 @@ impl TryFrom<MemberRow> for Member {
     }
 }
 
-const KEY_COLUMNS: &str = "id, name, prefix, role, scopes, created_by, acts_for, created_at, last_used_at, expires_at, \
-     revoked_at";
+/// What the hand-written INSERT returns: the entity's columns, in its order.
+const KEY_COLUMNS: &str = "tenant_id, id, name, prefix, role, scopes, created_by, acts_for, \
+                           created_at, last_used_at, expires_at, revoked_at";
 
-#[derive(Debug, FromQueryResult)]
-struct ApiKeyRow {
-    id: Uuid,
-    name: String,
-    prefix: String,
-    role: String,
-    scopes: Vec<String>,
-    created_by: Option<Uuid>,
-    acts_for: Option<Uuid>,
-    created_at: OffsetDateTime,
-    last_used_at: Option<OffsetDateTime>,
-    expires_at: Option<OffsetDateTime>,
-    revoked_at: Option<OffsetDateTime>,
-}
-
-impl TryFrom<ApiKeyRow> for ApiKeyRecord {
+impl TryFrom<api_keys::Model> for ApiKeyRecord {
     type Error = RepoError;
-    fn try_from(row: ApiKeyRow) -> Result<Self, RepoError> {
+    /// A stored role that no longer parses is a broken invariant, reported as unexpected.
+    fn try_from(row: api_keys::Model) -> Result<Self, RepoError> {
         Ok(Self {
             id: ApiKeyId::from_uuid(row.id),
             name: row.name,
@@ -118,7 +105,7 @@ impl PgUnitOfWork {
     }
 
     async fn keys(&self, sql: &str, values: Vec<Value>) -> Result<Vec<ApiKeyRecord>, RepoError> {
-        ApiKeyRow::find_by_statement(statement(sql, values))
+        api_keys::Model::find_by_statement(statement(sql, values))
             .all(&self.txn)
             .await
             .map_err(repo_error)?
@@ -142,15 +129,12 @@ fn identity_write_error(error: DbErr) -> IdentityWriteError {
 
 impl IdentityRepository for PgUnitOfWork {
     async fn tenant(&mut self) -> Result<TenantInfo, RepoError> {
-        TenantRow::find_by_statement(statement(
-            "SELECT id, name, expires_at FROM tenants WHERE id = $1",
-            vec![self.tenant_value()],
-        ))
-        .one(&self.txn)
-        .await
-        .map_err(repo_error)?
-        .map(TenantInfo::from)
-        .ok_or_else(|| RepoError::Unexpected("the unit of work's tenant is not visible".into()))
+        Tenants::find_by_id(self.tenant_id.as_uuid())
+            .one(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .map(TenantInfo::from)
+            .ok_or_else(|| RepoError::Unexpected("the unit of work's tenant is not visible".into()))
     }
 
     async fn insert_tenant(
@@ -158,20 +142,15 @@ impl IdentityRepository for PgUnitOfWork {
         name: &str,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<TenantInfo, RepoError> {
-        TenantRow::find_by_statement(statement(
-            "INSERT INTO tenants (id, name, expires_at) VALUES ($1, $2, $3) \
-             RETURNING id, name, expires_at",
-            vec![
-                self.tenant_value(),
-                name.to_owned().into(),
-                expires_at.into(),
-            ],
-        ))
-        .one(&self.txn)
+        tenants::ActiveModel {
+            id: Set(self.tenant_id.as_uuid()),
+            name: Set(name.to_owned()),
+            expires_at: Set(expires_at),
+        }
+        .insert(&self.txn)
         .await
-        .map_err(repo_error)?
         .map(TenantInfo::from)
-        .ok_or_else(|| RepoError::Unexpected("INSERT tenant returned no row".into()))
+        .map_err(repo_error)
     }
 
     async fn insert_user(&mut self, user: &NewUser) -> Result<(), IdentityWriteError> {
@@ -194,14 +173,13 @@ impl IdentityRepository for PgUnitOfWork {
         user: UserId,
         role: Role,
     ) -> Result<(), IdentityWriteError> {
-        self.exec(
-            "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)",
-            vec![
-                self.tenant_value(),
-                user.as_uuid().into(),
-                role.as_str().to_owned().into(),
-            ],
-        )
+        Memberships::insert(memberships::ActiveModel {
+            tenant_id: Set(self.tenant_id.as_uuid()),
+            user_id: Set(user.as_uuid()),
+            role: Set(role.as_str().to_owned()),
+            ..Default::default()
+        })
+        .exec_without_returning(&self.txn)
         .await
         .map_err(identity_write_error)?;
         Ok(())
@@ -238,6 +216,7 @@ impl IdentityRepository for PgUnitOfWork {
     }
 
     async fn insert_api_key(&mut self, key: &NewApiKey) -> Result<ApiKeyRecord, RepoError> {
+        // Hand-written: it writes `key_hash`, which the entity leaves out (see there).
         let rows = self
             .keys(
                 &format!(
@@ -266,36 +245,46 @@ impl IdentityRepository for PgUnitOfWork {
     }
 
     async fn list_api_keys(&mut self) -> Result<Vec<ApiKeyRecord>, RepoError> {
-        self.keys(
-            &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"),
-            vec![self.tenant_value()],
-        )
-        .await
+        ApiKeys::find()
+            .filter(api_keys::Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .order_by_desc(api_keys::Column::CreatedAt)
+            .order_by_desc(api_keys::Column::Id)
+            .all(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .into_iter()
+            .map(ApiKeyRecord::try_from)
+            .collect()
     }
 
     async fn get_api_key(&mut self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, RepoError> {
-        Ok(self
-            .keys(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"),
-                vec![self.tenant_value(), id.as_uuid().into()],
-            )
-            .await?
-            .into_iter()
-            .next())
+        ApiKeys::find_by_id((self.tenant_id.as_uuid(), id.as_uuid()))
+            .one(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .map(ApiKeyRecord::try_from)
+            .transpose()
     }
 
     async fn revoke_api_key(&mut self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, RepoError> {
-        Ok(self
-            .keys(
-                &format!(
-                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) \
-                     WHERE tenant_id = $1 AND id = $2 RETURNING {KEY_COLUMNS}"
-                ),
-                vec![self.tenant_value(), id.as_uuid().into()],
+        // Revoking twice keeps the first time.
+        ApiKeys::update_many()
+            .col_expr(
+                api_keys::Column::RevokedAt,
+                Func::coalesce([
+                    Expr::col(api_keys::Column::RevokedAt),
+                    Func::cust("now").into(),
+                ])
+                .into(),
             )
-            .await?
-            .into_iter()
-            .next())
+            .filter(api_keys::Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(api_keys::Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .pop()
+            .map(ApiKeyRecord::try_from)
+            .transpose()
     }
 
     async fn list_members(&mut self) -> Result<Vec<Member>, RepoError> {
@@ -333,17 +322,17 @@ impl IdentityRepository for PgUnitOfWork {
         user: UserId,
         role: Role,
     ) -> Result<Option<Member>, RepoError> {
-        let changed = self
-            .exec(
-                "UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2",
-                vec![
-                    self.tenant_value(),
-                    user.as_uuid().into(),
-                    role.as_str().to_owned().into(),
-                ],
+        let changed = Memberships::update_many()
+            .col_expr(
+                memberships::Column::Role,
+                Expr::val(role.as_str().to_owned()),
             )
+            .filter(memberships::Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(memberships::Column::UserId.eq(user.as_uuid()))
+            .exec(&self.txn)
             .await
-            .map_err(repo_error)?;
+            .map_err(repo_error)?
+            .rows_affected;
         if changed == 0 {
             return Ok(None);
         }
@@ -351,31 +340,29 @@ impl IdentityRepository for PgUnitOfWork {
     }
 
     async fn delete_member(&mut self, user: UserId) -> Result<bool, RepoError> {
-        let deleted = self
-            .exec(
-                "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
-                vec![self.tenant_value(), user.as_uuid().into()],
-            )
+        let deleted = Memberships::delete_by_id((self.tenant_id.as_uuid(), user.as_uuid()))
+            .exec(&self.txn)
             .await
-            .map_err(repo_error)?;
+            .map_err(repo_error)?
+            .rows_affected;
         Ok(deleted > 0)
     }
 
     async fn lock_owners(&mut self) -> Result<Vec<UserId>, RepoError> {
-        #[derive(Debug, FromQueryResult)]
-        struct Owner {
-            user_id: Uuid,
-        }
-        Ok(Owner::find_by_statement(statement(
-            "SELECT user_id FROM memberships WHERE tenant_id = $1 AND role = 'owner' ORDER BY user_id FOR UPDATE",
-            vec![self.tenant_value()],
-        ))
-        .all(&self.txn)
-        .await
-        .map_err(repo_error)?
-        .into_iter()
-        .map(|o| UserId::from_uuid(o.user_id))
-        .collect())
+        Ok(Memberships::find()
+            .select_only()
+            .column(memberships::Column::UserId)
+            .filter(memberships::Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(memberships::Column::Role.eq(Role::Owner.as_str()))
+            .order_by_asc(memberships::Column::UserId)
+            .lock_exclusive()
+            .into_tuple::<Uuid>()
+            .all(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .into_iter()
+            .map(UserId::from_uuid)
+            .collect())
     }
 }
 

@@ -1,4 +1,5 @@
-//! Leads and activities in PostgreSQL.
+//! Leads and activities in PostgreSQL: plain CRUD through SeaORM's builder, converted
+//! with `TryFrom<Model>`; the list queries stay hand-written (`keyset`).
 
 use domain::activity::{
     Activity, ActivityDraft, ActivityId, ActivityPage, ActivityQuery, ActivityType, LeadId,
@@ -7,41 +8,28 @@ use domain::ids::{CompanyId, ContactId, TenantId, UserId};
 use domain::lead::{Currency, Lead, LeadDraft, LeadPage, LeadQuery, LeadSortField, Money};
 use domain::pipeline::{PipelineId, StageId, StageKind};
 use ports::{ActivityRepository, CrmWriteError, LeadRepository, RepoError};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
-use time::{Date, OffsetDateTime};
-use uuid::Uuid;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, DbErr, DeleteResult, EntityTrait as _,
+    FromQueryResult as _, QueryFilter as _, QuerySelect as _, Set,
+};
 
+use crate::entities::activities::{self, Entity as Activities};
+use crate::entities::leads::{self, Entity as Leads};
+use crate::entities::touched;
 use crate::errors::{FOREIGN_KEY_VIOLATION, repo_error, violated_constraint};
 use crate::keyset::{ListSql, into_page};
 use crate::store::{PgUnitOfWork, statement};
 
+/// The columns a lead list selects, in the entity's order.
 const LEAD_COLUMNS: &str = "tenant_id, id, title, contact_id, company_id, pipeline_id, stage_id, value, currency, \
                             status, owner_id, expected_close_date, source, created_at, updated_at, version";
 
-#[derive(Debug, FromQueryResult)]
-struct LeadRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    title: String,
-    contact_id: Option<Uuid>,
-    company_id: Option<Uuid>,
-    pipeline_id: Uuid,
-    stage_id: Uuid,
-    value: Option<i64>,
-    currency: Option<String>,
-    status: String,
-    owner_id: Option<Uuid>,
-    expected_close_date: Option<Date>,
-    source: Option<String>,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    version: i64,
-}
-
-impl TryFrom<LeadRow> for Lead {
+impl TryFrom<leads::Model> for Lead {
     type Error = RepoError;
 
-    fn try_from(row: LeadRow) -> Result<Self, RepoError> {
+    /// A stored row that no longer parses is a broken invariant, reported as unexpected.
+    fn try_from(row: leads::Model) -> Result<Self, RepoError> {
         let broken =
             |what: &str| RepoError::Unexpected(format!("stored lead {}: bad {what}", row.id));
         let value = match (row.value, row.currency.as_deref()) {
@@ -73,31 +61,16 @@ impl TryFrom<LeadRow> for Lead {
     }
 }
 
+/// The columns an activity list selects, in the entity's order (`type` is `kind`).
 const ACTIVITY_COLUMNS: &str = "tenant_id, id, type, subject, body, due_at, completed_at, contact_id, company_id, \
                                 lead_id, created_at, updated_at, version";
 
-#[derive(Debug, FromQueryResult)]
-struct ActivityRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    r#type: String,
-    subject: String,
-    body: Option<String>,
-    due_at: Option<OffsetDateTime>,
-    completed_at: Option<OffsetDateTime>,
-    contact_id: Option<Uuid>,
-    company_id: Option<Uuid>,
-    lead_id: Option<Uuid>,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    version: i64,
-}
-
-impl TryFrom<ActivityRow> for Activity {
+impl TryFrom<activities::Model> for Activity {
     type Error = RepoError;
 
-    fn try_from(row: ActivityRow) -> Result<Self, RepoError> {
-        let kind = ActivityType::parse(&row.r#type).ok_or_else(|| {
+    /// A stored row that no longer parses is a broken invariant, reported as unexpected.
+    fn try_from(row: activities::Model) -> Result<Self, RepoError> {
+        let kind = ActivityType::parse(&row.kind).ok_or_else(|| {
             RepoError::Unexpected(format!("stored activity {}: bad type", row.id))
         })?;
         Ok(Activity {
@@ -139,72 +112,45 @@ fn write_error(error: DbErr) -> CrmWriteError {
     }
 }
 
-fn lead_values(draft: &LeadDraft) -> Vec<Value> {
-    vec![
-        draft.title.clone().into(),
-        draft.contact_id.map(|i| i.as_uuid()).into(),
-        draft.company_id.map(|i| i.as_uuid()).into(),
-        draft.pipeline_id.as_uuid().into(),
-        draft.stage_id.as_uuid().into(),
-        draft.value.as_ref().map(|m| m.minor).into(),
-        draft
-            .value
-            .as_ref()
-            .map(|m| m.currency.as_str().to_owned())
-            .into(),
-        draft.owner_id.map(|i| i.as_uuid()).into(),
-        draft.expected_close_date.into(),
-        draft.source.clone().into(),
-    ]
+/// The draft's columns, all set; keys and database-maintained columns (`status`,
+/// timestamps, `version`) left unset (see `contacts::draft_model`).
+fn lead_model(draft: &LeadDraft) -> leads::ActiveModel {
+    leads::ActiveModel {
+        title: Set(draft.title.clone()),
+        contact_id: Set(draft.contact_id.map(|i| i.as_uuid())),
+        company_id: Set(draft.company_id.map(|i| i.as_uuid())),
+        pipeline_id: Set(draft.pipeline_id.as_uuid()),
+        stage_id: Set(draft.stage_id.as_uuid()),
+        value: Set(draft.value.as_ref().map(|m| m.minor)),
+        currency: Set(draft.value.as_ref().map(|m| m.currency.as_str().to_owned())),
+        owner_id: Set(draft.owner_id.map(|i| i.as_uuid())),
+        expected_close_date: Set(draft.expected_close_date),
+        source: Set(draft.source.clone()),
+        ..Default::default()
+    }
 }
 
-fn activity_values(draft: &ActivityDraft) -> Vec<Value> {
-    vec![
-        draft.kind.as_str().to_owned().into(),
-        draft.subject.clone().into(),
-        draft.body.clone().into(),
-        draft.due_at.into(),
-        draft.completed_at.into(),
-        draft.contact_id.map(|i| i.as_uuid()).into(),
-        draft.company_id.map(|i| i.as_uuid()).into(),
-        draft.lead_id.map(|i| i.as_uuid()).into(),
-    ]
+/// The draft's columns, all set; keys and database-maintained columns left unset.
+fn activity_model(draft: &ActivityDraft) -> activities::ActiveModel {
+    activities::ActiveModel {
+        kind: Set(draft.kind.as_str().to_owned()),
+        subject: Set(draft.subject.clone()),
+        body: Set(draft.body.clone()),
+        due_at: Set(draft.due_at),
+        completed_at: Set(draft.completed_at),
+        contact_id: Set(draft.contact_id.map(|i| i.as_uuid())),
+        company_id: Set(draft.company_id.map(|i| i.as_uuid())),
+        lead_id: Set(draft.lead_id.map(|i| i.as_uuid())),
+        ..Default::default()
+    }
 }
 
-impl PgUnitOfWork {
-    async fn one_lead(&self, sql: &str, values: Vec<Value>) -> Result<Option<Lead>, DbErr> {
-        LeadRow::find_by_statement(statement(sql, values))
-            .one(&self.txn)
-            .await?
-            .map(Lead::try_from)
-            .transpose()
-            .map_err(|e| DbErr::Custom(e.to_string()))
-    }
-
-    async fn one_activity(&self, sql: &str, values: Vec<Value>) -> Result<Option<Activity>, DbErr> {
-        ActivityRow::find_by_statement(statement(sql, values))
-            .one(&self.txn)
-            .await?
-            .map(Activity::try_from)
-            .transpose()
-            .map_err(|e| DbErr::Custom(e.to_string()))
-    }
-
-    async fn delete_row(&self, table: &str, id: Uuid) -> Result<(), CrmWriteError> {
-        let deleted = self
-            .txn
-            .execute_raw(statement(
-                &format!("DELETE FROM {table} WHERE tenant_id = $1 AND id = $2"),
-                vec![self.tenant_id.as_uuid().into(), id.into()],
-            ))
-            .await
-            .map_err(write_error)?
-            .rows_affected();
-        if deleted == 0 {
-            Err(CrmWriteError::NotFound)
-        } else {
-            Ok(())
-        }
+/// `NotFound` when a DELETE matched no row.
+fn deleted(result: &DeleteResult) -> Result<(), CrmWriteError> {
+    if result.rows_affected == 0 {
+        Err(CrmWriteError::NotFound)
+    } else {
+        Ok(())
     }
 }
 
@@ -249,7 +195,7 @@ impl LeadRepository for PgUnitOfWork {
             query.cursor.as_ref(),
             limit,
         );
-        let rows = LeadRow::find_by_statement(statement(&sql, values))
+        let rows = leads::Model::find_by_statement(statement(&sql, values))
             .all(&self.txn)
             .await
             .map_err(repo_error)?;
@@ -263,50 +209,55 @@ impl LeadRepository for PgUnitOfWork {
     }
 
     async fn get_lead(&mut self, id: LeadId, for_update: bool) -> Result<Option<Lead>, RepoError> {
-        let lock = if for_update { " FOR UPDATE" } else { "" };
-        self.one_lead(
-            &format!("SELECT {LEAD_COLUMNS} FROM leads WHERE tenant_id = $1 AND id = $2{lock}"),
-            vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-        )
-        .await
-        .map_err(repo_error)
+        let mut find = Leads::find_by_id((self.tenant_id.as_uuid(), id.as_uuid()));
+        if for_update {
+            find = find.lock_exclusive();
+        }
+        find.one(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .map(Lead::try_from)
+            .transpose()
     }
 
     async fn insert_lead(&mut self, id: LeadId, draft: &LeadDraft) -> Result<Lead, CrmWriteError> {
-        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
-        values.extend(lead_values(draft));
-        self.one_lead(
-            &format!(
-                "INSERT INTO leads (tenant_id, id, title, contact_id, company_id, pipeline_id, stage_id, value, \
-                 currency, owner_id, expected_close_date, source) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {LEAD_COLUMNS}"
-            ),
-            values,
-        )
+        let row = leads::ActiveModel {
+            tenant_id: Set(self.tenant_id.as_uuid()),
+            id: Set(id.as_uuid()),
+            ..lead_model(draft)
+        }
+        .insert(&self.txn)
         .await
-        .map_err(write_error)?
-        .ok_or_else(|| RepoError::Unexpected("INSERT lead returned no row".into()).into())
+        .map_err(write_error)?;
+        Ok(Lead::try_from(row)?)
     }
 
     async fn update_lead(&mut self, id: LeadId, draft: &LeadDraft) -> Result<Lead, CrmWriteError> {
-        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
-        values.extend(lead_values(draft));
-        self.one_lead(
-            &format!(
-                "UPDATE leads SET title = $3, contact_id = $4, company_id = $5, pipeline_id = $6, stage_id = $7, \
-                 value = $8, currency = $9, owner_id = $10, expected_close_date = $11, source = $12, \
-                 updated_at = greatest(now(), updated_at), version = version + 1 \
-                 WHERE tenant_id = $1 AND id = $2 RETURNING {LEAD_COLUMNS}"
-            ),
-            values,
-        )
-        .await
-        .map_err(write_error)?
-        .ok_or(CrmWriteError::NotFound)
+        use sea_orm::sea_query::ExprTrait as _;
+        Leads::update_many()
+            .set(lead_model(draft))
+            .col_expr(leads::Column::UpdatedAt, touched(leads::Column::UpdatedAt))
+            .col_expr(
+                leads::Column::Version,
+                Expr::col(leads::Column::Version).add(1),
+            )
+            .filter(leads::Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(leads::Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(&self.txn)
+            .await
+            .map_err(write_error)?
+            .pop()
+            .map(Lead::try_from)
+            .transpose()?
+            .ok_or(CrmWriteError::NotFound)
     }
 
     async fn delete_lead(&mut self, id: LeadId) -> Result<(), CrmWriteError> {
-        self.delete_row("leads", id.as_uuid()).await
+        let result = Leads::delete_by_id((self.tenant_id.as_uuid(), id.as_uuid()))
+            .exec(&self.txn)
+            .await
+            .map_err(write_error)?;
+        deleted(&result)
     }
 }
 
@@ -335,7 +286,7 @@ impl ActivityRepository for PgUnitOfWork {
             query.cursor.as_ref(),
             limit,
         );
-        let rows = ActivityRow::find_by_statement(statement(&sql, values))
+        let rows = activities::Model::find_by_statement(statement(&sql, values))
             .all(&self.txn)
             .await
             .map_err(repo_error)?;
@@ -353,15 +304,15 @@ impl ActivityRepository for PgUnitOfWork {
         id: ActivityId,
         for_update: bool,
     ) -> Result<Option<Activity>, RepoError> {
-        let lock = if for_update { " FOR UPDATE" } else { "" };
-        self.one_activity(
-            &format!(
-                "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE tenant_id = $1 AND id = $2{lock}"
-            ),
-            vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-        )
-        .await
-        .map_err(repo_error)
+        let mut find = Activities::find_by_id((self.tenant_id.as_uuid(), id.as_uuid()));
+        if for_update {
+            find = find.lock_exclusive();
+        }
+        find.one(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .map(Activity::try_from)
+            .transpose()
     }
 
     async fn insert_activity(
@@ -369,18 +320,15 @@ impl ActivityRepository for PgUnitOfWork {
         id: ActivityId,
         draft: &ActivityDraft,
     ) -> Result<Activity, CrmWriteError> {
-        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
-        values.extend(activity_values(draft));
-        self.one_activity(
-            &format!(
-                "INSERT INTO activities (tenant_id, id, type, subject, body, due_at, completed_at, contact_id, \
-                 company_id, lead_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {ACTIVITY_COLUMNS}"
-            ),
-            values,
-        )
+        let row = activities::ActiveModel {
+            tenant_id: Set(self.tenant_id.as_uuid()),
+            id: Set(id.as_uuid()),
+            ..activity_model(draft)
+        }
+        .insert(&self.txn)
         .await
-        .map_err(write_error)?
-        .ok_or_else(|| RepoError::Unexpected("INSERT activity returned no row".into()).into())
+        .map_err(write_error)?;
+        Ok(Activity::try_from(row)?)
     }
 
     async fn update_activity(
@@ -388,22 +336,33 @@ impl ActivityRepository for PgUnitOfWork {
         id: ActivityId,
         draft: &ActivityDraft,
     ) -> Result<Activity, CrmWriteError> {
-        let mut values = vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()];
-        values.extend(activity_values(draft));
-        self.one_activity(
-            &format!(
-                "UPDATE activities SET type = $3, subject = $4, body = $5, due_at = $6, completed_at = $7, \
-                 contact_id = $8, company_id = $9, lead_id = $10, updated_at = greatest(now(), updated_at), \
-                 version = version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {ACTIVITY_COLUMNS}"
-            ),
-            values,
-        )
-        .await
-        .map_err(write_error)?
-        .ok_or(CrmWriteError::NotFound)
+        use sea_orm::sea_query::ExprTrait as _;
+        Activities::update_many()
+            .set(activity_model(draft))
+            .col_expr(
+                activities::Column::UpdatedAt,
+                touched(activities::Column::UpdatedAt),
+            )
+            .col_expr(
+                activities::Column::Version,
+                Expr::col(activities::Column::Version).add(1),
+            )
+            .filter(activities::Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(activities::Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(&self.txn)
+            .await
+            .map_err(write_error)?
+            .pop()
+            .map(Activity::try_from)
+            .transpose()?
+            .ok_or(CrmWriteError::NotFound)
     }
 
     async fn delete_activity(&mut self, id: ActivityId) -> Result<(), CrmWriteError> {
-        self.delete_row("activities", id.as_uuid()).await
+        let result = Activities::delete_by_id((self.tenant_id.as_uuid(), id.as_uuid()))
+            .exec(&self.txn)
+            .await
+            .map_err(write_error)?;
+        deleted(&result)
     }
 }

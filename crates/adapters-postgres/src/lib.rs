@@ -10,7 +10,9 @@
 mod availability;
 mod companies;
 mod contacts;
+mod entities;
 mod errors;
+mod events;
 mod idempotency;
 mod identity;
 mod invitations;

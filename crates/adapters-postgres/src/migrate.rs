@@ -100,6 +100,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0022_webhook_queue_stats",
         include_str!("../../../migrations/0022_webhook_queue_stats.sql"),
     ),
+    (
+        "0023_typed_events",
+        include_str!("../../../migrations/0023_typed_events.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

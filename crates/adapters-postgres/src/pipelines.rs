@@ -1,49 +1,39 @@
-//! Pipelines and stages in PostgreSQL.
+//! Pipelines and stages in PostgreSQL: reads, inserts, renames and deletes through
+//! SeaORM's builder; the stage upsert (`ON CONFLICT … DO UPDATE … WHERE`) and the
+//! deferred-constraint check stay hand-written.
 
 use domain::pipeline::{
     Pipeline, PipelineDraft, PipelineId, Stage, StageDraft, StageId, StageKind,
 };
 use ports::{PipelineRepository, PipelineWriteError, RepoError};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
-use time::OffsetDateTime;
+use sea_orm::sea_query::{Expr, extension::postgres::PgFunc};
+use sea_orm::{
+    ColumnTrait as _, ConnectionTrait, DbErr, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _, Set,
+};
 use uuid::Uuid;
 
+use crate::entities::pipeline_stages::{self, Entity as PipelineStages};
+use crate::entities::pipelines::{self, Entity as Pipelines};
+use crate::entities::touched;
 use crate::errors::{FOREIGN_KEY_VIOLATION, repo_error, violated_constraint};
 use crate::store::{PgUnitOfWork, statement};
 
-#[derive(Debug, FromQueryResult)]
-struct PipelineRow {
-    id: Uuid,
-    name: String,
-    is_default: bool,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    version: i64,
-}
+impl TryFrom<pipeline_stages::Model> for Stage {
+    type Error = RepoError;
 
-#[derive(Debug, FromQueryResult)]
-struct StageRow {
-    pipeline_id: Uuid,
-    id: Uuid,
-    name: String,
-    position: i32,
-    probability: i32,
-    kind: String,
-}
-
-fn stage(row: StageRow) -> Result<(Uuid, Stage), RepoError> {
-    let kind = StageKind::parse(&row.kind)
-        .ok_or_else(|| RepoError::Unexpected(format!("stage kind {}", row.kind)))?;
-    Ok((
-        row.pipeline_id,
-        Stage {
+    /// A stored kind that no longer parses is a broken invariant, reported as unexpected.
+    fn try_from(row: pipeline_stages::Model) -> Result<Self, RepoError> {
+        let kind = StageKind::parse(&row.kind)
+            .ok_or_else(|| RepoError::Unexpected(format!("stage kind {}", row.kind)))?;
+        Ok(Stage {
             id: StageId::from_uuid(row.id),
             name: row.name,
             position: row.position,
             probability: row.probability,
             kind,
-        },
-    ))
+        })
+    }
 }
 
 /// Leads (a later migration) refer to stages with a restricting foreign key.
@@ -55,36 +45,40 @@ fn in_use(error: DbErr) -> PipelineWriteError {
 }
 
 impl PgUnitOfWork {
-    async fn pipelines_where(
+    /// The tenant's pipelines (or the one named), default first, each with its stages in
+    /// order: two statements, however many pipelines.
+    async fn pipelines_with_stages(
         &self,
-        condition: &str,
-        values: Vec<Value>,
+        only: Option<PipelineId>,
     ) -> Result<Vec<Pipeline>, RepoError> {
-        let rows = PipelineRow::find_by_statement(statement(
-            &format!(
-                "SELECT id, name, is_default, created_at, updated_at, version FROM pipelines \
-                 WHERE tenant_id = $1{condition} ORDER BY is_default DESC, created_at, id"
-            ),
-            values.clone(),
-        ))
-        .all(&self.txn)
-        .await
-        .map_err(repo_error)?;
+        use sea_orm::sea_query::ExprTrait as _;
+        let mut find =
+            Pipelines::find().filter(pipelines::Column::TenantId.eq(self.tenant_id.as_uuid()));
+        if let Some(id) = only {
+            find = find.filter(pipelines::Column::Id.eq(id.as_uuid()));
+        }
+        let rows = find
+            .order_by_desc(pipelines::Column::IsDefault)
+            .order_by_asc(pipelines::Column::CreatedAt)
+            .order_by_asc(pipelines::Column::Id)
+            .all(&self.txn)
+            .await
+            .map_err(repo_error)?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let stages = StageRow::find_by_statement(statement(
-            "SELECT pipeline_id, id, name, position, probability, kind FROM pipeline_stages \
-             WHERE tenant_id = $1 AND pipeline_id = ANY($2) ORDER BY position",
-            vec![self.tenant_id.as_uuid().into(), ids.into()],
-        ))
-        .all(&self.txn)
-        .await
-        .map_err(repo_error)?
-        .into_iter()
-        .map(stage)
-        .collect::<Result<Vec<_>, _>>()?;
+        // `= ANY($2)`: one statement text whatever the number of pipelines.
+        let stages = PipelineStages::find()
+            .filter(pipeline_stages::Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(Expr::col(pipeline_stages::Column::PipelineId).eq(PgFunc::any(Expr::val(ids))))
+            .order_by_asc(pipeline_stages::Column::Position)
+            .all(&self.txn)
+            .await
+            .map_err(repo_error)?
+            .into_iter()
+            .map(|row| Ok((row.pipeline_id, Stage::try_from(row)?)))
+            .collect::<Result<Vec<_>, RepoError>>()?;
         Ok(rows
             .into_iter()
             .map(|row| Pipeline {
@@ -104,11 +98,37 @@ impl PgUnitOfWork {
             .collect())
     }
 
+    /// Bumps the pipeline's version and `updated_at`, setting its name too when given;
+    /// the number of rows changed (0: no such pipeline).
+    async fn touch_pipeline(&self, id: PipelineId, name: Option<&str>) -> Result<u64, DbErr> {
+        use sea_orm::sea_query::ExprTrait as _;
+        let mut update = Pipelines::update_many();
+        if let Some(name) = name {
+            update = update.col_expr(pipelines::Column::Name, Expr::val(name.to_owned()));
+        }
+        Ok(update
+            .col_expr(
+                pipelines::Column::Version,
+                Expr::col(pipelines::Column::Version).add(1),
+            )
+            .col_expr(
+                pipelines::Column::UpdatedAt,
+                touched(pipelines::Column::UpdatedAt),
+            )
+            .filter(pipelines::Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(pipelines::Column::Id.eq(id.as_uuid()))
+            .exec(&self.txn)
+            .await?
+            .rows_affected)
+    }
+
     async fn upsert_stages(
         &self,
         pipeline: PipelineId,
         stages: &[(StageId, StageDraft)],
     ) -> Result<(), DbErr> {
+        // Hand-written: `ON CONFLICT … DO UPDATE … WHERE` (a stage id of another pipeline
+        // is left alone), which the builder cannot say as plainly.
         for (position, (id, draft)) in stages.iter().enumerate() {
             self.txn
                 .execute_raw(statement(
@@ -133,20 +153,13 @@ impl PgUnitOfWork {
     }
 
     async fn one_pipeline(&self, id: PipelineId) -> Result<Option<Pipeline>, RepoError> {
-        Ok(self
-            .pipelines_where(
-                " AND id = $2",
-                vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-            )
-            .await?
-            .pop())
+        Ok(self.pipelines_with_stages(Some(id)).await?.pop())
     }
 }
 
 impl PipelineRepository for PgUnitOfWork {
     async fn list_pipelines(&mut self) -> Result<Vec<Pipeline>, RepoError> {
-        self.pipelines_where("", vec![self.tenant_id.as_uuid().into()])
-            .await
+        self.pipelines_with_stages(None).await
     }
 
     async fn get_pipeline(
@@ -155,11 +168,12 @@ impl PipelineRepository for PgUnitOfWork {
         for_update: bool,
     ) -> Result<Option<Pipeline>, RepoError> {
         if for_update {
-            self.txn
-                .execute_raw(statement(
-                    "SELECT 1 FROM pipelines WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-                    vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-                ))
+            Pipelines::find_by_id((self.tenant_id.as_uuid(), id.as_uuid()))
+                .select_only()
+                .column(pipelines::Column::Id)
+                .lock_exclusive()
+                .into_tuple::<Uuid>()
+                .one(&self.txn)
                 .await
                 .map_err(repo_error)?;
         }
@@ -171,17 +185,15 @@ impl PipelineRepository for PgUnitOfWork {
         id: PipelineId,
         draft: &PipelineDraft,
     ) -> Result<Pipeline, RepoError> {
-        self.txn
-            .execute_raw(statement(
-                "INSERT INTO pipelines (tenant_id, id, name) VALUES ($1, $2, $3)",
-                vec![
-                    self.tenant_id.as_uuid().into(),
-                    id.as_uuid().into(),
-                    draft.name.clone().into(),
-                ],
-            ))
-            .await
-            .map_err(repo_error)?;
+        Pipelines::insert(pipelines::ActiveModel {
+            tenant_id: Set(self.tenant_id.as_uuid()),
+            id: Set(id.as_uuid()),
+            name: Set(draft.name.clone()),
+            ..Default::default()
+        })
+        .exec_without_returning(&self.txn)
+        .await
+        .map_err(repo_error)?;
         let stages: Vec<(StageId, StageDraft)> = draft
             .stages
             .iter()
@@ -199,15 +211,9 @@ impl PipelineRepository for PgUnitOfWork {
         name: &str,
     ) -> Result<Pipeline, PipelineWriteError> {
         let changed = self
-            .txn
-            .execute_raw(statement(
-                "UPDATE pipelines SET name = $3, version = version + 1, updated_at = greatest(now(), updated_at) \
-                 WHERE tenant_id = $1 AND id = $2",
-                vec![self.tenant_id.as_uuid().into(), id.as_uuid().into(), name.to_owned().into()],
-            ))
+            .touch_pipeline(id, Some(name))
             .await
-            .map_err(repo_error)?
-            .rows_affected();
+            .map_err(repo_error)?;
         if changed == 0 {
             return Err(PipelineWriteError::NotFound);
         }
@@ -217,15 +223,11 @@ impl PipelineRepository for PgUnitOfWork {
     }
 
     async fn delete_pipeline(&mut self, id: PipelineId) -> Result<(), PipelineWriteError> {
-        let deleted = self
-            .txn
-            .execute_raw(statement(
-                "DELETE FROM pipelines WHERE tenant_id = $1 AND id = $2",
-                vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-            ))
+        let deleted = Pipelines::delete_by_id((self.tenant_id.as_uuid(), id.as_uuid()))
+            .exec(&self.txn)
             .await
             .map_err(in_use)?
-            .rows_affected();
+            .rows_affected;
         if deleted == 0 {
             Err(PipelineWriteError::NotFound)
         } else {
@@ -238,25 +240,21 @@ impl PipelineRepository for PgUnitOfWork {
         id: PipelineId,
         stages: &[(StageId, StageDraft)],
     ) -> Result<Pipeline, PipelineWriteError> {
+        use sea_orm::sea_query::ExprTrait as _;
         let keep: Vec<Uuid> = stages.iter().map(|(stage, _)| stage.as_uuid()).collect();
-        self.txn
-            .execute_raw(statement(
-                "DELETE FROM pipeline_stages WHERE tenant_id = $1 AND pipeline_id = $2 AND NOT (id = ANY($3))",
-                vec![self.tenant_id.as_uuid().into(), id.as_uuid().into(), keep.into()],
-            ))
+        PipelineStages::delete_many()
+            .filter(pipeline_stages::Column::TenantId.eq(self.tenant_id.as_uuid()))
+            .filter(pipeline_stages::Column::PipelineId.eq(id.as_uuid()))
+            .filter(
+                Expr::col(pipeline_stages::Column::Id)
+                    .eq(PgFunc::any(Expr::val(keep)))
+                    .not(),
+            )
+            .exec(&self.txn)
             .await
             .map_err(in_use)?;
         self.upsert_stages(id, stages).await.map_err(in_use)?;
-        let bumped = self
-            .txn
-            .execute_raw(statement(
-                "UPDATE pipelines SET version = version + 1, updated_at = greatest(now(), updated_at) \
-                 WHERE tenant_id = $1 AND id = $2",
-                vec![self.tenant_id.as_uuid().into(), id.as_uuid().into()],
-            ))
-            .await
-            .map_err(repo_error)?
-            .rows_affected();
+        let bumped = self.touch_pipeline(id, None).await.map_err(repo_error)?;
         if bumped == 0 {
             return Err(PipelineWriteError::NotFound);
         }

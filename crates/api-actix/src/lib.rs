@@ -10,6 +10,7 @@ pub mod content_encoding;
 mod cursor;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;

@@ -13,8 +13,8 @@ use domain::webhook::{
     next_step,
 };
 use ports::{
-    Clock, DeliveryQueue, EventLogPage, OutgoingWebhook, RepoError, TenantStore, UnitOfWork,
-    WebhookRepository, WebhookSendError, WebhookSender,
+    Clock, DeliveryQueue, EventLogPage, EventRenderer, OutgoingWebhook, RepoError, TenantStore,
+    UnitOfWork, WebhookRepository, WebhookSendError, WebhookSender,
 };
 use rand::{Rng, RngCore};
 use thiserror::Error;
@@ -511,21 +511,24 @@ pub fn signed_headers(
 
 /// One pass of the delivery worker: claims due deliveries and delivers them concurrently
 /// (so one slow endpoint does not hold the others past their lease), recording each
-/// outcome in its tenant's unit of work. Returns how many were attempted.
+/// outcome in its tenant's unit of work. Returns how many were attempted. Each body is
+/// rendered by `renderer` once per attempt and signed over exactly those bytes.
 ///
 /// # Errors
 /// [`RepoError`] when the queue cannot be read. A delivery whose outcome cannot be
 /// recorded is recorded as a failed attempt instead, on the normal schedule; only when
 /// even that fails (the database is away) does it keep its lease until it expires, and
 /// is then attempted again (at least once).
-pub async fn deliver_due<Q, S>(
+pub async fn deliver_due<Q, S, R>(
     store: &Q,
     sender: &S,
+    renderer: &R,
     settings: &WorkerSettings,
 ) -> Result<usize, RepoError>
 where
     Q: DeliveryQueue + TenantStore + Clock,
     S: WebhookSender + ?Sized,
+    R: EventRenderer + ?Sized,
 {
     let claimed = store
         .claim_deliveries(settings.batch, settings.lease)
@@ -534,7 +537,7 @@ where
     let outcomes = futures_util::future::join_all(
         claimed
             .into_iter()
-            .map(|job| deliver_one(store, sender, &settings.schedule, job)),
+            .map(|job| deliver_one(store, sender, renderer, &settings.schedule, job)),
     )
     .await;
     outcomes
@@ -544,15 +547,17 @@ where
 }
 
 /// Signs, sends and records one claimed delivery.
-async fn deliver_one<Q, S>(
+async fn deliver_one<Q, S, R>(
     store: &Q,
     sender: &S,
+    renderer: &R,
     schedule: &RetrySchedule,
     job: ports::ClaimedDelivery,
 ) -> Result<(), RepoError>
 where
     Q: TenantStore + Clock,
     S: WebhookSender + ?Sized,
+    R: EventRenderer + ?Sized,
 {
     let held = Held {
         tenant_id: job.tenant_id,
@@ -561,31 +566,34 @@ where
         attempts: job.attempts,
         subscription_id: job.subscription_id,
     };
-    let body = job.payload.into_bytes();
+    let event_id = job.event.id().public_id();
     let timestamp = store.now().unix_timestamp();
     let previous = job
         .previous_secret
         .as_deref()
         .and_then(|p| WebhookSecret::parse(p).ok());
     let attempted_at = store.now();
-    // A stored secret always parses (the table checks its prefix, we wrote it); if one
-    // ever does not, the attempt fails visibly instead of going out unsigned.
-    let outcome = match WebhookSecret::parse(&job.secret) {
-        Ok(secret) => {
+    // A stored secret always parses (the table checks its prefix, we wrote it), and an
+    // event always renders; if either ever does not, the attempt fails visibly instead
+    // of going out unsigned or empty.
+    let prepared = WebhookSecret::parse(&job.secret)
+        .map_err(|error| error.to_string())
+        .and_then(|secret| {
+            renderer
+                .render(&job.event)
+                .map(|body| (secret, body))
+                .map_err(|error| error.to_string())
+        });
+    let outcome = match prepared {
+        Ok((secret, body)) => {
             let request = OutgoingWebhook {
                 url: job.url,
-                headers: signed_headers(
-                    &job.event_id,
-                    timestamp,
-                    &body,
-                    &secret,
-                    previous.as_ref(),
-                ),
+                headers: signed_headers(&event_id, timestamp, &body, &secret, previous.as_ref()),
                 body,
             };
             sender.send(&request).await
         }
-        Err(error) => Err(WebhookSendError::Failed(error.to_string())),
+        Err(error) => Err(WebhookSendError::Failed(error)),
     };
     let (status, retry_after, attempt) = match outcome {
         Ok(reply) => (

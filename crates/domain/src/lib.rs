@@ -8,6 +8,7 @@
 pub mod activity;
 pub mod company;
 pub mod contact;
+pub mod event;
 pub mod field_errors;
 pub mod identity;
 pub mod ids;

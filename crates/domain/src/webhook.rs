@@ -13,6 +13,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::FieldErrors;
+pub use crate::event::EventType;
 use crate::ids::{DeliveryId, SubscriptionId};
 
 /// The resources that emit events.
@@ -21,14 +22,10 @@ pub const EVENT_RESOURCES: [&str; 5] = ["contact", "company", "lead", "pipeline"
 /// Every event type a subscription can name (besides `*` and `<resource>.*`).
 #[must_use]
 pub fn event_types() -> Vec<String> {
-    let mut types: Vec<String> = EVENT_RESOURCES
+    EventType::ALL
         .iter()
-        .flat_map(|r| ["created", "updated", "deleted"].map(|a| format!("{r}.{a}")))
-        .collect();
-    types.push("lead.stage_changed".to_owned());
-    types.push(INVITATION_CREATED.to_owned());
-    types.push(TEST_EVENT_TYPE.to_owned());
-    types
+        .map(|t| t.as_str().to_owned())
+        .collect()
 }
 
 /// Someone was invited into the tenant: the tenant's own system sends the e-mail (the
@@ -63,17 +60,16 @@ pub fn parse_event_filter(filter: &str) -> Result<String, EventFilterError> {
     }
 }
 
-/// Whether an event of `event_type` is wanted by a subscription with `filters`.
+/// Whether an event of `event_type` is wanted by a subscription with `filters`: the one
+/// filter rule. Subscriptions store the event types their filters expand to
+/// ([`SubscriptionDraft::event_types`]), so the store's fan-out tests membership only.
 #[must_use]
-pub fn filters_match(filters: &[String], event_type: &str) -> bool {
+pub fn filters_match(filters: &[String], event_type: EventType) -> bool {
     filters.iter().any(|f| {
         f == "*"
-            || f == event_type
-            || f.strip_suffix(".*").is_some_and(|resource| {
-                event_type
-                    .split_once('.')
-                    .is_some_and(|(r, _)| r == resource)
-            })
+            || f == event_type.as_str()
+            || f.strip_suffix(".*")
+                .is_some_and(|resource| resource == event_type.resource())
     })
 }
 
@@ -317,6 +313,16 @@ impl SubscriptionDraft {
             enabled,
         })
     }
+
+    /// The event types the filters ask for, expanded by [`filters_match`] over the closed
+    /// set of types: what a store keeps beside the filters for its fan-out.
+    #[must_use]
+    pub fn event_types(&self) -> Vec<EventType> {
+        EventType::ALL
+            .into_iter()
+            .filter(|t| filters_match(&self.events, *t))
+            .collect()
+    }
 }
 
 /// A subscription as stored. Its secret is never part of it: it is shown once, at
@@ -498,19 +504,65 @@ mod tests {
     #[test]
     fn filters_match_exact_types_resource_wildcards_and_everything() {
         let filters = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert!(filters_match(&filters(&["*"]), "lead.stage_changed"));
-        assert!(filters_match(&filters(&["contact.*"]), "contact.deleted"));
-        assert!(!filters_match(&filters(&["contact.*"]), "company.created"));
+        assert!(filters_match(&filters(&["*"]), EventType::LeadStageChanged));
+        assert!(filters_match(
+            &filters(&["contact.*"]),
+            EventType::ContactDeleted
+        ));
+        assert!(!filters_match(
+            &filters(&["contact.*"]),
+            EventType::CompanyCreated
+        ));
         assert!(filters_match(
             &filters(&["lead.created", "company.*"]),
-            "lead.created"
+            EventType::LeadCreated
         ));
-        assert!(!filters_match(&filters(&["lead.created"]), "lead.updated"));
+        assert!(!filters_match(
+            &filters(&["lead.created"]),
+            EventType::LeadUpdated
+        ));
+        assert!(filters_match(
+            &filters(&["lead.*"]),
+            EventType::LeadStageChanged
+        ));
         assert!(parse_event_filter("contact.*").is_ok());
         assert!(parse_event_filter("lead.stage_changed").is_ok());
         assert!(parse_event_filter("contact.exploded").is_err());
         assert!(parse_event_filter("nothing.*").is_err());
         assert!(parse_event_filter("").is_err());
+    }
+
+    #[test]
+    fn a_subscription_expands_its_filters_into_the_event_types_it_wants() {
+        let draft = |events: &[&str]| {
+            SubscriptionDraft::new(
+                "https://example.com/hook".to_owned(),
+                None,
+                events.iter().map(|s| (*s).to_owned()).collect(),
+                true,
+            )
+            .expect("valid")
+        };
+        assert_eq!(draft(&["*"]).event_types(), EventType::ALL.to_vec());
+        assert_eq!(
+            draft(&["lead.*"]).event_types(),
+            vec![
+                EventType::LeadCreated,
+                EventType::LeadUpdated,
+                EventType::LeadDeleted,
+                EventType::LeadStageChanged
+            ]
+        );
+        assert_eq!(
+            draft(&["contact.created", "invitation.*"]).event_types(),
+            vec![EventType::ContactCreated, EventType::InvitationCreated]
+        );
+        // Every type a filter can name expands to itself, and every expansion is one
+        // that filters_match accepts.
+        for kind in EventType::ALL {
+            assert_eq!(draft(&[kind.as_str()]).event_types(), vec![kind]);
+            assert_eq!(EventType::parse(kind.as_str()), Some(kind));
+        }
     }
 
     #[test]

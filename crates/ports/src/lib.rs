@@ -7,7 +7,7 @@
 //!
 //! One module per resource, named as in every other layer (`contacts`, `companies`,
 //! `pipelines`, `leads`, `activities`, `identity`, `invitations`, `qr`, `idempotency`,
-//! `webhooks`), plus `unit_of_work` (the transaction and the stores that open it),
+//! `webhooks`, `events`), plus `unit_of_work` (the transaction and the stores that open it),
 //! `services` (hasher, limiter, webhook sender, health, provisioning, clock) and `errors`
 //! (what several ports share). Everything is re-exported here, so callers write
 //! `ports::ContactRepository` whatever the module.
@@ -33,6 +33,7 @@ mod activities;
 mod companies;
 mod contacts;
 mod errors;
+mod events;
 mod idempotency;
 mod identity;
 mod invitations;
@@ -47,6 +48,7 @@ pub use activities::*;
 pub use companies::*;
 pub use contacts::*;
 pub use errors::*;
+pub use events::*;
 pub use idempotency::*;
 pub use identity::*;
 pub use invitations::*;

@@ -14,8 +14,8 @@ use crate::errors::RepoError;
 /// A page of the tenant's event log.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventLogPage {
-    /// Events in log order, rendered as delivered (`{id, type, tenantId, createdAt, data}`).
-    pub events: Vec<serde_json::Value>,
+    /// Events in log order.
+    pub events: Vec<domain::event::DomainEvent>,
     /// The position of the last event returned: pass it as `after` for the next page.
     pub last_position: Option<i64>,
     /// Whether more events follow.
@@ -191,12 +191,10 @@ pub struct ClaimedDelivery {
     pub attempts: i32,
     /// The subscription.
     pub subscription_id: SubscriptionId,
-    /// `evt_…`: the `webhook-id` header.
-    pub event_id: String,
+    /// The event to deliver (its id is the `webhook-id` header).
+    pub event: domain::event::DomainEvent,
     /// Where to.
     pub url: String,
-    /// The exact body.
-    pub payload: String,
     /// The signing secret.
     pub secret: String,
     /// The previous secret, during a rotation.

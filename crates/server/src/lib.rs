@@ -301,7 +301,14 @@ pub async fn deliver_until(
                 Err(error) => tracing::warn!(%error, "webhook history sweep failed"),
             }
         }
-        let idle = match app::webhooks::deliver_due(&store, &sender, &config.worker).await {
+        let idle = match app::webhooks::deliver_due(
+            &store,
+            &sender,
+            &api_actix::events::JsonEventRenderer,
+            &config.worker,
+        )
+        .await
+        {
             Ok(0) => true,
             Ok(attempted) => {
                 tracing::debug!(attempted, "webhook deliveries attempted");

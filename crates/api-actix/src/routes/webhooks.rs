@@ -676,7 +676,13 @@ pub async fn events<S: Store>(
         .has_more
         .then(|| page.last_position.map(|p| p.to_string()))
         .flatten();
-    Ok(list_response(page.events, limit, next))
+    let events = page
+        .events
+        .iter()
+        .map(crate::events::EventResponse::new)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(list_response(events, limit, next))
 }
 
 /// Registers the routes (under `/v1`).
