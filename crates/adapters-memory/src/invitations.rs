@@ -8,7 +8,9 @@ use domain::ids::{InvitationId, TenantId, UserId};
 use domain::token::TokenHash;
 use ports::{InvitationRepository, RepoError};
 
-use crate::{MemoryUnitOfWork, now};
+use time::OffsetDateTime;
+
+use crate::store::MemoryUnitOfWork;
 
 /// One tenant's invitations, with their token hashes.
 #[derive(Clone, Debug, Default)]
@@ -17,17 +19,22 @@ pub(crate) struct InvitationData {
 }
 
 impl InvitationData {
-    fn live(invitation: &Invitation) -> bool {
+    fn live(invitation: &Invitation, now: OffsetDateTime) -> bool {
         invitation.accepted_at.is_none()
             && invitation.revoked_at.is_none()
-            && invitation.expires_at > now()
+            && invitation.expires_at > now
     }
 
     /// The live invitation with this token, for the pre-authentication look-up.
-    pub(crate) fn find(&self, tenant: TenantId, hash: &TokenHash) -> Option<InvitationLookup> {
+    pub(crate) fn find(
+        &self,
+        tenant: TenantId,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Option<InvitationLookup> {
         self.invitations
             .values()
-            .find(|(invitation, stored)| stored.matches(hash) && Self::live(invitation))
+            .find(|(invitation, stored)| stored.matches(hash) && Self::live(invitation, now))
             .map(|(invitation, _)| InvitationLookup {
                 tenant_id: tenant,
                 id: invitation.id,
@@ -47,12 +54,13 @@ impl InvitationRepository for MemoryUnitOfWork {
         &mut self,
         invitation: &NewInvitation,
     ) -> Result<Invitation, RepoError> {
+        let now = self.now();
         let stored = Invitation {
             id: invitation.id,
             email: invitation.email.as_str().to_owned(),
             role: invitation.role,
             invited_by: invitation.invited_by,
-            created_at: now(),
+            created_at: now,
             expires_at: invitation.expires_at,
             accepted_at: None,
             revoked_at: None,
@@ -77,6 +85,7 @@ impl InvitationRepository for MemoryUnitOfWork {
     }
 
     async fn revoke_invitation(&mut self, id: InvitationId) -> Result<Option<bool>, RepoError> {
+        let now = self.now();
         let data = self.data_mut()?;
         let Some((invitation, _)) = data.invitations.invitations.get_mut(&id) else {
             return Ok(None);
@@ -84,7 +93,7 @@ impl InvitationRepository for MemoryUnitOfWork {
         if invitation.accepted_at.is_some() || invitation.revoked_at.is_some() {
             return Ok(Some(false));
         }
-        invitation.revoked_at = Some(now());
+        invitation.revoked_at = Some(now);
         Ok(Some(true))
     }
 
@@ -93,14 +102,15 @@ impl InvitationRepository for MemoryUnitOfWork {
         id: InvitationId,
         _user: UserId,
     ) -> Result<Option<Invitation>, RepoError> {
+        let now = self.now();
         let data = self.data_mut()?;
         let Some((invitation, _)) = data.invitations.invitations.get_mut(&id) else {
             return Ok(None);
         };
-        if !InvitationData::live(invitation) {
+        if !InvitationData::live(invitation, now) {
             return Ok(None);
         }
-        invitation.accepted_at = Some(now());
+        invitation.accepted_at = Some(now);
         Ok(Some(invitation.clone()))
     }
 }

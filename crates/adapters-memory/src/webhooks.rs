@@ -13,7 +13,7 @@ use domain::webhook::{
 use ports::{EventLogPage, RepoError, WebhookRepository};
 use time::OffsetDateTime;
 
-use crate::{MemoryUnitOfWork, now};
+use crate::store::MemoryUnitOfWork;
 
 /// A subscription with what only the worker sees.
 #[derive(Clone, Debug)]
@@ -46,7 +46,8 @@ impl WebhookRepository for MemoryUnitOfWork {
         draft: &SubscriptionDraft,
         secret: &str,
     ) -> Result<Subscription, RepoError> {
-        let at = now();
+        let now = self.now();
+        let at = now;
         let subscription = Subscription {
             id,
             fields: draft.clone(),
@@ -95,6 +96,7 @@ impl WebhookRepository for MemoryUnitOfWork {
         id: SubscriptionId,
         draft: &SubscriptionDraft,
     ) -> Result<Option<Subscription>, RepoError> {
+        let now = self.now();
         let Some(stored) = self.webhooks()?.subscriptions.get_mut(&id) else {
             return Ok(None);
         };
@@ -107,7 +109,7 @@ impl WebhookRepository for MemoryUnitOfWork {
         }
         subscription.fields = draft.clone();
         subscription.version += 1;
-        subscription.updated_at = now().max(subscription.updated_at);
+        subscription.updated_at = now.max(subscription.updated_at);
         Ok(Some(subscription.clone()))
     }
 
@@ -137,7 +139,8 @@ impl WebhookRepository for MemoryUnitOfWork {
         &mut self,
         id: SubscriptionId,
     ) -> Result<Option<(String, Option<String>)>, RepoError> {
-        let at = now();
+        let now = self.now();
+        let at = now;
         Ok(self.webhooks()?.subscriptions.get(&id).map(|s| {
             let previous = s
                 .previous
@@ -191,7 +194,8 @@ impl WebhookRepository for MemoryUnitOfWork {
         subscription: SubscriptionId,
         id: DeliveryId,
     ) -> Result<Option<Delivery>, RepoError> {
-        let at = now();
+        let now = self.now();
+        let at = now;
         Ok(self
             .webhooks()?
             .deliveries

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use domain::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use domain::principal::{Actor, Principal, Role, Scopes};
 use domain::token::TokenHash;
-use ports::{CommitSlot, RepoError, TenantStore, UnitOfWork};
+use ports::{Clock, CommitSlot, RepoError, SystemClock, TenantStore, UnitOfWork};
 use sea_orm::sqlx::Row as _;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::{
@@ -576,6 +576,22 @@ impl TenantStore for PgStore {
             tenant,
             Arc::clone(&self.availability),
         ))
+    }
+}
+
+/// The use cases' "now" ([`Clock`]) is the system clock: the SQL decides expiries by the
+/// database's `now()`, which follows the same wall clock, so no other clock could be made
+/// to agree with it.
+impl Clock for PgStore {
+    fn now(&self) -> time::OffsetDateTime {
+        SystemClock.now()
+    }
+}
+
+/// As [`PgStore`]'s: the system clock.
+impl Clock for PgUnitOfWork {
+    fn now(&self) -> time::OffsetDateTime {
+        SystemClock.now()
     }
 }
 

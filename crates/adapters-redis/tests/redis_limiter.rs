@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use adapters_memory::GovernorRateLimiter;
+use adapters_governor::GovernorRateLimiter;
 use adapters_redis::RedisRateLimiter;
 use domain::rate_limit::{RatePolicies, RatePolicy};
 use ports::RateLimiter;

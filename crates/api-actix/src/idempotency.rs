@@ -212,7 +212,7 @@ async fn read_body(payload: &mut Payload) -> Result<Option<web::Bytes>, Error> {
 
 /// After the handler: stores a committed 2xx with its change and commits both; answers
 /// a replay. Any failure to commit turns the answer into that error: nothing was written.
-async fn finish<U: UnitOfWork + 'static>(
+async fn finish<U: UnitOfWork + IdempotencyRepository + 'static>(
     response: ServiceResponse<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let replayed = response.request().extensions_mut().remove::<Replay>();

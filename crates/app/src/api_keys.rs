@@ -5,7 +5,7 @@ use domain::identity::{ApiKeyRecord, NewApiKey, display_name};
 use domain::ids::ApiKeyId;
 use domain::principal::{Forbidden, Permission, Principal, Scopes};
 use domain::token::{SecretToken, TokenKind};
-use ports::{RepoError, UnitOfWork};
+use ports::{Clock, IdentityRepository, RepoError, UnitOfWork};
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -52,7 +52,7 @@ pub struct CreatedKey {
 ///
 /// # Errors
 /// [`ApiKeyError::Forbidden`], [`ApiKeyError::Invalid`], storage.
-pub async fn create_api_key<U: UnitOfWork>(
+pub async fn create_api_key<U: UnitOfWork + Clock + IdentityRepository>(
     mut uow: U,
     principal: &Principal,
     input: NewKeyInput,
@@ -62,7 +62,7 @@ pub async fn create_api_key<U: UnitOfWork>(
     let name = errors.check("name", display_name(&input.name));
     let scopes = errors.check("scopes", Scopes::parse(&input.scopes));
     if let Some(expires_at) = input.expires_at
-        && expires_at <= OffsetDateTime::now_utc()
+        && expires_at <= uow.now()
     {
         errors.add("expiresAt", "must be in the future");
     }
@@ -97,7 +97,7 @@ pub async fn create_api_key<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`ApiKeyError::Forbidden`], storage.
-pub async fn list_api_keys<U: UnitOfWork>(
+pub async fn list_api_keys<U: UnitOfWork + IdentityRepository>(
     mut uow: U,
     principal: &Principal,
 ) -> Result<Vec<ApiKeyRecord>, ApiKeyError> {
@@ -111,7 +111,7 @@ pub async fn list_api_keys<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`ApiKeyError::Forbidden`], [`ApiKeyError::NotFound`], storage.
-pub async fn get_api_key<U: UnitOfWork>(
+pub async fn get_api_key<U: UnitOfWork + IdentityRepository>(
     mut uow: U,
     principal: &Principal,
     id: ApiKeyId,
@@ -126,7 +126,7 @@ pub async fn get_api_key<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`ApiKeyError::Forbidden`], [`ApiKeyError::NotFound`], storage.
-pub async fn revoke_api_key<U: UnitOfWork>(
+pub async fn revoke_api_key<U: UnitOfWork + IdentityRepository>(
     mut uow: U,
     principal: &Principal,
     id: ApiKeyId,

@@ -14,7 +14,10 @@ use domain::company::{CompanyDraft, CompanyInput};
 use domain::contact::{ContactDraft, ContactInput};
 use domain::ids::{CompanyId, ContactId};
 use domain::principal::{Forbidden, Permission, Principal};
-use ports::{CompanyWriteError, ContactWriteError, RepoError, UnitOfWork};
+use ports::{
+    CompanyRepository, CompanyWriteError, ContactRepository, ContactWriteError, IdentityRepository,
+    RepoError, UnitOfWork,
+};
 use thiserror::Error;
 
 /// Most items in one batch.
@@ -104,7 +107,9 @@ fn rejected(outcomes: Vec<ItemOutcome>) -> BatchError {
 ///
 /// # Errors
 /// [`BatchError`]; on [`BatchError::Rejected`] nothing was written.
-pub async fn batch_contacts<U: UnitOfWork>(
+pub async fn batch_contacts<
+    U: UnitOfWork + ContactRepository + CompanyRepository + IdentityRepository,
+>(
     mut uow: U,
     principal: &Principal,
     mode: BatchMode,
@@ -272,7 +277,7 @@ pub async fn batch_contacts<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`BatchError`]; on [`BatchError::Rejected`] nothing was written.
-pub async fn batch_companies<U: UnitOfWork>(
+pub async fn batch_companies<U: UnitOfWork + CompanyRepository>(
     mut uow: U,
     principal: &Principal,
     mode: BatchMode,

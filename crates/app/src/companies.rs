@@ -7,7 +7,7 @@ use domain::company::{
 use domain::contact::{ContactPage, ContactQuery};
 use domain::ids::CompanyId;
 use domain::principal::{Forbidden, Permission, Principal};
-use ports::{CompanyWriteError, RepoError, UnitOfWork};
+use ports::{CompanyRepository, CompanyWriteError, ContactRepository, RepoError, UnitOfWork};
 use thiserror::Error;
 
 use crate::contacts::IfMatch;
@@ -67,7 +67,7 @@ const WRITE: Permission = Permission::ContactsWrite;
 ///
 /// # Errors
 /// Permission, storage.
-pub async fn list_companies<U: UnitOfWork>(
+pub async fn list_companies<U: UnitOfWork + CompanyRepository>(
     mut uow: U,
     principal: &Principal,
     query: CompanyQuery,
@@ -82,7 +82,7 @@ pub async fn list_companies<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CompanyError::NotFound`], permission, storage.
-pub async fn get_company<U: UnitOfWork>(
+pub async fn get_company<U: UnitOfWork + CompanyRepository>(
     mut uow: U,
     principal: &Principal,
     id: CompanyId,
@@ -100,7 +100,7 @@ pub async fn get_company<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CompanyError::NotFound`], permission, storage.
-pub async fn company_contacts<U: UnitOfWork>(
+pub async fn company_contacts<U: UnitOfWork + ContactRepository + CompanyRepository>(
     mut uow: U,
     principal: &Principal,
     id: CompanyId,
@@ -120,7 +120,7 @@ pub async fn company_contacts<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CompanyError::Invalid`], [`CompanyError::DuplicateDomain`], permission, storage.
-pub async fn create_company<U: UnitOfWork>(
+pub async fn create_company<U: UnitOfWork + CompanyRepository>(
     mut uow: U,
     principal: &Principal,
     input: CompanyInput,
@@ -145,7 +145,7 @@ pub enum CompanyChange {
 ///
 /// # Errors
 /// As the other writes, plus [`CompanyError::PreconditionFailed`].
-pub async fn update_company<U: UnitOfWork>(
+pub async fn update_company<U: UnitOfWork + CompanyRepository>(
     mut uow: U,
     principal: &Principal,
     id: CompanyId,
@@ -176,7 +176,7 @@ pub async fn update_company<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CompanyError::NotFound`], [`CompanyError::PreconditionFailed`], permission, storage.
-pub async fn delete_company<U: UnitOfWork>(
+pub async fn delete_company<U: UnitOfWork + CompanyRepository>(
     mut uow: U,
     principal: &Principal,
     id: CompanyId,

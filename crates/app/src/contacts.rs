@@ -6,7 +6,7 @@ use domain::contact::{
 };
 use domain::ids::ContactId;
 use domain::principal::{Forbidden, Permission, Principal};
-use ports::{ContactWriteError, RepoError, UnitOfWork};
+use ports::{ContactRepository, ContactWriteError, RepoError, UnitOfWork};
 use thiserror::Error;
 
 /// Every way a contact use case can fail. The API maps each variant to one status.
@@ -90,7 +90,7 @@ impl IfMatch {
 ///
 /// # Errors
 /// [`ContactError::Forbidden`] without `contacts:read`; storage errors.
-pub async fn list_contacts<U: UnitOfWork>(
+pub async fn list_contacts<U: UnitOfWork + ContactRepository>(
     mut uow: U,
     principal: &Principal,
     query: ContactQuery,
@@ -105,7 +105,7 @@ pub async fn list_contacts<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`ContactError::NotFound`] when it is not in the caller's tenant.
-pub async fn get_contact<U: UnitOfWork>(
+pub async fn get_contact<U: UnitOfWork + ContactRepository>(
     mut uow: U,
     principal: &Principal,
     id: ContactId,
@@ -123,7 +123,7 @@ pub async fn get_contact<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`ContactError::Invalid`], [`ContactError::DuplicateEmail`], permission and storage.
-pub async fn create_contact<U: UnitOfWork>(
+pub async fn create_contact<U: UnitOfWork + ContactRepository>(
     mut uow: U,
     principal: &Principal,
     input: ContactInput,
@@ -150,7 +150,7 @@ pub enum ContactChange {
 /// # Errors
 /// [`ContactError::NotFound`], [`ContactError::PreconditionFailed`],
 /// [`ContactError::Invalid`], [`ContactError::DuplicateEmail`], permission and storage.
-pub async fn update_contact<U: UnitOfWork>(
+pub async fn update_contact<U: UnitOfWork + ContactRepository>(
     mut uow: U,
     principal: &Principal,
     id: ContactId,
@@ -183,7 +183,7 @@ pub async fn update_contact<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`ContactError::NotFound`], [`ContactError::PreconditionFailed`], permission, storage.
-pub async fn delete_contact<U: UnitOfWork>(
+pub async fn delete_contact<U: UnitOfWork + ContactRepository>(
     mut uow: U,
     principal: &Principal,
     id: ContactId,

@@ -9,9 +9,11 @@ use domain::identity::NewUser;
 use domain::ids::{CompanyId, ContactId, TenantId, UserId};
 use domain::lead::{LeadDraft, LeadId, LeadInput};
 use domain::principal::Role;
-use ports::{IdentityRepository, PreAuthStore, RepoError, TenantStore, UnitOfWork};
+use ports::{
+    ActivityRepository, Clock, CompanyRepository, ContactRepository, IdentityRepository,
+    LeadRepository, PipelineRepository, PreAuthStore, RepoError, TenantStore, UnitOfWork,
+};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::auth::AuthSettings;
 use crate::identity::{ClientInfo, IdentityError, SessionGrant, UserSummary, open_session};
@@ -128,7 +130,18 @@ fn demo_error(what: &str, error: impl std::fmt::Display) -> RepoError {
 }
 
 /// The sandbox's companies, contacts, leads and activities: something on every screen.
-async fn seed<U: UnitOfWork>(uow: &mut U, owner: UserId) -> Result<(), RepoError> {
+async fn seed<
+    U: UnitOfWork
+        + Clock
+        + ContactRepository
+        + CompanyRepository
+        + PipelineRepository
+        + LeadRepository
+        + ActivityRepository,
+>(
+    uow: &mut U,
+    owner: UserId,
+) -> Result<(), RepoError> {
     let mut companies = Vec::with_capacity(COMPANIES.len());
     for (name, domain, industry, size, city, country) in COMPANIES {
         let draft = CompanyDraft::new(CompanyInput {
@@ -184,7 +197,7 @@ async fn seed<U: UnitOfWork>(uow: &mut U, owner: UserId) -> Result<(), RepoError
         .into_iter()
         .find(|p| p.is_default)
         .ok_or_else(|| RepoError::Unexpected("a sandbox without its default pipeline".into()))?;
-    let today = OffsetDateTime::now_utc();
+    let today = uow.now();
     let mut leads = Vec::with_capacity(LEADS.len());
     for (index, (title, contact, stage, value, currency, source)) in LEADS.iter().enumerate() {
         let (contact_id, company_id) = contacts.get(*contact).copied().unzip();
@@ -278,8 +291,8 @@ pub async fn demo_login<S: TenantStore>(
     client: &ClientInfo,
 ) -> Result<SessionGrant, IdentityError> {
     let tenant_id = TenantId::new();
-    let expires_at = OffsetDateTime::now_utc() + settings.demo_ttl;
     let mut uow = store.begin_for_tenant(tenant_id).await?;
+    let expires_at = uow.now() + settings.demo_ttl;
     let tenant = uow
         .insert_tenant("Demo workspace", Some(expires_at))
         .await?;

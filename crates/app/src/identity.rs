@@ -8,8 +8,8 @@ use domain::password::Password;
 use domain::principal::{Actor, Principal, Role};
 use domain::token::{SecretToken, TokenKind};
 use ports::{
-    IdentityRepository, IdentityWriteError, PasswordHasher, PreAuthStore, RepoError, TenantStore,
-    UnitOfWork,
+    Clock, IdentityRepository, IdentityWriteError, PasswordHasher, PreAuthStore, RepoError,
+    TenantStore, UnitOfWork,
 };
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -105,19 +105,15 @@ pub struct SignupInput {
     pub password: String,
 }
 
-fn session_expiry(settings: &AuthSettings) -> OffsetDateTime {
-    OffsetDateTime::now_utc() + settings.session_ttl
-}
-
 /// Adds a session for `user` to the unit of work and returns its token.
-pub(crate) async fn open_session<U: UnitOfWork>(
+pub(crate) async fn open_session<U: UnitOfWork + Clock + IdentityRepository>(
     uow: &mut U,
     user: UserId,
     settings: &AuthSettings,
     client: &ClientInfo,
 ) -> Result<(SecretToken, OffsetDateTime), IdentityError> {
     let token = generate(TokenKind::Session)?;
-    let expires_at = session_expiry(settings);
+    let expires_at = uow.now() + settings.session_ttl;
     uow.insert_session(&NewSession {
         id: SessionId::new(),
         user_id: user,
@@ -254,7 +250,10 @@ pub async fn login<S: TenantStore + PreAuthStore>(
 ///
 /// # Errors
 /// [`IdentityError::SessionRequired`] for API keys; storage.
-pub async fn logout<U: UnitOfWork>(mut uow: U, principal: &Principal) -> Result<(), IdentityError> {
+pub async fn logout<U: UnitOfWork + IdentityRepository>(
+    mut uow: U,
+    principal: &Principal,
+) -> Result<(), IdentityError> {
     let Actor::User { session_id, .. } = &principal.actor else {
         return Err(IdentityError::SessionRequired);
     };

@@ -17,11 +17,10 @@ use domain::password::Password;
 use domain::principal::{Actor, Forbidden, Permission, Principal, Role};
 use domain::token::{SecretToken, TokenKind};
 use ports::{
-    IdentityRepository, IdentityWriteError, InvitationRepository, PasswordHasher, PreAuthStore,
-    RepoError, TenantStore, UnitOfWork,
+    Clock, IdentityRepository, IdentityWriteError, InvitationRepository, PasswordHasher,
+    PreAuthStore, RepoError, TenantStore, UnitOfWork,
 };
 use thiserror::Error;
-use time::OffsetDateTime;
 
 use crate::auth::{AuthSettings, Credential, authenticate};
 use crate::identity::{ClientInfo, SessionGrant, UserSummary, open_session};
@@ -111,7 +110,9 @@ pub fn require_may_grant(principal: &Principal, role: Role) -> Result<(), Forbid
 /// # Errors
 /// [`InvitationError::Forbidden`], [`InvitationError::Invalid`],
 /// [`InvitationError::DemoSandbox`], storage.
-pub async fn create_invitation<U: UnitOfWork>(
+pub async fn create_invitation<
+    U: UnitOfWork + Clock + IdentityRepository + InvitationRepository,
+>(
     mut uow: U,
     principal: &Principal,
     input: InviteInput,
@@ -134,7 +135,7 @@ pub async fn create_invitation<U: UnitOfWork>(
             role: input.role,
             token_hash: token.hash(),
             invited_by: principal.acting_for(),
-            expires_at: OffsetDateTime::now_utc() + INVITATION_TTL,
+            expires_at: uow.now() + INVITATION_TTL,
         })
         .await?;
     uow.commit().await?;
@@ -145,7 +146,7 @@ pub async fn create_invitation<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`InvitationError::Forbidden`], storage.
-pub async fn list_invitations<U: UnitOfWork>(
+pub async fn list_invitations<U: UnitOfWork + InvitationRepository>(
     mut uow: U,
     principal: &Principal,
 ) -> Result<Vec<Invitation>, InvitationError> {
@@ -160,7 +161,7 @@ pub async fn list_invitations<U: UnitOfWork>(
 /// # Errors
 /// [`InvitationError::Forbidden`], [`InvitationError::NotFound`],
 /// [`InvitationError::NotPending`], storage.
-pub async fn revoke_invitation<U: UnitOfWork>(
+pub async fn revoke_invitation<U: UnitOfWork + InvitationRepository>(
     mut uow: U,
     principal: &Principal,
     id: InvitationId,

@@ -11,7 +11,10 @@ use domain::ids::{CompanyId, ContactId};
 use domain::lead::{Lead, LeadDraft, LeadId, LeadInput, LeadPage, LeadPatch, LeadQuery};
 use domain::pipeline::{Pipeline, StageId};
 use domain::principal::{Forbidden, Permission, Principal};
-use ports::{CrmWriteError, RepoError, UnitOfWork};
+use ports::{
+    ActivityRepository, CompanyRepository, ContactRepository, CrmWriteError, LeadRepository,
+    PipelineRepository, RepoError, UnitOfWork,
+};
 use thiserror::Error;
 
 use crate::contacts::IfMatch;
@@ -73,7 +76,10 @@ fn precondition(if_match: Option<&IfMatch>, etag: String) -> Result<(), CrmError
 
 /// Fills in the pipeline and stage: a stage names its pipeline; a pipeline alone means its
 /// first stage; neither means the default pipeline's first stage.
-async fn place<U: UnitOfWork>(uow: &mut U, input: &mut LeadInput) -> Result<(), CrmError> {
+async fn place<U: UnitOfWork + PipelineRepository>(
+    uow: &mut U,
+    input: &mut LeadInput,
+) -> Result<(), CrmError> {
     let pipelines = uow.list_pipelines().await?;
     let holder = |stage: StageId| {
         pipelines
@@ -119,7 +125,7 @@ fn stage_name(pipelines: &[Pipeline], stage: StageId) -> String {
 
 /// Writes a lead's new state; when its stage changed, records the move as a note on the
 /// lead's timeline in the same unit of work.
-async fn change_stage<U: UnitOfWork>(
+async fn change_stage<U: UnitOfWork + PipelineRepository + LeadRepository + ActivityRepository>(
     uow: &mut U,
     current: &Lead,
     draft: &LeadDraft,
@@ -152,7 +158,9 @@ async fn change_stage<U: UnitOfWork>(
 
 /// Moves every lead of `from` to `to` (stages of `pipeline`), one by one through the
 /// stage-change rule, so each move is noted on the lead's timeline.
-pub(crate) async fn move_all<U: UnitOfWork>(
+pub(crate) async fn move_all<
+    U: UnitOfWork + PipelineRepository + LeadRepository + ActivityRepository,
+>(
     uow: &mut U,
     pipeline: domain::pipeline::PipelineId,
     from: StageId,
@@ -186,7 +194,7 @@ pub(crate) async fn move_all<U: UnitOfWork>(
 ///
 /// # Errors
 /// Permission, storage.
-pub async fn list_leads<U: UnitOfWork>(
+pub async fn list_leads<U: UnitOfWork + LeadRepository>(
     mut uow: U,
     principal: &Principal,
     query: LeadQuery,
@@ -201,7 +209,7 @@ pub async fn list_leads<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CrmError::NotFound`], permission, storage.
-pub async fn get_lead<U: UnitOfWork>(
+pub async fn get_lead<U: UnitOfWork + LeadRepository>(
     mut uow: U,
     principal: &Principal,
     id: LeadId,
@@ -216,7 +224,7 @@ pub async fn get_lead<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CrmError::Invalid`] (also for references outside the tenant), permission, storage.
-pub async fn create_lead<U: UnitOfWork>(
+pub async fn create_lead<U: UnitOfWork + PipelineRepository + LeadRepository>(
     mut uow: U,
     principal: &Principal,
     mut input: LeadInput,
@@ -244,7 +252,9 @@ pub enum LeadChange {
 ///
 /// # Errors
 /// As create, plus [`CrmError::NotFound`], [`CrmError::PreconditionFailed`].
-pub async fn update_lead<U: UnitOfWork>(
+pub async fn update_lead<
+    U: UnitOfWork + PipelineRepository + LeadRepository + ActivityRepository,
+>(
     mut uow: U,
     principal: &Principal,
     id: LeadId,
@@ -289,7 +299,7 @@ pub async fn update_lead<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CrmError::NotFound`], precondition, permission, storage.
-pub async fn delete_lead<U: UnitOfWork>(
+pub async fn delete_lead<U: UnitOfWork + LeadRepository>(
     mut uow: U,
     principal: &Principal,
     id: LeadId,
@@ -318,7 +328,9 @@ pub enum TimelineOf {
 ///
 /// # Errors
 /// [`CrmError::NotFound`], permission, storage.
-pub async fn list_activities<U: UnitOfWork>(
+pub async fn list_activities<
+    U: UnitOfWork + ContactRepository + CompanyRepository + LeadRepository + ActivityRepository,
+>(
     mut uow: U,
     principal: &Principal,
     of: Option<TimelineOf>,
@@ -353,7 +365,7 @@ pub async fn list_activities<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CrmError::NotFound`], permission, storage.
-pub async fn get_activity<U: UnitOfWork>(
+pub async fn get_activity<U: UnitOfWork + ActivityRepository>(
     mut uow: U,
     principal: &Principal,
     id: ActivityId,
@@ -371,7 +383,7 @@ pub async fn get_activity<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CrmError::Invalid`], permission, storage.
-pub async fn create_activity<U: UnitOfWork>(
+pub async fn create_activity<U: UnitOfWork + ActivityRepository>(
     mut uow: U,
     principal: &Principal,
     input: ActivityInput,
@@ -396,7 +408,7 @@ pub enum ActivityChange {
 ///
 /// # Errors
 /// As create, plus [`CrmError::NotFound`], [`CrmError::PreconditionFailed`].
-pub async fn update_activity<U: UnitOfWork>(
+pub async fn update_activity<U: UnitOfWork + ActivityRepository>(
     mut uow: U,
     principal: &Principal,
     id: ActivityId,
@@ -427,7 +439,7 @@ pub async fn update_activity<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`CrmError::NotFound`], precondition, permission, storage.
-pub async fn delete_activity<U: UnitOfWork>(
+pub async fn delete_activity<U: UnitOfWork + ActivityRepository>(
     mut uow: U,
     principal: &Principal,
     id: ActivityId,

@@ -5,7 +5,7 @@
 use domain::identity::Member;
 use domain::ids::UserId;
 use domain::principal::{Forbidden, Permission, Principal, Role};
-use ports::{RepoError, UnitOfWork};
+use ports::{IdentityRepository, RepoError, UnitOfWork};
 use thiserror::Error;
 
 /// Every way a member use case can fail.
@@ -37,7 +37,7 @@ fn require_assignable(principal: &Principal, role: Role) -> Result<(), MemberErr
 ///
 /// # Errors
 /// [`MemberError::Forbidden`], storage.
-pub async fn list_members<U: UnitOfWork>(
+pub async fn list_members<U: UnitOfWork + IdentityRepository>(
     mut uow: U,
     principal: &Principal,
 ) -> Result<Vec<Member>, MemberError> {
@@ -47,7 +47,7 @@ pub async fn list_members<U: UnitOfWork>(
     Ok(members)
 }
 
-async fn ensure_not_last_owner<U: UnitOfWork>(
+async fn ensure_not_last_owner<U: UnitOfWork + IdentityRepository>(
     uow: &mut U,
     member: &Member,
 ) -> Result<(), MemberError> {
@@ -64,7 +64,7 @@ async fn ensure_not_last_owner<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`MemberError::Forbidden`], [`MemberError::NotFound`], [`MemberError::LastOwner`], storage.
-pub async fn change_member_role<U: UnitOfWork>(
+pub async fn change_member_role<U: UnitOfWork + IdentityRepository>(
     mut uow: U,
     principal: &Principal,
     user: UserId,
@@ -95,7 +95,7 @@ pub async fn change_member_role<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`MemberError::Forbidden`], [`MemberError::NotFound`], [`MemberError::LastOwner`], storage.
-pub async fn remove_member<U: UnitOfWork>(
+pub async fn remove_member<U: UnitOfWork + IdentityRepository>(
     mut uow: U,
     principal: &Principal,
     user: UserId,

@@ -8,7 +8,10 @@ use domain::pipeline::{
 };
 use domain::principal::{Forbidden, Permission, Principal};
 use domain::text::single_line;
-use ports::{PipelineWriteError, RepoError, UnitOfWork};
+use ports::{
+    ActivityRepository, LeadRepository, PipelineRepository, PipelineWriteError, RepoError,
+    UnitOfWork,
+};
 use thiserror::Error;
 
 use crate::contacts::IfMatch;
@@ -59,7 +62,7 @@ impl From<PipelineWriteError> for PipelineError {
 const READ: Permission = Permission::ContactsRead;
 const WRITE: Permission = Permission::ContactsWrite;
 
-async fn locked<U: UnitOfWork>(
+async fn locked<U: UnitOfWork + PipelineRepository>(
     uow: &mut U,
     id: PipelineId,
     if_match: Option<&IfMatch>,
@@ -99,7 +102,7 @@ fn drafts(pipeline: &Pipeline) -> Vec<(StageId, StageDraft)> {
 ///
 /// # Errors
 /// Permission, storage.
-pub async fn list_pipelines<U: UnitOfWork>(
+pub async fn list_pipelines<U: UnitOfWork + PipelineRepository>(
     mut uow: U,
     principal: &Principal,
 ) -> Result<Vec<Pipeline>, PipelineError> {
@@ -113,7 +116,7 @@ pub async fn list_pipelines<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`PipelineError::NotFound`], permission, storage.
-pub async fn get_pipeline<U: UnitOfWork>(
+pub async fn get_pipeline<U: UnitOfWork + PipelineRepository>(
     mut uow: U,
     principal: &Principal,
     id: PipelineId,
@@ -131,7 +134,7 @@ pub async fn get_pipeline<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`PipelineError::Invalid`], permission, storage.
-pub async fn create_pipeline<U: UnitOfWork>(
+pub async fn create_pipeline<U: UnitOfWork + PipelineRepository>(
     mut uow: U,
     principal: &Principal,
     name: &str,
@@ -148,7 +151,7 @@ pub async fn create_pipeline<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`PipelineError::NotFound`], [`PipelineError::PreconditionFailed`], invalid name.
-pub async fn rename_pipeline<U: UnitOfWork>(
+pub async fn rename_pipeline<U: UnitOfWork + PipelineRepository>(
     mut uow: U,
     principal: &Principal,
     id: PipelineId,
@@ -175,7 +178,7 @@ pub async fn rename_pipeline<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`PipelineError::DefaultPipeline`], [`PipelineError::InUse`], not found, precondition.
-pub async fn delete_pipeline<U: UnitOfWork>(
+pub async fn delete_pipeline<U: UnitOfWork + PipelineRepository>(
     mut uow: U,
     principal: &Principal,
     id: PipelineId,
@@ -229,7 +232,9 @@ pub enum StageChange {
 /// # Errors
 /// [`PipelineError::NotFound`] (pipeline or stage), [`PipelineError::Invalid`],
 /// [`PipelineError::LastStage`], [`PipelineError::InUse`], precondition, permission.
-pub async fn change_stages<U: UnitOfWork>(
+pub async fn change_stages<
+    U: UnitOfWork + PipelineRepository + LeadRepository + ActivityRepository,
+>(
     mut uow: U,
     principal: &Principal,
     id: PipelineId,

@@ -9,7 +9,10 @@ use domain::identity::{NewQrSession, QrRequester, QrStatus};
 use domain::ids::{QrSessionId, SessionId};
 use domain::principal::{Actor, Principal};
 use domain::token::{SecretToken, TokenKind};
-use ports::{NewQrLoginSession, PreAuthStore, QrDecision, QrPoll, QrScan, RepoError, UnitOfWork};
+use ports::{
+    Clock, NewQrLoginSession, PreAuthStore, QrDecision, QrPoll, QrRepository, QrScan, RepoError,
+    UnitOfWork,
+};
 use qrcode::QrCode;
 use qrcode::render::svg;
 use thiserror::Error;
@@ -95,7 +98,7 @@ pub fn qr_svg(text: &str) -> Result<String, QrError> {
 ///
 /// # Errors
 /// Storage failures.
-pub async fn generate_qr<P: PreAuthStore>(
+pub async fn generate_qr<P: PreAuthStore + Clock>(
     store: &P,
     settings: &AuthSettings,
     client: &ClientInfo,
@@ -103,7 +106,7 @@ pub async fn generate_qr<P: PreAuthStore>(
     let code = generate(TokenKind::QrCode)?;
     let poll_token = generate(TokenKind::QrPoll)?;
     let session_id = QrSessionId::new();
-    let expires_at = OffsetDateTime::now_utc() + settings.qr_ttl;
+    let expires_at = store.now() + settings.qr_ttl;
     store
         .qr_create(&NewQrSession {
             id: session_id,
@@ -137,7 +140,7 @@ fn scanning_user(principal: &Principal) -> Result<domain::ids::UserId, QrError> 
 ///
 /// # Errors
 /// [`QrError::NotFound`], [`QrError::Expired`], [`QrError::AlreadyUsed`], [`QrError::SessionRequired`].
-pub async fn scan_qr<U: UnitOfWork>(
+pub async fn scan_qr<U: UnitOfWork + QrRepository>(
     mut uow: U,
     principal: &Principal,
     code: &str,
@@ -170,7 +173,7 @@ fn decided(outcome: QrDecision) -> Result<(), QrError> {
 ///
 /// # Errors
 /// As [`scan_qr`].
-pub async fn link_qr<U: UnitOfWork>(
+pub async fn link_qr<U: UnitOfWork + QrRepository>(
     mut uow: U,
     principal: &Principal,
     id: QrSessionId,
@@ -185,7 +188,7 @@ pub async fn link_qr<U: UnitOfWork>(
 ///
 /// # Errors
 /// As [`scan_qr`].
-pub async fn cancel_qr<U: UnitOfWork>(
+pub async fn cancel_qr<U: UnitOfWork + QrRepository>(
     mut uow: U,
     principal: &Principal,
     id: QrSessionId,
@@ -200,7 +203,7 @@ pub async fn cancel_qr<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`QrError::NotFound`], [`QrError::WrongPollToken`], [`QrError::SlowDown`], storage.
-pub async fn poll_qr<P: PreAuthStore>(
+pub async fn poll_qr<P: PreAuthStore + Clock>(
     store: &P,
     settings: &AuthSettings,
     id: QrSessionId,
@@ -210,7 +213,7 @@ pub async fn poll_qr<P: PreAuthStore>(
         return Err(QrError::WrongPollToken);
     };
     let token = generate(TokenKind::Session)?;
-    let expires_at = OffsetDateTime::now_utc() + settings.session_ttl;
+    let expires_at = store.now() + settings.session_ttl;
     let session = NewQrLoginSession {
         id: SessionId::new(),
         token_hash: token.hash(),

@@ -13,12 +13,11 @@ use domain::webhook::{
     next_step,
 };
 use ports::{
-    DeliveryQueue, EventLogPage, EventRenderer, OutgoingWebhook, RepoError, TenantStore,
+    Clock, DeliveryQueue, EventLogPage, EventRenderer, OutgoingWebhook, RepoError, TenantStore,
     UnitOfWork, WebhookRepository, WebhookSendError, WebhookSender,
 };
 use rand::{Rng, RngCore};
 use thiserror::Error;
-use time::OffsetDateTime;
 
 /// Why a webhook operation failed.
 #[derive(Debug, Error)]
@@ -156,7 +155,7 @@ async fn vetted<S: WebhookSender + ?Sized>(sender: &S, url: &str) -> Result<(), 
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn create_subscription<U: UnitOfWork>(
+pub async fn create_subscription<U: UnitOfWork + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
     draft: VettedDraft,
@@ -177,7 +176,7 @@ pub async fn create_subscription<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn list_subscriptions<U: UnitOfWork>(
+pub async fn list_subscriptions<U: UnitOfWork + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
 ) -> Result<Vec<Subscription>, WebhookError> {
@@ -189,7 +188,7 @@ pub async fn list_subscriptions<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`WebhookError::NotFound`] and the others.
-pub async fn get_subscription<U: UnitOfWork>(
+pub async fn get_subscription<U: UnitOfWork + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
     id: SubscriptionId,
@@ -220,7 +219,7 @@ pub struct SubscriptionPatch {
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn update_subscription<U: UnitOfWork>(
+pub async fn update_subscription<U: UnitOfWork + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
     id: SubscriptionId,
@@ -256,7 +255,7 @@ impl SubscriptionPatch {
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn delete_subscription<U: UnitOfWork>(
+pub async fn delete_subscription<U: UnitOfWork + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
     id: SubscriptionId,
@@ -273,7 +272,7 @@ pub async fn delete_subscription<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn rotate_secret<U: UnitOfWork>(
+pub async fn rotate_secret<U: UnitOfWork + Clock + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
     id: SubscriptionId,
@@ -281,7 +280,7 @@ pub async fn rotate_secret<U: UnitOfWork>(
 ) -> Result<WithSecret, WebhookError> {
     principal.require(Permission::WebhooksManage)?;
     let secret = new_secret()?;
-    let until = OffsetDateTime::now_utc() + grace;
+    let until = uow.now() + grace;
     if !uow.rotate_secret(id, secret.expose(), until).await? {
         return Err(WebhookError::NotFound);
     }
@@ -300,7 +299,7 @@ pub async fn rotate_secret<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn list_deliveries<U: UnitOfWork>(
+pub async fn list_deliveries<U: UnitOfWork + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
     subscription: SubscriptionId,
@@ -318,7 +317,7 @@ pub async fn list_deliveries<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn get_delivery<U: UnitOfWork>(
+pub async fn get_delivery<U: UnitOfWork + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
     subscription: SubscriptionId,
@@ -334,7 +333,7 @@ pub async fn get_delivery<U: UnitOfWork>(
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn retry_delivery<U: UnitOfWork>(
+pub async fn retry_delivery<U: UnitOfWork + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
     subscription: SubscriptionId,
@@ -369,7 +368,7 @@ pub struct TestOutcome {
 ///
 /// # Errors
 /// [`WebhookError`] (the endpoint's own failure is part of the outcome, not an error).
-pub async fn send_test<U: UnitOfWork, S: WebhookSender + ?Sized>(
+pub async fn send_test<U: UnitOfWork + Clock + WebhookRepository, S: WebhookSender + ?Sized>(
     mut uow: U,
     principal: &Principal,
     sender: &S,
@@ -384,11 +383,11 @@ pub async fn send_test<U: UnitOfWork, S: WebhookSender + ?Sized>(
         .signing_secrets(id)
         .await?
         .ok_or(WebhookError::NotFound)?;
+    let now = uow.now();
     drop(uow);
     let secret = WebhookSecret::parse(&secret)
         .map_err(|e| RepoError::Unexpected(format!("stored secret: {e}")))?;
     let previous = previous.and_then(|p| WebhookSecret::parse(&p).ok());
-    let now = OffsetDateTime::now_utc();
     let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
     let body = serde_json::json!({
         "id": event_id,
@@ -436,7 +435,7 @@ pub async fn send_test<U: UnitOfWork, S: WebhookSender + ?Sized>(
 ///
 /// # Errors
 /// [`WebhookError`].
-pub async fn list_events<U: UnitOfWork>(
+pub async fn list_events<U: UnitOfWork + WebhookRepository>(
     mut uow: U,
     principal: &Principal,
     after: Option<EventsAfter>,
@@ -527,7 +526,7 @@ pub async fn deliver_due<Q, S, R>(
     settings: &WorkerSettings,
 ) -> Result<usize, RepoError>
 where
-    Q: DeliveryQueue + TenantStore,
+    Q: DeliveryQueue + TenantStore + Clock,
     S: WebhookSender + ?Sized,
     R: EventRenderer + ?Sized,
 {
@@ -556,7 +555,7 @@ async fn deliver_one<Q, S, R>(
     job: ports::ClaimedDelivery,
 ) -> Result<(), RepoError>
 where
-    Q: TenantStore,
+    Q: TenantStore + Clock,
     S: WebhookSender + ?Sized,
     R: EventRenderer + ?Sized,
 {
@@ -568,12 +567,12 @@ where
         subscription_id: job.subscription_id,
     };
     let event_id = job.event.id().public_id();
-    let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+    let timestamp = store.now().unix_timestamp();
     let previous = job
         .previous_secret
         .as_deref()
         .and_then(|p| WebhookSecret::parse(p).ok());
-    let attempted_at = OffsetDateTime::now_utc();
+    let attempted_at = store.now();
     // A stored secret always parses (the table checks its prefix, we wrote it), and an
     // event always renders; if either ever does not, the attempt fails visibly instead
     // of going out unsigned or empty.
@@ -615,11 +614,9 @@ where
             DeliveryAttempt {
                 attempted_at,
                 status_code: None,
-                latency_ms: i32::try_from(
-                    (OffsetDateTime::now_utc() - attempted_at).whole_milliseconds(),
-                )
-                .unwrap_or(i32::MAX)
-                .max(0),
+                latency_ms: i32::try_from((store.now() - attempted_at).whole_milliseconds())
+                    .unwrap_or(i32::MAX)
+                    .max(0),
                 response_body: None,
                 error: Some(error.to_string().chars().take(1000).collect()),
             },
@@ -681,7 +678,7 @@ async fn record<Q: TenantStore>(
         retry_after,
         usize::try_from(job.attempts).unwrap_or(0),
         failing_since,
-        OffsetDateTime::now_utc(),
+        uow.now(),
         rand::rng().random::<f64>(),
     );
     let outcome = match &next {

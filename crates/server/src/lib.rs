@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::Server;
+use adapters_governor::GovernorRateLimiter;
 use adapters_http::{AwcWebhookSender, SenderConfig, VetSlots};
-use adapters_memory::GovernorRateLimiter;
 use adapters_postgres::{PgProvisioning, PgStore, PoolOptions};
 use adapters_redis::RedisRateLimiter;
 use api_actix::ApiState;

@@ -16,7 +16,7 @@ use domain::principal::Role;
 use crate::identity::{CountingHasher, hasher, join, session, settings, sign_up};
 
 /// Accepts `token` with `password`, presenting `session` if given.
-async fn try_accept(
+pub(crate) async fn try_accept(
     store: &MemoryStore,
     hasher: &CountingHasher,
     token: &str,
@@ -38,7 +38,7 @@ async fn try_accept(
     .await
 }
 
-async fn invite(
+pub(crate) async fn invite(
     store: &MemoryStore,
     inviter: &Credential,
     email: &str,

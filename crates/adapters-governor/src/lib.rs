@@ -1,4 +1,7 @@
-//! The in-process rate limiter: one governor keyed GCRA limiter per policy.
+//! The in-process rate limiter: one governor keyed GCRA limiter per policy, behind the
+//! [`ports::RateLimiter`] port. Production code (the server's limiter, and the Redis
+//! limiter's local fallback), so it has a crate of its own rather than living in the
+//! in-memory test adapter.
 //!
 //! Exact for one process; several API instances each count on their own (use the Redis
 //! adapter to share). Keys are kept in governor's concurrent map until [`sweep`]

@@ -1,0 +1,183 @@
+//! Contacts in memory: the same rules as the PostgreSQL adapter (a taken e-mail, an
+//! owner or company outside the tenant), and the search and filters of the list.
+
+use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
+use domain::ids::ContactId;
+use ports::{ContactRepository, ContactWriteError, RepoError};
+
+use crate::keyset::page_of;
+use crate::store::MemoryUnitOfWork;
+
+impl MemoryUnitOfWork {
+    fn check_write(&self, id: ContactId, draft: &ContactDraft) -> Result<(), ContactWriteError> {
+        let data = self.data()?;
+        if let Some(email) = &draft.email {
+            let taken = data
+                .contacts
+                .values()
+                .any(|c| c.id != id && c.fields.email.as_ref() == Some(email));
+            if taken {
+                return Err(ContactWriteError::DuplicateEmail);
+            }
+        }
+        if let Some(owner) = draft.owner_id
+            && !data.members.contains_key(&owner)
+        {
+            return Err(ContactWriteError::UnknownOwner);
+        }
+        if let Some(company) = draft.company_id
+            && !data.companies.contains_key(&company)
+        {
+            return Err(ContactWriteError::UnknownCompany);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn matches(contact: &Contact, query: &ContactQuery) -> bool {
+    let fields = &contact.fields;
+    let q_ok = query.q.as_deref().is_none_or(|q| {
+        let q = q.to_lowercase();
+        [&fields.first_name, &fields.last_name]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .chain(fields.email.as_ref().map(|e| e.as_str()))
+            .chain(fields.phone.as_ref().map(|p| p.as_str()))
+            .any(|text| text.to_lowercase().contains(&q))
+    });
+    q_ok && query
+        .email
+        .as_ref()
+        .is_none_or(|e| fields.email.as_ref() == Some(e))
+        && query
+            .company_id
+            .is_none_or(|c| fields.company_id == Some(c))
+        && query.owner_id.is_none_or(|o| fields.owner_id == Some(o))
+        && query
+            .tag
+            .as_ref()
+            .is_none_or(|t| fields.tags.as_slice().contains(t))
+        && query.created_after.is_none_or(|t| contact.created_at > t)
+        && query.updated_after.is_none_or(|t| contact.updated_at > t)
+}
+
+impl ContactRepository for MemoryUnitOfWork {
+    async fn list_contacts(&mut self, query: &ContactQuery) -> Result<ContactPage, RepoError> {
+        let rows: Vec<&Contact> = self
+            .data()?
+            .contacts
+            .values()
+            .filter(|c| matches(c, query))
+            .collect();
+        let key = |c: &Contact| (query.sort.field.value_of(c), c.id.as_uuid());
+        Ok(page_of(
+            rows,
+            key,
+            query.sort,
+            query.cursor.as_ref(),
+            query.limit,
+        ))
+    }
+
+    async fn get_contact(
+        &mut self,
+        id: ContactId,
+        _for_update: bool,
+    ) -> Result<Option<Contact>, RepoError> {
+        Ok(self.data()?.contacts.get(&id).cloned())
+    }
+
+    async fn find_contact_by_email(
+        &mut self,
+        email: &domain::contact::Email,
+    ) -> Result<Option<Contact>, RepoError> {
+        Ok(self
+            .data()?
+            .contacts
+            .values()
+            .find(|c| c.fields.email.as_ref() == Some(email))
+            .cloned())
+    }
+
+    async fn find_contacts_by_emails(
+        &mut self,
+        emails: &[domain::contact::Email],
+    ) -> Result<Vec<Contact>, RepoError> {
+        Ok(self
+            .data()?
+            .contacts
+            .values()
+            .filter(|c| c.fields.email.as_ref().is_some_and(|e| emails.contains(e)))
+            .cloned()
+            .collect())
+    }
+
+    async fn insert_contacts(
+        &mut self,
+        rows: &[(ContactId, ContactDraft)],
+    ) -> Result<Vec<ContactId>, ContactWriteError> {
+        let mut created = Vec::with_capacity(rows.len());
+        for (id, draft) in rows {
+            match self.insert_contact(*id, draft).await {
+                Ok(contact) => created.push(contact.id),
+                // As PostgreSQL's ON CONFLICT DO NOTHING: a taken e-mail skips the row.
+                Err(ContactWriteError::DuplicateEmail) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(created)
+    }
+
+    async fn insert_contact(
+        &mut self,
+        id: ContactId,
+        draft: &ContactDraft,
+    ) -> Result<Contact, ContactWriteError> {
+        self.check_write(id, draft)?;
+        let now = self.now();
+        let contact = Contact {
+            id,
+            tenant_id: self.tenant_id,
+            fields: draft.clone(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.data_mut()?.contacts.insert(id, contact.clone());
+        Ok(contact)
+    }
+
+    async fn update_contact(
+        &mut self,
+        id: ContactId,
+        draft: &ContactDraft,
+    ) -> Result<Contact, ContactWriteError> {
+        let now = self.now();
+        self.check_write(id, draft)?;
+        let contact = self
+            .data_mut()?
+            .contacts
+            .get_mut(&id)
+            .ok_or(ContactWriteError::NotFound)?;
+        contact.fields = draft.clone();
+        contact.updated_at = now.max(contact.updated_at);
+        contact.version += 1;
+        Ok(contact.clone())
+    }
+
+    async fn delete_contact(&mut self, id: ContactId) -> Result<(), ContactWriteError> {
+        let data = self.data_mut()?;
+        data.contacts
+            .remove(&id)
+            .ok_or(ContactWriteError::NotFound)?;
+        for lead in data.leads.values_mut() {
+            if lead.fields.contact_id == Some(id) {
+                lead.fields.contact_id = None;
+            }
+        }
+        data.activities
+            .retain(|_, a| a.fields.contact_id != Some(id));
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! Contacts: the repository of the unit of work's tenant and why a write can fail.
+
+use std::future::Future;
+
+use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
+use domain::ids::ContactId;
+use thiserror::Error;
+
+use crate::errors::RepoError;
+
+/// Why a contact could not be written.
+#[derive(Debug, Error)]
+pub enum ContactWriteError {
+    /// Another contact of the tenant has this e-mail address.
+    #[error("a contact with this e-mail address already exists")]
+    DuplicateEmail,
+    /// `ownerId` is not a member of the tenant.
+    #[error("the owner is not a member of this tenant")]
+    UnknownOwner,
+    /// `companyId` is not a company of the tenant.
+    #[error("the company does not exist in this tenant")]
+    UnknownCompany,
+    /// The contact does not exist in this tenant.
+    #[error("contact not found")]
+    NotFound,
+    /// Storage failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Contacts of the unit of work's tenant. There is no tenant parameter: the unit of work
+/// is bound to one tenant and cannot reach another.
+pub trait ContactRepository {
+    /// One page of contacts matching `query`.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn list_contacts(
+        &mut self,
+        query: &ContactQuery,
+    ) -> impl Future<Output = Result<ContactPage, RepoError>> + Send;
+
+    /// One contact, `None` when it does not exist in this tenant. With `for_update` the
+    /// row is locked until the unit of work ends, so a read-check-write cannot race.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn get_contact(
+        &mut self,
+        id: ContactId,
+        for_update: bool,
+    ) -> impl Future<Output = Result<Option<Contact>, RepoError>> + Send;
+
+    /// The contact with this (normalised) e-mail, locked for update: the key of batch upserts.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn find_contact_by_email(
+        &mut self,
+        email: &domain::contact::Email,
+    ) -> impl Future<Output = Result<Option<Contact>, RepoError>> + Send;
+
+    /// The contacts having any of these (normalised) e-mails: one look-up for a batch.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn find_contacts_by_emails(
+        &mut self,
+        emails: &[domain::contact::Email],
+    ) -> impl Future<Output = Result<Vec<Contact>, RepoError>> + Send;
+
+    /// Stores many new contacts at once (a few statements in PostgreSQL), in order, and
+    /// returns the ids of those written, in order. A row whose e-mail another contact already holds is skipped,
+    /// not an error, so the caller learns every conflicting row from one call (without a
+    /// look-up first) and decides whether to commit what was written.
+    ///
+    /// # Errors
+    /// As [`ContactRepository::insert_contact`] (but for a taken e-mail), for the batch as
+    /// a whole.
+    fn insert_contacts(
+        &mut self,
+        rows: &[(ContactId, ContactDraft)],
+    ) -> impl Future<Output = Result<Vec<ContactId>, ContactWriteError>> + Send;
+
+    /// Stores a new contact at version 1.
+    ///
+    /// # Errors
+    /// [`ContactWriteError::DuplicateEmail`], [`ContactWriteError::UnknownOwner`], or storage.
+    fn insert_contact(
+        &mut self,
+        id: ContactId,
+        draft: &ContactDraft,
+    ) -> impl Future<Output = Result<Contact, ContactWriteError>> + Send;
+
+    /// Replaces a contact's fields and bumps its version.
+    ///
+    /// # Errors
+    /// As insert, plus [`ContactWriteError::NotFound`].
+    fn update_contact(
+        &mut self,
+        id: ContactId,
+        draft: &ContactDraft,
+    ) -> impl Future<Output = Result<Contact, ContactWriteError>> + Send;
+
+    /// Deletes a contact.
+    ///
+    /// # Errors
+    /// [`ContactWriteError::NotFound`], or storage.
+    fn delete_contact(
+        &mut self,
+        id: ContactId,
+    ) -> impl Future<Output = Result<(), ContactWriteError>> + Send;
+}
