@@ -61,7 +61,7 @@ pub(crate) async fn begin<S: TenantStore>(
     principal: &Principal,
     mut uow: S::Uow,
 ) -> Result<S::Uow, ApiError> {
-    let IdempotencyStage::Requested(request) = state.take_idempotency() else {
+    let Some(request) = state.idempotent_request() else {
         return Ok(uow);
     };
     let scope = IdempotencyScope {
@@ -189,7 +189,7 @@ async fn finish(
         IdempotencyStage::Claimed(claimed) => claimed,
         // The extractor never ran (refused before it, or a route without it), or found
         // nothing to hold.
-        IdempotencyStage::None | IdempotencyStage::Requested(_) => return Ok(response),
+        IdempotencyStage::None => return Ok(response),
     };
     // Nothing parked: the use case did not commit, so nothing changed and nothing is kept.
     let Some(uow) = claimed.parked.take_parked() else {
@@ -278,10 +278,7 @@ where
             let request_hash = request_hash("POST", &path, &body);
             req.set_payload(Payload::from(body));
             let state = RequestState::of(req.request());
-            state.set_idempotency(IdempotencyStage::Requested(IdempotentRequest {
-                key,
-                request_hash,
-            }));
+            state.set_idempotent_request(IdempotentRequest { key, request_hash });
             let response = service.call(req).await?.map_into_boxed_body();
             finish(&state, response).await
         })

@@ -13,7 +13,8 @@
 //! | credential | the first layer that asks for it (the limiter, else the extractor): the bearer token parsed and hashed **once** | the limiter, the `Authenticated` extractor |
 //! | rate decisions | the limiter, the extractor (the credential's first `authenticated` count, the `tenant` policy) | the limiter, for the response headers |
 //! | credential uncounted | the limiter (it counted the credential by address) | the extractor, which counts it once resolved |
-//! | idempotency | the idempotency middleware (key and fingerprint), then the extractor (claimed or replay) | the extractor, then the idempotency middleware |
+//! | idempotent request | the idempotency middleware (key and fingerprint) | the extractor |
+//! | idempotency stage | the extractor (key claimed, or a replay) | the idempotency middleware, after the handler |
 //! | tenant, credential kind | the extractor, once the credential resolved | the limiter (resolved or not), the access log |
 //! | database time | the storage observer, per statement | the access log |
 //!
@@ -154,15 +155,14 @@ pub(crate) struct IdempotentRequest {
     pub request_hash: [u8; 32],
 }
 
-/// Where an idempotent request stands, handed forward from the middleware to the
-/// extractor and back to the middleware's response half.
+/// What the extractor found for an idempotent request, handed forward to the
+/// middleware's response half.
 #[derive(Default)]
 pub(crate) enum IdempotencyStage {
-    /// Not an idempotent request (or its stage was taken).
+    /// Nothing held: not an idempotent request, the extractor never ran, or the stage
+    /// was taken.
     #[default]
     None,
-    /// The middleware found a key; the extractor has not looked it up yet.
-    Requested(IdempotentRequest),
     /// The extractor holds the key in the request's unit of work, parked at its commit.
     Claimed(ClaimedKey),
     /// The extractor found this request's response stored: the middleware replays it.
@@ -237,6 +237,7 @@ pub struct RequestState {
     credential: OnceCell<RequestCredential>,
     decisions: RefCell<Vec<StampedDecision>>,
     credential_uncounted: Cell<bool>,
+    idempotent_request: RefCell<Option<IdempotentRequest>>,
     idempotency: RefCell<IdempotencyStage>,
     tenant: Cell<Option<TenantId>>,
     authenticated_as: Cell<Option<AuthenticatedAs>>,
@@ -366,12 +367,25 @@ impl RequestState {
         self.database_time.get()
     }
 
+    /// Records the key and fingerprint of an idempotent POST (the middleware, before
+    /// anything reads the body).
+    pub(crate) fn set_idempotent_request(&self, request: IdempotentRequest) {
+        *self.idempotent_request.borrow_mut() = Some(request);
+    }
+
+    /// The key and fingerprint, if the request is an idempotent POST. Not taken: a
+    /// handler that ends its unit of work and authenticates again (webhook
+    /// registration, around its DNS look-up) holds the key again in the new one.
+    pub(crate) fn idempotent_request(&self) -> Option<IdempotentRequest> {
+        self.idempotent_request.borrow().clone()
+    }
+
     /// Takes the idempotency stage, leaving [`IdempotencyStage::None`].
     pub(crate) fn take_idempotency(&self) -> IdempotencyStage {
         self.idempotency.take()
     }
 
-    /// Sets the idempotency stage.
+    /// Sets the idempotency stage (a later extraction's replaces an earlier one's).
     pub(crate) fn set_idempotency(&self, stage: IdempotencyStage) {
         *self.idempotency.borrow_mut() = stage;
     }
