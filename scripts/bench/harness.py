@@ -17,6 +17,7 @@ import glob
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -81,8 +82,10 @@ def run(label, kind, server, postmaster, command):
     sampler = threading.Thread(target=sample, daemon=True)
     server_before, pg_before = cpu_ticks(server), postgres_ticks(postmaster)
     started = time.monotonic()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler.start()
     done = subprocess.run(command, capture_output=True, text=True)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     stop.set()
     sampler.join()
     elapsed = time.monotonic() - started
@@ -97,6 +100,9 @@ def run(label, kind, server, postmaster, command):
         "elapsed_s": elapsed,
         "server_cpu_ms": (server_after - server_before) * 1000 / TICK,
         "postgres_cpu_ms": None if pg_before is None else (pg_after - pg_before) * 1000 / TICK,
+        # The load generator's own CPU (wrk, pgbench, loadgen): it shares the machine.
+        "client_cpu_ms": 1000 * (children_after.ru_utime + children_after.ru_stime
+                                 - children_before.ru_utime - children_before.ru_stime),
         "server_rss_max_kib": rss_max[0] or None,
         "server_hwm_kib": status_kib(server, "VmHWM"),
     }
