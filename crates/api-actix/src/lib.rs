@@ -7,7 +7,7 @@
 pub mod auth;
 pub mod client_ip;
 pub mod content_encoding;
-mod cursor;
+pub mod cursor;
 pub mod envelope;
 pub mod error;
 pub mod events;
