@@ -9,7 +9,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
-use app::auth::authenticate_hashed;
+use app::auth::{HashedCredential, authenticate_hashed};
 use domain::principal::{Actor, Principal};
 use futures_util::future::LocalBoxFuture;
 use ports::TenantStore;
@@ -34,6 +34,40 @@ pub struct Authenticated<S: TenantStore> {
     pub uow: S::Uow,
 }
 
+/// What follows a resolved credential on every path, before any work: the tenant goes
+/// into the request state (access log, metrics), and the credential's own quota (if it
+/// was new to the limiter) and the tenant policy are counted, now that the tenant is
+/// known. `Err` is the 429 to answer.
+pub(crate) async fn admit<S>(
+    request_state: &RequestState,
+    state: &ApiState<S>,
+    credential: &HashedCredential,
+    principal: &Principal,
+) -> Result<(), ApiError> {
+    request_state.set_authenticated(
+        principal.tenant_id,
+        match principal.actor {
+            Actor::ApiKey { .. } => AuthenticatedAs::Key,
+            Actor::User { .. } => AuthenticatedAs::Session,
+        },
+    );
+    let limits = &state.limits;
+    rate_limit::count_resolved(request_state, limits, credential).await?;
+    let decision = limits
+        .limiter
+        .check(
+            &limits.policies.tenant,
+            &format!("tenant:{}", principal.tenant_id),
+        )
+        .await;
+    let stamped = rate_limit::record(request_state, decision);
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(rate_limit::refused(&stamped))
+    }
+}
+
 impl<S: TenantStore> FromRequest for Authenticated<S> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -49,29 +83,10 @@ impl<S: TenantStore> FromRequest for Authenticated<S> {
             let state = state.ok_or_else(|| ApiError::internal(&"ApiState is not registered"))?;
             let (principal, uow) =
                 authenticate_hashed(&state.store, &state.auth, &credential).await?;
-            request_state.set_authenticated(
-                principal.tenant_id,
-                match principal.actor {
-                    Actor::ApiKey { .. } => AuthenticatedAs::Key,
-                    Actor::User { .. } => AuthenticatedAs::Session,
-                },
-            );
-            // The credential's own quota, if it was new to the limiter, and the tenant
-            // policy, now that the tenant is known and before any work: a refusal drops
-            // the unit of work, which rolls back, so nothing changes.
-            let limits = &state.limits;
-            rate_limit::count_resolved(&request_state, limits, &credential).await?;
-            let decision = limits
-                .limiter
-                .check(
-                    &limits.policies.tenant,
-                    &format!("tenant:{}", principal.tenant_id),
-                )
-                .await;
-            let stamped = rate_limit::record(&request_state, decision);
-            if !decision.allowed {
+            if let Err(refused) = admit(&request_state, &state, &credential, &principal).await {
+                // The unit of work is dropped, which rolls back: nothing changes.
                 drop(uow);
-                return Err(rate_limit::refused(&stamped));
+                return Err(refused);
             }
             // An idempotent POST: its key is looked up in this same unit of work, after
             // authorisation and limits, before the handler (see `idempotency`).

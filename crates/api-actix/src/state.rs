@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::auth::AuthSettings;
-use ports::{HealthCheck, PasswordHasher, PreAuthStore, TenantStore, WebhookSender};
+use ports::{
+    ContactReadByApiKey, HealthCheck, PasswordHasher, PreAuthStore, TenantStore, WebhookSender,
+};
 
-/// Everything the API needs from storage: tenant-scoped units of work, the
+/// Everything the API needs from storage: tenant-scoped units of work, one-statement reads, the
 /// pre-authentication look-ups, and a readiness check.
-pub trait Store: TenantStore + PreAuthStore + HealthCheck {}
+pub trait Store: TenantStore + PreAuthStore + HealthCheck + ContactReadByApiKey {}
 
-impl<T: TenantStore + PreAuthStore + HealthCheck> Store for T {}
+impl<T: TenantStore + PreAuthStore + HealthCheck + ContactReadByApiKey> Store for T {}
 
 /// What handlers need.
 #[derive(Clone)]

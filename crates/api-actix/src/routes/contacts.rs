@@ -2,8 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use app::auth::CredentialKind;
 use app::contacts::{
-    ContactChange, create_contact, delete_contact, get_contact, list_contacts, update_contact,
+    ContactChange, create_contact, delete_contact, get_contact, get_contact_with_api_key,
+    list_contacts, update_contact,
 };
 use domain::FieldErrors;
 use domain::contact::{
@@ -13,7 +15,7 @@ use domain::contact::{
 use domain::ids::{CompanyId, ContactId, UserId};
 use domain::list::{Limit, Sort};
 use garde::Validate;
-use ports::TenantStore;
+use ports::{ContactReadByApiKey, TenantStore};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -23,9 +25,14 @@ use super::Routes;
 use super::common::{
     DeletedResponse, filter_text, if_match, parse_time, present, versioned_response,
 };
-use crate::auth::Authenticated;
+use actix_web::FromRequest as _;
+use actix_web::dev::Payload;
+
+use crate::ApiState;
+use crate::auth::{Authenticated, admit};
 use crate::envelope::{Pagination, respond, respond_with};
-use crate::error::ApiError;
+use crate::error::{ApiError, unauthenticated};
+use crate::request_state::{RequestCredential, RequestState, add_database_time};
 use crate::validation::field_errors;
 
 /// A contact as the API shows it.
@@ -438,12 +445,52 @@ pub async fn create<S: TenantStore>(
         (status = 200, description = "The contact", body = crate::envelope::Success<ContactResponse>),
         crate::schemas::CommonErrors,
     ))]
-pub async fn get<S: TenantStore>(
-    auth: Authenticated<S>,
-    id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    let contact = get_contact(auth.uow, &auth.principal, ContactId::from_uuid(*id)).await?;
-    Ok(contact_response(StatusCode::OK, &contact))
+pub async fn get<S: TenantStore + ContactReadByApiKey>(
+    req: HttpRequest,
+    state: web::Data<ApiState<S>>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let request_state = RequestState::of(&req);
+    match request_state.credential(req.headers()) {
+        // An API key: one statement authenticates, scopes and reads (SPEC §9).
+        RequestCredential::Recognised(credential) if credential.kind == CredentialKind::ApiKey => {
+            let Ok(id) = path_id(&req).await else {
+                // A malformed id is answered after authentication, as on every route.
+                Authenticated::<S>::from_request(&req, &mut Payload::None).await?;
+                return Err(path_id(&req).await.err().unwrap_or_else(|| {
+                    ApiError::internal(&"the path id parsed on the second try").into()
+                }));
+            };
+            let id = ContactId::from_uuid(*id);
+            // The statement runs to completion in a task of its own (see the adapter), out
+            // of reach of the statement observer's request scope: its time is taken here.
+            let started = std::time::Instant::now();
+            let read = get_contact_with_api_key(&state.store, &credential.hash, id).await;
+            add_database_time(started.elapsed());
+            let Some((principal, outcome)) = read.map_err(ApiError::from)? else {
+                return Err(unauthenticated().into());
+            };
+            // Counted like any authenticated request, before the answer leaves.
+            admit(&request_state, &state, &credential, &principal).await?;
+            let contact = outcome.map_err(ApiError::from)?;
+            Ok(contact_response(StatusCode::OK, &contact))
+        }
+        // A session (or no credential: the extractor answers 401) takes the unit of work.
+        _ => {
+            let auth = Authenticated::<S>::from_request(&req, &mut Payload::None).await?;
+            let id = ContactId::from_uuid(*path_id(&req).await?);
+            let contact = get_contact(auth.uow, &auth.principal, id)
+                .await
+                .map_err(ApiError::from)?;
+            Ok(contact_response(StatusCode::OK, &contact))
+        }
+    }
+}
+
+/// The `{id}` of the path, extracted after authentication as a `web::Path<Uuid>` argument
+/// would be (the configured 400 for a malformed id), so a request without credentials is
+/// still 401.
+async fn path_id(req: &HttpRequest) -> Result<web::Path<Uuid>, actix_web::Error> {
+    web::Path::<Uuid>::extract(req).await
 }
 
 /// Replace a contact: fields left out are cleared.
@@ -541,7 +588,7 @@ pub async fn delete<S: TenantStore>(
 pub struct ApiDoc;
 
 /// Registers the contact routes (under `/v1`).
-pub fn configure<S: TenantStore>(routes: &mut Routes<'_>) {
+pub fn configure<S: TenantStore + ContactReadByApiKey>(routes: &mut Routes<'_>) {
     routes
         .resource("/contacts", |r| r.get(list::<S>).post(create::<S>))
         .resource("/contacts/{id}", |r| {
