@@ -61,6 +61,21 @@ if [[ -z "$PGBENCH" ]]; then apt_install postgresql-client; PGBENCH="$(command -
 DB="crm_bench_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
 MIGRATION_URL="$(scripts/ensure-postgres.sh --rewrite "$ADMIN_URL" "$DB")"
 APP_URL="$(scripts/ensure-postgres.sh --rewrite "$ADMIN_URL" "$DB" crm_app)"
+# pgbench connects the way the server does: `crm serve` reaches a PostgreSQL on this
+# machine through its Unix socket when the URL names it over loopback (no TLS, no Nagle:
+# adapters-postgres/src/local_socket.rs), so pgbench is given that socket too; comparing
+# a socket against TLS over TCP would flatter the API.
+PGBENCH_URL="$APP_URL"
+pg_port="$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p.port or 5432)' "$APP_URL")"
+pg_host="$(python3 -c 'import sys, urllib.parse as u; print(u.urlsplit(sys.argv[1]).hostname or "")' "$APP_URL")"
+if [[ "$pg_host" == 127.0.0.1 || "$pg_host" == localhost ]]; then
+    for dir in "${PGHOST:-}" /var/run/postgresql /run/postgresql /tmp; do
+        if [[ "$dir" == /* && -S "$dir/.s.PGSQL.$pg_port" ]]; then
+            PGBENCH_URL="postgresql:///$DB?host=$dir&port=$pg_port&user=crm_app"
+            break
+        fi
+    done
+fi
 SERVER_PID=""
 
 cleanup() {
@@ -155,7 +170,7 @@ pgbench_run() { # label scenario jobs
     fi
     python3 "$HARNESS" run "$1" pgbench "$SERVER_PID" "$POSTMASTER" -- \
         "$PGBENCH" -n -M prepared -j "$3" -c "$CLIENTS" -T "$DURATION" \
-        -D tenants="$TENANTS" -D contacts="$CONTACTS" "${scripts[@]}" "$APP_URL"
+        -D tenants="$TENANTS" -D contacts="$CONTACTS" "${scripts[@]}" "$PGBENCH_URL"
 }
 open_run() { # label scenario rate
     python3 "$HARNESS" run "$1" loadgen "$SERVER_PID" "$POSTMASTER" -- \
