@@ -137,7 +137,7 @@ impl CompanyRepository for MemoryUnitOfWork {
             .companies
             .remove(&id)
             .ok_or(CompanyWriteError::NotFound)?;
-        // The foreign-key actions first, in PostgreSQL's order: contacts and leads lose
+        // Then the foreign-key actions, in PostgreSQL's order: contacts and leads lose
         // the company (an update each, the version unmoved), its activities go.
         let mut contacts = Vec::new();
         for contact in data.contacts.values_mut() {
@@ -156,10 +156,10 @@ impl CompanyRepository for MemoryUnitOfWork {
             }
         }
         let activities = data.remove_activities(|a| a.fields.company_id == Some(id));
+        data.record_change(now, Some(&company), None)?;
         data.record_changes(now, &contacts)?;
         data.record_changes(now, &leads)?;
         data.record_changes(now, &activities)?;
-        data.record_change(now, Some(&company), None)?;
         Ok(())
     }
 }

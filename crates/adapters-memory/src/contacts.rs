@@ -178,7 +178,7 @@ impl ContactRepository for MemoryUnitOfWork {
             .contacts
             .remove(&id)
             .ok_or(ContactWriteError::NotFound)?;
-        // The foreign-key actions first, in PostgreSQL's order: leads lose the contact
+        // Then the foreign-key actions, in PostgreSQL's order: leads lose the contact
         // (an update each, the version unmoved), its activities go.
         let mut leads = Vec::new();
         for lead in data.leads.values_mut() {
@@ -189,9 +189,9 @@ impl ContactRepository for MemoryUnitOfWork {
             }
         }
         let activities = data.remove_activities(|a| a.fields.contact_id == Some(id));
+        data.record_change(now, Some(&contact), None)?;
         data.record_changes(now, &leads)?;
         data.record_changes(now, &activities)?;
-        data.record_change(now, Some(&contact), None)?;
         Ok(())
     }
 }

@@ -7,9 +7,9 @@
 //! two exist; an update that changed nothing (the domain's
 //! [`domain::event::ResourceSnapshot::changed_fields`] is empty) makes no event; a lead
 //! update that moved the lead (the domain's [`DomainEvent::stage_change`]) makes a
-//! `lead.stage_changed` after its `lead.updated`. Cascades record their own changes
-//! before the change that caused them, as PostgreSQL's foreign-key actions run before the
-//! statement-level trigger of the deleting statement.
+//! `lead.stage_changed` after its `lead.updated`. A deletion's cascades record their
+//! changes after the deletion's own event, in the order PostgreSQL's foreign-key actions
+//! run (the deleting statement's trigger fires first; then contacts, leads, activities).
 //!
 //! Pipelines change in several calls (the pipeline, then its stages), so their created and
 //! updated events are decided at commit with the final stages ([`PendingPipelineEvent`]),

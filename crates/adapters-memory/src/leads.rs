@@ -168,10 +168,10 @@ impl ports::LeadRepository for MemoryUnitOfWork {
             .leads
             .remove(&id)
             .ok_or(ports::CrmWriteError::NotFound)?;
-        // Its activities go first (the foreign key's cascade), then the lead.
+        // The lead's event, then its activities' (the foreign key's cascade).
         let activities = data.remove_activities(|a| a.fields.lead_id == Some(id));
-        data.record_changes(now, &activities)?;
         data.record_change(now, Some(&lead), None)?;
+        data.record_changes(now, &activities)?;
         Ok(())
     }
 }

@@ -370,7 +370,7 @@ async fn a_stage_change_is_one_pipeline_update_with_the_final_stages() {
 }
 
 #[tokio::test]
-async fn deleting_a_company_logs_its_contacts_losing_it_before_its_own_deletion() {
+async fn deleting_a_company_logs_its_deletion_then_its_contacts_losing_it_then_its_activities() {
     let store = MemoryStore::new();
     let acme = tenant(&store).await;
     let (p, uow) = auth(&store, &acme).await;
@@ -408,21 +408,27 @@ async fn deleting_a_company_logs_its_contacts_losing_it_before_its_own_deletion(
         .expect("deleted");
 
     let events = since(&store, &acme, before).await;
+    // PostgreSQL's order: the deleting statement's event, then its foreign-key actions.
     assert_eq!(
         kinds(&events),
         [
+            EventType::CompanyDeleted,
             EventType::ContactUpdated,
-            EventType::ActivityDeleted,
-            EventType::CompanyDeleted
+            EventType::ActivityDeleted
         ]
     );
-    assert_eq!(events[0].changed_fields(), ["companyId"]);
+    assert_eq!(events[0].object(), &ResourceSnapshot::Company(initech));
+    assert_eq!(events[1].changed_fields(), ["companyId"]);
     assert_eq!(
-        events[0].previous(),
-        Some(&ResourceSnapshot::Contact(peter))
+        events[1].previous(),
+        Some(&ResourceSnapshot::Contact(peter.clone()))
     );
-    assert_eq!(events[1].object(), &ResourceSnapshot::Activity(call));
-    assert_eq!(events[2].object(), &ResourceSnapshot::Company(initech));
+    assert!(
+        matches!(events[1].object(), ResourceSnapshot::Contact(c)
+            if c.fields.company_id.is_none() && c.version == peter.version),
+        "the contact stays, without the company, its version unmoved"
+    );
+    assert_eq!(events[2].object(), &ResourceSnapshot::Activity(call));
 }
 
 #[tokio::test]
