@@ -1,88 +1,209 @@
 #!/usr/bin/env bash
-# make bench: measured figures of the API on this machine, against itself in the same run.
+# make bench: the API against PostgreSQL's own ceiling, on this machine, in one run.
 #
-# Now: one batch of 100 contacts against 5 single POSTs (issue 4: "100 contacts in one
-# call are not slower than 5 single POSTs"). Loopback only, a fixed number of requests,
-# stops by itself. Prints medians and their ratio; the release binary is used.
+# Builds release, creates a throw-away database on the PostgreSQL that make test uses,
+# loads a dataset in SQL (scripts/bench/load.sql), starts `crm serve` at RUST_LOG=warn with
+# the rate limits lifted and the webhook worker off, warms up, then for each scenario, in
+# turn: wrk closed loop (c=BENCH_CLIENTS, scripts/bench/wrk.lua rotates keys and ids), the
+# same SQL through pgbench -M prepared -j 1 and -j 2 as crm_app (scripts/bench/pgbench/),
+# and crates/loadgen open loop at 50% and 80% of wrk's rate. Then the batch-of-100 against
+# 5 single POSTs ratio. CPU, RSS and start-up time are read from /proc. Writes
+# target/bench/results.json, prints a markdown table, drops the database. See
+# docs/benchmarks.md.
+#
+# Environment: SCALE (1: 50 tenants x 1,000 contacts, 200 companies, 500 leads, 2,000
+# activities; 10: ten times that per tenant), BENCH_DURATION (seconds per run, default 10:
+# about 7 minutes in all), BENCH_CLIENTS (32), BENCH_WARMUP (5 s), BENCH_SCENARIOS (all:
+# "get list list_q post patch leads mix"), BENCH_ROUNDS (30, the batch ratio),
+# BENCH_OPEN_CONNECTIONS (64), BENCH_CRITERION (0; 1 also runs cargo bench at the end).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+SCALE="${SCALE:-1}"
+DURATION="${BENCH_DURATION:-10}"
+CLIENTS="${BENCH_CLIENTS:-32}"
+WARMUP="${BENCH_WARMUP:-5}"
+SCENARIOS="${BENCH_SCENARIOS:-get list list_q post patch leads mix}"
 ROUNDS="${BENCH_ROUNDS:-30}"
-log() { printf 'bench: %s\n' "$*" >&2; }
+OPEN_CONNECTIONS="${BENCH_OPEN_CONNECTIONS:-64}"
+TENANTS="${BENCH_TENANTS:-50}"
+KEYS_PER_TENANT=4
+CONTACTS=$((1000 * SCALE)) COMPANIES=$((200 * SCALE)) LEADS=$((500 * SCALE)) ACTIVITIES=$((2000 * SCALE))
+OUT="${CARGO_TARGET_DIR:-target}/bench"
+export BENCH_OUT="$OUT"
+HARNESS=scripts/bench/harness.py
 
-cargo build --release -p server >&2
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+    if [[ "$(id -u)" -eq 0 ]]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+    else die "need root to run: $*"; fi
+}
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install $* by hand"
+    log "installing $* with apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+command -v wrk >/dev/null 2>&1 || apt_install wrk
+command -v curl >/dev/null 2>&1 || apt_install curl
+cargo build --release -p server -p loadgen >&2
 BIN=target/release/crm
+LOADGEN=target/release/loadgen
 ADMIN_URL="$(scripts/ensure-postgres.sh)"
 PGBIN="$(scripts/ensure-postgres.sh --bin-dir)"
+PGBENCH="$PGBIN/pgbench"
+[[ -x "$PGBENCH" ]] || PGBENCH="$(command -v pgbench || true)"
+if [[ -z "$PGBENCH" ]]; then apt_install postgresql-client; PGBENCH="$(command -v pgbench)"; fi
 DB="crm_bench_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
 MIGRATION_URL="$(scripts/ensure-postgres.sh --rewrite "$ADMIN_URL" "$DB")"
 APP_URL="$(scripts/ensure-postgres.sh --rewrite "$ADMIN_URL" "$DB" crm_app)"
 SERVER_PID=""
 
 cleanup() {
-    [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+    if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true; fi
     "$PGBIN/psql" -X -w -q -d "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-"$PGBIN/psql" -X -w -q -d "$ADMIN_URL" -c "CREATE DATABASE \"$DB\""
+psql_owner() { "$PGBIN/psql" -X -w -q -v ON_ERROR_STOP=1 -d "$MIGRATION_URL" "$@"; }
+
+rm -rf "$OUT/runs" "$OUT/fixtures" "$OUT/results.json"
+mkdir -p "$OUT/runs" "$OUT/fixtures"
+"$PGBIN/psql" -X -w -q -d "$ADMIN_URL" -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$DB\""
 MIGRATION_DATABASE_URL="$MIGRATION_URL" "$BIN" migrate 2>/dev/null
-TENANT_JSON="$(MIGRATION_DATABASE_URL="$MIGRATION_URL" "$BIN" tenant create --name Bench 2>/dev/null)"
-KEY="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["apiKey"])' "$TENANT_JSON")"
-TENANT="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["tenantId"])' "$TENANT_JSON")"
-# A tenant with history, and statistics PostgreSQL has seen, as in production: an empty
-# table that grows under the benchmark is planned from stale estimates (docs/benchmarks.md).
-SEED="${BENCH_SEED_CONTACTS:-10000}"
-"$PGBIN/psql" -X -w -q -d "$MIGRATION_URL" -v ON_ERROR_STOP=1 \
-    -c "INSERT INTO contacts (tenant_id, id, first_name, last_name, email, tags)
-        SELECT '$TENANT', gen_random_uuid(), 'Seed', 'Contact ' || g, 'seed' || g || '@seed.example',
-               ARRAY['seed']
-          FROM generate_series(1, $SEED) AS g" \
-    -c "ANALYZE"
+log "loading $TENANTS tenants x ($CONTACTS contacts, $COMPANIES companies, $LEADS leads, $ACTIVITIES activities), $KEYS_PER_TENANT API keys each"
+load_started=$(date +%s.%N)
+psql_owner -v tenants="$TENANTS" -v contacts="$CONTACTS" -v companies="$COMPANIES" \
+    -v leads="$LEADS" -v activities="$ACTIVITIES" -v keys="$KEYS_PER_TENANT" \
+    -v hook_url="http://127.0.0.1:9/bench-webhook" -f scripts/bench/load.sql
+psql_owner -c "ANALYZE"
+log "loaded and analyzed in $(python3 -c "print(f'{$(date +%s.%N) - $load_started:.1f}')") s"
+
+# What the load generators pick from (tenant-major; the formulas of load.sql).
+psql_owner -At -c "SELECT 'crm_sk_' || substr(md5('k' || t || ':' || k) || md5('K' || t || ':' || k), 1, 40)
+                     FROM generate_series(1, $TENANTS) t, generate_series(1, $KEYS_PER_TENANT) k ORDER BY t, k" \
+    > "$OUT/fixtures/keys.txt"
+psql_owner -At -c "SELECT md5('c' || t || ':' || n)::uuid
+                     FROM generate_series(1, $TENANTS) t, generate_series(1, $CONTACTS) n ORDER BY t, n" \
+    > "$OUT/fixtures/contacts.txt"
+psql_owner -At -c "SELECT md5('s' || t || ':' || s)::uuid
+                     FROM generate_series(1, $TENANTS) t, generate_series(1, 6) s ORDER BY t, s" \
+    > "$OUT/fixtures/stages.txt"
+
+# The postmaster, for PostgreSQL's CPU time: the parent of one of our backends. Only when
+# the server runs on this host (a remote DATABASE_URL leaves PostgreSQL's CPU unmeasured).
+POSTMASTER=0
+backend_parent="$(psql_owner -At <<'SQL'
+SELECT pg_backend_pid() AS pid \gset
+\setenv BENCH_BACKEND_PID :pid
+\! ps -o ppid= -p "$BENCH_BACKEND_PID" 2>/dev/null || true
+SQL
+)"
+backend_parent="${backend_parent//[[:space:]]/}"
+if [[ "$backend_parent" =~ ^[0-9]+$ ]] && [[ "$(ps -o comm= -p "$backend_parent" 2>/dev/null)" == postgres* ]]; then
+    POSTMASTER="$backend_parent"
+else
+    log "PostgreSQL is not a local process: its CPU time is not measured"
+fi
+
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-# The benchmark measures the API, not its rate limits: lift them.
-DATABASE_URL="$APP_URL" BIND_ADDR="127.0.0.1:$PORT" RUST_LOG=warn \
-    RATE_LIMIT_AUTHENTICATED=1000000/1 RATE_LIMIT_TENANT=1000000/1 "$BIN" serve >/dev/null 2>&1 &
+ADDR="127.0.0.1:$PORT"
+# The benchmark measures the API, not its rate limits: lifted. The webhook worker is off
+# (deliveries are written, as the outbox requires, but not sent): it is not what we measure.
+started_ns=$(date +%s%N)
+DATABASE_URL="$APP_URL" BIND_ADDR="$ADDR" RUST_LOG=warn WEBHOOK_DELIVER_IN_SERVE=false \
+    RATE_LIMIT_PUBLIC=1000000/1 RATE_LIMIT_AUTH=1000000/1 RATE_LIMIT_QR=1000000/1 \
+    RATE_LIMIT_AUTHENTICATED=1000000/1 RATE_LIMIT_TENANT=1000000/1 \
+    "$BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
+STARTUP_MS=""
+for _ in $(seq 1 1000); do
+    if curl -fs -o /dev/null "http://$ADDR/healthz" 2>/dev/null; then
+        STARTUP_MS=$(( ($(date +%s%N) - started_ns) / 1000000 ))
+        break
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || die "crm serve exited: $(tail -5 "$OUT/server.log")"
+    sleep 0.01
 done
+[[ -n "$STARTUP_MS" ]] || die "crm serve did not answer /healthz within 10 s"
+log "crm serve answered /healthz after $STARTUP_MS ms (pid $SERVER_PID)"
+first_key="$(head -1 "$OUT/fixtures/keys.txt")"
+first_contact="$(head -1 "$OUT/fixtures/contacts.txt")"
+curl -fs -o /dev/null -H "Authorization: Bearer $first_key" "http://$ADDR/v1/contacts/$first_contact" \
+    || die "a loaded key cannot read a loaded contact"
 
-log "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $SEED contacts seeded; $ROUNDS rounds, interleaved"
-python3 - "$PORT" "$KEY" "$ROUNDS" <<'PY'
-import http.client, json, statistics, sys, time, uuid
+MACHINE="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)"
+PG_VERSION="$(psql_owner -At -c "SHOW server_version")"
+log "machine: $MACHINE; PostgreSQL $PG_VERSION"
 
-port, key, rounds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+wrk_run() { # label scenario duration
+    BENCH_SCENARIO="$2" BENCH_FIXTURES="$OUT/fixtures" python3 "$HARNESS" run "$1" wrk "$SERVER_PID" "$POSTMASTER" -- \
+        wrk -t2 -c"$CLIENTS" -d"${3}s" --latency -s scripts/bench/wrk.lua "http://$ADDR"
+}
+pgbench_run() { # label scenario jobs
+    local scripts=()
+    if [[ "$2" == mix ]]; then
+        scripts=(-f scripts/bench/pgbench/get.sql@40 -f scripts/bench/pgbench/list.sql@20
+            -f scripts/bench/pgbench/list_q.sql@10 -f scripts/bench/pgbench/leads.sql@10
+            -f scripts/bench/pgbench/post.sql@10 -f scripts/bench/pgbench/patch.sql@10)
+    else
+        scripts=(-f "scripts/bench/pgbench/$2.sql")
+    fi
+    python3 "$HARNESS" run "$1" pgbench "$SERVER_PID" "$POSTMASTER" -- \
+        "$PGBENCH" -n -M prepared -j "$3" -c "$CLIENTS" -T "$DURATION" \
+        -D tenants="$TENANTS" -D contacts="$CONTACTS" "${scripts[@]}" "$APP_URL"
+}
+open_run() { # label scenario rate
+    python3 "$HARNESS" run "$1" loadgen "$SERVER_PID" "$POSTMASTER" -- \
+        "$LOADGEN" --addr "$ADDR" --fixtures "$OUT/fixtures" --scenario "$2" --rate "$3" \
+        --duration "$DURATION" --connections "$OPEN_CONNECTIONS"
+}
+wrk_rps() { python3 -c 'import json, re, sys; print(re.search(r"Requests/sec:\s+([\d.]+)", json.load(open(sys.argv[1]))["stdout"]).group(1))' "$OUT/runs/$1.json"; }
 
-def post(path, body):
-    conn.request("POST", path, body=body, headers=headers)
-    response = conn.getresponse()
-    response.read()
-    if response.status not in (200, 201):
-        raise SystemExit(f"{path} answered {response.status}")
+log "warm-up: mix for $WARMUP s"
+wrk_run warmup mix "$WARMUP"
+for scenario in $SCENARIOS; do
+    log "$scenario: API closed loop, c=$CLIENTS, $DURATION s"
+    wrk_run "$scenario-api" "$scenario" "$DURATION"
+    log "$scenario: pgbench -j 1, then -j 2"
+    pgbench_run "$scenario-pgbench-j1" "$scenario" 1
+    pgbench_run "$scenario-pgbench-j2" "$scenario" 2
+    max="$(wrk_rps "$scenario-api")"
+    for share in 50 80; do
+        rate="$(python3 -c "print(max(1.0, $max * $share / 100))")"
+        log "$scenario: open loop at $share% ($rate/s)"
+        open_run "$scenario-open-$share" "$scenario" "$rate"
+    done
+done
+log "batch of 100 against 5 single POSTs, $ROUNDS rounds"
+python3 "$HARNESS" run batch batch "$SERVER_PID" "$POSTMASTER" -- \
+    python3 "$HARNESS" batch "$PORT" "$first_key" "$ROUNDS"
 
-def contact():
-    return {"firstName": "Bench", "email": f"{uuid.uuid4().hex}@bench.example", "tags": ["bench"]}
-
-batch, singles = [], []
-for _ in range(rounds):
-    # Bodies are made before the clock starts: the figure is the server's, not the
-    # client's JSON encoding (100 items take the client about 0.3 ms to build).
-    batch_body = json.dumps({"mode": "create", "items": [contact() for _ in range(100)]})
-    single_bodies = [json.dumps(contact()) for _ in range(5)]
-    start = time.perf_counter()
-    post("/v1/contacts/batch", batch_body)
-    batch.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    for body in single_bodies:
-        post("/v1/contacts", body)
-    singles.append(time.perf_counter() - start)
-
-b, s = statistics.median(batch), statistics.median(singles)
-print(f"batch of 100 contacts, one call:  median {b * 1000:7.2f} ms")
-print(f"5 single POSTs, one after another: median {s * 1000:7.2f} ms")
-print(f"ratio batch / 5 singles: {b / s:.2f} (below 1.00: the batch is faster)")
+titles='{"get": "GET one contact", "list": "GET list, 25", "list_q": "GET list, 25, with q",
+         "post": "POST contact (+ event, delivery)", "patch": "PATCH contact",
+         "leads": "GET leads by stage, 25", "mix": "mix 80% reads / 20% writes"}'
+python3 - "$OUT/meta.json" <<PY
+import json, sys
+json.dump({
+    "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+    "machine": """$MACHINE""",
+    "postgres": "$PG_VERSION",
+    "dataset": "$TENANTS tenants x $CONTACTS contacts, $COMPANIES companies, $LEADS leads, $ACTIVITIES activities, $KEYS_PER_TENANT keys",
+    "scale": $SCALE,
+    "clients": $CLIENTS,
+    "duration_s": $DURATION,
+    "startup_ms": $STARTUP_MS,
+    "postgres_cpu_measured": $([[ "$POSTMASTER" != 0 ]] && echo True || echo False),
+    "scenarios": "$SCENARIOS".split(),
+    "titles": json.loads('''$titles'''),
+}, open(sys.argv[1], "w"), indent=2)
 PY
+python3 "$HARNESS" report "$OUT"
+log "results: $OUT/results.json"
+if [[ "${BENCH_CRITERION:-0}" == 1 ]]; then
+    cargo bench -p domain -p api-actix >&2
+fi

@@ -25,5 +25,6 @@ mod search;
 mod security;
 mod shutdown;
 mod startup;
+mod walk;
 mod webhook_security;
 mod webhooks;

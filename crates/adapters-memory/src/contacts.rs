@@ -3,10 +3,12 @@
 
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::ids::ContactId;
-use ports::{ContactRepository, ContactWriteError, RepoError};
+use domain::principal::Principal;
+use domain::token::TokenHash;
+use ports::{ContactReadByApiKey, ContactRepository, ContactWriteError, RepoError, TenantStore};
 
 use crate::keyset::page_of;
-use crate::store::MemoryUnitOfWork;
+use crate::store::{MemoryStore, MemoryUnitOfWork};
 
 impl MemoryUnitOfWork {
     fn check_write(&self, id: ContactId, draft: &ContactDraft) -> Result<(), ContactWriteError> {
@@ -193,5 +195,21 @@ impl ContactRepository for MemoryUnitOfWork {
         data.record_changes(now, &leads)?;
         data.record_changes(now, &activities)?;
         Ok(())
+    }
+}
+
+/// The same answer as a unit of work opened with the key would give; in memory there is
+/// no round trip to save.
+impl ContactReadByApiKey for MemoryStore {
+    async fn contact_with_api_key(
+        &self,
+        hash: &TokenHash,
+        id: ContactId,
+    ) -> Result<Option<(Principal, Option<Contact>)>, RepoError> {
+        let Some((principal, mut uow)) = self.begin_with_api_key(hash).await? else {
+            return Ok(None);
+        };
+        let contact = uow.get_contact(id, false).await?;
+        Ok(Some((principal, contact)))
     }
 }

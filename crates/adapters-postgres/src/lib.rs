@@ -20,6 +20,7 @@ mod keyset;
 mod leads;
 mod local_socket;
 pub mod migrate;
+mod one_statement;
 mod pipelines;
 mod provisioning;
 mod store;

@@ -8,7 +8,7 @@ use domain::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use domain::principal::{Actor, Principal, Role, Scopes};
 use domain::token::TokenHash;
 use ports::{Clock, CommitSlot, RepoError, SystemClock, TenantStore, UnitOfWork};
-use sea_orm::sqlx::Row as _;
+use sea_orm::sqlx::Connection as _;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -97,9 +97,9 @@ const WORKER_ROLE: &str = "the worker role (crm_worker)";
 /// The application's pool, as the application role.
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    db: DatabaseConnection,
+    pub(crate) db: DatabaseConnection,
     /// Whether the database is reachable; runs units of work to completion.
-    availability: Arc<Availability>,
+    pub(crate) availability: Arc<Availability>,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -125,8 +125,9 @@ struct AuthenticatedSession {
     role: String,
 }
 
+/// What `crm_authenticate_api_key` returns for a live key.
 #[derive(Debug, FromQueryResult)]
-struct AuthenticatedKey {
+pub(crate) struct AuthenticatedKey {
     tenant_id: Uuid,
     tenant_name: String,
     key_id: Uuid,
@@ -135,6 +136,28 @@ struct AuthenticatedKey {
     role: String,
     scopes: Vec<String>,
     acts_for: Uuid,
+}
+
+impl AuthenticatedKey {
+    /// The caller this key acts as.
+    pub(crate) fn into_principal(self) -> Result<Principal, RepoError> {
+        let role: Role = self
+            .role
+            .parse()
+            .map_err(|e: domain::principal::UnknownRole| RepoError::Unexpected(e.to_string()))?;
+        Ok(Principal {
+            tenant_id: TenantId::from_uuid(self.tenant_id),
+            tenant_name: self.tenant_name,
+            actor: Actor::ApiKey {
+                id: ApiKeyId::from_uuid(self.key_id),
+                name: self.key_name,
+                prefix: self.key_prefix,
+                acts_for: UserId::from_uuid(self.acts_for),
+            },
+            role,
+            scopes: Scopes::from_names(self.scopes),
+        })
+    }
 }
 
 pub(crate) fn statement(sql: &str, values: Vec<sea_orm::Value>) -> Statement {
@@ -343,18 +366,21 @@ impl PgStore {
 }
 
 /// Whether a connection coming back to the pool is outside any transaction; one that is
-/// not (whatever the library believed) is closed, which rolls the transaction back,
-/// instead of being handed to the next request. A rollback queued by a dropped
-/// transaction is flushed before this query runs, so only a leak is caught.
+/// not is closed, which rolls the transaction back, instead of being handed to the next
+/// request. A rollback queued by a dropped transaction counts as outside: it is flushed
+/// before the connection's next statement.
 ///
-/// Outside a transaction block each statement is its own transaction, started with the
-/// statement: `now()` (the transaction's start) equals `statement_timestamp()`. Inside a
-/// block, `now()` is when the block began, a round trip or more earlier.
+/// This asks sqlx's own book-keeping, at no cost. It used to ask the server
+/// (`SELECT now() = statement_timestamp()`), one more round trip on every release, a
+/// fifth of a GET's database CPU (docs/benchmarks.md). The two can only disagree when
+/// `BEGIN` or `COMMIT` is cut in half by a dropped future (sqlx #2805), and that cannot
+/// happen here: every transaction starts and ends inside `Availability::run_acquiring`,
+/// which runs it to completion whoever waits. The backstops stay: a leaked transaction
+/// would be ended by `idle_in_transaction_session_timeout`, and `tests/api/cancellation.rs`
+/// asks the server (`pg_stat_activity`, nested-`BEGIN` warnings) under clients that reset
+/// mid-request.
 async fn outside_transaction(connection: &mut PgConnection) -> Result<bool, sea_orm::sqlx::Error> {
-    let row = sea_orm::sqlx::raw_sql("SELECT now() = statement_timestamp()")
-        .fetch_one(&mut *connection)
-        .await?;
-    let outside: bool = row.try_get(0)?;
+    let outside = !connection.is_in_transaction();
     if !outside {
         tracing::warn!("a pooled connection came back inside a transaction; closing it");
     }
@@ -490,23 +516,8 @@ impl TenantStore for PgStore {
             // Dropping the transaction queues its rollback; nothing was written.
             return Ok(None);
         };
-        let role: Role = key
-            .role
-            .parse()
-            .map_err(|e: domain::principal::UnknownRole| RepoError::Unexpected(e.to_string()))?;
-        let tenant_id = TenantId::from_uuid(key.tenant_id);
-        let principal = Principal {
-            tenant_id,
-            tenant_name: key.tenant_name,
-            actor: Actor::ApiKey {
-                id: ApiKeyId::from_uuid(key.key_id),
-                name: key.key_name,
-                prefix: key.key_prefix,
-                acts_for: UserId::from_uuid(key.acts_for),
-            },
-            role,
-            scopes: Scopes::from_names(key.scopes),
-        };
+        let principal = key.into_principal()?;
+        let tenant_id = principal.tenant_id;
         Ok(Some((
             principal,
             PgUnitOfWork::new(txn, tenant_id, Arc::clone(&self.availability)),

@@ -20,8 +20,8 @@ struct CursorToken {
     i: Uuid,
 }
 
-/// Encodes a cursor.
-pub(crate) fn encode<F: SortField>(cursor: &Cursor<F>) -> String {
+/// Encodes a cursor (public for the criterion benches in `benches/`).
+pub fn encode<F: SortField>(cursor: &Cursor<F>) -> String {
     let (t, x) = match &cursor.value {
         SortValue::Timestamp(at) => (at.format(&Rfc3339).ok(), None),
         SortValue::Text(text) => (None, Some(text.clone())),
@@ -36,8 +36,8 @@ pub(crate) fn encode<F: SortField>(cursor: &Cursor<F>) -> String {
 }
 
 /// Decodes a cursor this API issued; `None` for anything else, including a value of the
-/// wrong kind for its sort field.
-pub(crate) fn decode<F: SortField>(raw: &str) -> Option<Cursor<F>> {
+/// wrong kind for its sort field. Public for the criterion benches in `benches/`.
+pub fn decode<F: SortField>(raw: &str) -> Option<Cursor<F>> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let token: CursorToken = serde_json::from_slice(&bytes).ok()?;
     let sort = Sort::<F>::parse(&token.s).ok()?;

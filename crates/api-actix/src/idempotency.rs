@@ -1,34 +1,33 @@
 //! `Idempotency-Key` on POST (SPEC §3), in two halves around the handler.
 //!
 //! **Before** (this middleware): the key is checked, the body read once (bounded as the
-//! JSON extractor bounds it) and fingerprinted with method and path; the
-//! [`IdempotentRequest`] goes into the request's extensions. No credential is parsed
-//! and no database is touched here.
+//! JSON extractor bounds it) and fingerprinted with method and path; key and fingerprint
+//! go into the request state. No credential is parsed and no database is touched here.
 //!
 //! **In the authentication extractor** ([`begin`]), once the credential resolved and the
 //! rate limits passed, inside the request's own unit of work: the record of this
 //! credential and key is looked up and the key held for the transaction. Nothing stored:
-//! the unit of work is told to park at its commit ([`ports::CommitSlot`]) and the handler
-//! runs. Stored with the same request: replayed, only if the credential still holds the
+//! the unit of work is told to park at its commit ([`ports::CommitSlot`]), the claim is
+//! handed forward in the request state, and the handler runs. Stored with the same request: replayed, only if the credential still holds the
 //! role and scopes the original ran with (403 otherwise), so authorisation always comes
 //! before a replay. Another request: 422. The key held by a running transaction: 409.
 //!
-//! **After** (this middleware again): a 2xx whose use case committed has its response
-//! stored in the same transaction, which then commits: the change and its stored
+//! **After** (this middleware again, reading what the extractor left in the request
+//! state): a 2xx whose use case committed has its response stored in the same
+//! transaction, which then commits: the change and its stored
 //! response are durable together or not at all, so a crash can never make a retry write
 //! twice. Anything else stores nothing. A replay answers the stored status, body,
 //! `Location` and `ETag` with `Idempotent-Replayed: true`; its `metadata.requestId` is
 //! this request's id, equal to `X-Request-Id`, and `Original-Request-Id` names the first.
 
 use std::future::{Ready, ready};
-use std::marker::PhantomData;
 use std::rc::Rc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 use app::idempotency::{parse_key, request_hash};
 use domain::principal::Principal;
 use futures_util::StreamExt;
@@ -39,8 +38,9 @@ use ports::{
 };
 use serde_json::json;
 
+use crate::MAX_BODY_BYTES;
 use crate::error::{ApiError, ErrorCode};
-use crate::{MAX_BODY_BYTES, Store};
+use crate::request_state::{ClaimedKey, IdempotencyStage, IdempotentRequest, RequestState};
 
 /// The request header.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -48,26 +48,6 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 /// On a replay, the request id of the original request.
 pub const ORIGINAL_REQUEST_ID: &str = "original-request-id";
-
-/// A POST that carries a valid `Idempotency-Key`: the key and the request's fingerprint.
-#[derive(Clone, Debug)]
-pub struct IdempotentRequest {
-    key: String,
-    request_hash: [u8; 32],
-}
-
-/// The extractor's decision to replay, for the middleware to answer.
-#[derive(Debug)]
-struct Replay(StoredResponse);
-
-/// A request that runs under its key: where its unit of work parks at commit, and what
-/// to store with it.
-struct Pending<U> {
-    slot: CommitSlot<U>,
-    scope: IdempotencyScope,
-    principal_role: domain::principal::Role,
-    principal_scopes: domain::principal::Scopes,
-}
 
 /// The extractor's half: looks the key up in `uow` (the request's own unit of work) and
 /// either hands the unit of work back, parked at commit, or refuses with the answer.
@@ -77,11 +57,11 @@ struct Pending<U> {
 /// the credential no longer holds what the stored answer was made with; a replay is an
 /// error here too, which the middleware replaces with the stored response.
 pub(crate) async fn begin<S: TenantStore>(
-    req: &HttpRequest,
+    state: &RequestState,
     principal: &Principal,
     mut uow: S::Uow,
 ) -> Result<S::Uow, ApiError> {
-    let Some(request) = req.extensions().get::<IdempotentRequest>().cloned() else {
+    let Some(request) = state.idempotent_request() else {
         return Ok(uow);
     };
     let scope = IdempotencyScope {
@@ -91,18 +71,18 @@ pub(crate) async fn begin<S: TenantStore>(
     };
     match uow.begin_idempotent(&scope).await? {
         IdempotencyClaim::Claimed => {
-            let slot = CommitSlot::default();
+            let slot = CommitSlot::<S::Uow>::default();
             uow.park_commit(slot.clone());
-            req.extensions_mut().insert(Pending::<S::Uow> {
-                slot,
+            state.set_idempotency(IdempotencyStage::Claimed(ClaimedKey {
                 scope,
-                principal_role: principal.role,
-                principal_scopes: principal.scopes.clone(),
-            });
+                role: principal.role,
+                scopes: principal.scopes.clone(),
+                parked: Box::new(slot),
+            }));
             Ok(uow)
         }
         IdempotencyClaim::Replay(stored) if principal.holds(stored.role, &stored.scopes) => {
-            req.extensions_mut().insert(Replay(stored));
+            state.set_idempotency(IdempotencyStage::Replay(stored));
             Err(ApiError::new(ErrorCode::Conflict, "replayed"))
         }
         IdempotencyClaim::Replay(_) => Err(ApiError::new(
@@ -122,48 +102,33 @@ pub(crate) async fn begin<S: TenantStore>(
     }
 }
 
-/// The middleware factory.
-pub struct Idempotency<S> {
-    store: PhantomData<fn() -> S>,
-}
+/// The middleware factory. It needs no store type: the unit of work it commits after
+/// the handler comes to it through the request state, type-erased.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Idempotency;
 
-impl<S> Idempotency<S> {
-    /// Idempotent POSTs for units of work of `S`.
-    #[must_use]
-    pub fn new() -> Self {
-        Self { store: PhantomData }
-    }
-}
-
-impl<S> Default for Idempotency<S> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<S: Store, Svc, B> Transform<Svc, ServiceRequest> for Idempotency<S>
+impl<Svc, B> Transform<Svc, ServiceRequest> for Idempotency
 where
     Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
 {
     type Response = ServiceResponse<BoxBody>;
     type Error = Error;
-    type Transform = IdempotencyService<S, Svc>;
+    type Transform = IdempotencyService<Svc>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: Svc) -> Self::Future {
         ready(Ok(IdempotencyService {
             service: Rc::new(service),
-            store: PhantomData,
         }))
     }
 }
 
 /// The middleware around one service.
-pub struct IdempotencyService<S, Svc> {
+#[derive(Debug)]
+pub struct IdempotencyService<Svc> {
     service: Rc<Svc>,
-    store: PhantomData<fn() -> S>,
 }
 
 /// The stored response again, under this request's id.
@@ -212,25 +177,27 @@ async fn read_body(payload: &mut Payload) -> Result<Option<web::Bytes>, Error> {
 
 /// After the handler: stores a committed 2xx with its change and commits both; answers
 /// a replay. Any failure to commit turns the answer into that error: nothing was written.
-async fn finish<U: UnitOfWork + IdempotencyRepository + 'static>(
+async fn finish(
+    state: &RequestState,
     response: ServiceResponse<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let replayed = response.request().extensions_mut().remove::<Replay>();
-    if let Some(Replay(stored)) = replayed {
-        let (request, _) = response.into_parts();
-        return Ok(ServiceResponse::new(request, replay(stored)));
-    }
-    let pending = response.request().extensions_mut().remove::<Pending<U>>();
-    let Some(pending) = pending else {
-        return Ok(response);
+    let claimed = match state.take_idempotency() {
+        IdempotencyStage::Replay(stored) => {
+            let (request, _) = response.into_parts();
+            return Ok(ServiceResponse::new(request, replay(stored)));
+        }
+        IdempotencyStage::Claimed(claimed) => claimed,
+        // The extractor never ran (refused before it, or a route without it), or found
+        // nothing to hold.
+        IdempotencyStage::None => return Ok(response),
     };
     // Nothing parked: the use case did not commit, so nothing changed and nothing is kept.
-    let Some(mut uow) = pending.slot.take() else {
+    let Some(uow) = claimed.parked.take_parked() else {
         return Ok(response);
     };
     let status = response.status();
     if !status.is_success() {
-        let committed = uow.commit().await;
+        let committed = uow.commit_alone().await;
         return Ok(match committed {
             Ok(()) => response,
             Err(error) => response.into_response(ApiError::from(error).error_response()),
@@ -252,20 +219,17 @@ async fn finish<U: UnitOfWork + IdempotencyRepository + 'static>(
         status: status.as_u16(),
         headers,
         body: bytes.to_vec(),
-        role: pending.principal_role,
-        scopes: pending.principal_scopes,
+        role: claimed.role,
+        scopes: claimed.scopes,
     };
-    let durable = match uow.store_idempotent(&pending.scope, &stored).await {
-        Ok(()) => uow.commit().await,
-        Err(error) => Err(error),
-    };
+    let durable = uow.store_and_commit(claimed.scope, stored).await;
     Ok(match durable {
         Ok(()) => ServiceResponse::new(request, head.set_body(bytes).map_into_boxed_body()),
         Err(error) => ServiceResponse::new(request, ApiError::from(error).error_response()),
     })
 }
 
-impl<S: Store, Svc, B> Service<ServiceRequest> for IdempotencyService<S, Svc>
+impl<Svc, B> Service<ServiceRequest> for IdempotencyService<Svc>
 where
     Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
@@ -313,10 +277,10 @@ where
             };
             let request_hash = request_hash("POST", &path, &body);
             req.set_payload(Payload::from(body));
-            req.extensions_mut()
-                .insert(IdempotentRequest { key, request_hash });
+            let state = RequestState::of(req.request());
+            state.set_idempotent_request(IdempotentRequest { key, request_hash });
             let response = service.call(req).await?.map_into_boxed_body();
-            finish::<<S as TenantStore>::Uow>(response).await
+            finish(&state, response).await
         })
     }
 }

@@ -7,7 +7,7 @@
 pub mod auth;
 pub mod client_ip;
 pub mod content_encoding;
-mod cursor;
+pub mod cursor;
 pub mod envelope;
 pub mod error;
 pub mod events;
@@ -17,6 +17,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
+pub mod request_state;
 pub mod routes;
 mod schemas;
 pub mod state;
@@ -24,7 +25,7 @@ mod validation;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpMessage, HttpRequest, web};
+use actix_web::{App, HttpRequest, web};
 use app::identity::ClientInfo;
 
 pub use state::{ApiState, Store};
@@ -41,10 +42,8 @@ pub fn client_info(req: &HttpRequest) -> ClientInfo {
             .get(actix_web::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(300).collect()),
-        ip: req
-            .extensions()
-            .get::<rate_limit::ClientAddress>()
-            .map(|client| client.0)
+        ip: request_state::RequestState::of(req)
+            .client()
             .or_else(|| req.peer_addr().map(|addr| addr.ip()))
             .map(|ip| ip.to_string()),
     }
@@ -94,7 +93,7 @@ pub fn app<S: Store>(
     App::new()
         .app_data(sender)
         .wrap(actix_web::middleware::from_fn(error::keep_json_body))
-        .wrap(idempotency::Idempotency::<S>::new())
+        .wrap(idempotency::Idempotency)
         .wrap(content_encoding::IdentityOnly)
         .wrap(rate_limit::RateLimit::new(state.limits.clone()))
         .wrap(middleware::RequestContext)

@@ -69,7 +69,7 @@ pub(crate) fn record_request(route: &str, method: &str, status: u16, elapsed: Du
 }
 
 fn authorised(req: &HttpRequest, token: &str) -> bool {
-    crate::auth::bearer_token(req.headers())
+    crate::request_state::bearer_token(req.headers())
         .is_some_and(|presented| bool::from(presented.as_bytes().ct_eq(token.as_bytes())))
 }
 

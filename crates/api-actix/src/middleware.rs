@@ -8,11 +8,14 @@
 //!    route pattern, status, latency, and the time the request's statements took in the
 //!    database (added up by [`add_database_time`], which the server hooks into the
 //!    PostgreSQL adapter).
+//!
+//! It is also where the request's one [`RequestState`] is made: inserted into the
+//! request's extensions before anything else runs, current for the request's task, and
+//! read here once more for the log line.
 
-use std::cell::Cell;
 use std::future::{Ready, ready};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
@@ -23,26 +26,9 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::error::{ErrorCode, envelope_response};
 use crate::request_id;
-
-/// The tenant a request was authenticated for, recorded by authentication for the log.
-#[derive(Clone, Copy, Debug)]
-pub struct TenantTag(pub domain::ids::TenantId);
-
-/// How the request authenticated, recorded by authentication for the log: `key` or
-/// `session` (`none` when absent).
-#[derive(Clone, Copy, Debug)]
-pub struct CredentialKind(pub &'static str);
-
-tokio::task_local! {
-    /// Database time of the request being served.
-    static DATABASE_TIME: Cell<Duration>;
-}
-
-/// Adds one statement's time to the request being served (outside one, nothing). The
-/// server hooks this into the PostgreSQL adapter's statement observer.
-pub fn add_database_time(elapsed: Duration) {
-    let _ = DATABASE_TIME.try_with(|total| total.set(total.get() + elapsed));
-}
+/// Kept at this path: the server hooks it into the PostgreSQL adapter.
+pub use crate::request_state::add_database_time;
+use crate::request_state::{AuthenticatedAs, RequestState};
 
 /// The middleware factory.
 #[derive(Clone, Copy, Debug, Default)]
@@ -93,7 +79,9 @@ where
         let service = Rc::clone(&self.service);
         let method = req.method().clone();
         let id_for_scope = id.clone();
-        let work = DATABASE_TIME.scope(Cell::new(Duration::ZERO), async move {
+        let state = Rc::new(RequestState::default());
+        req.extensions_mut().insert(Rc::clone(&state));
+        let work = RequestState::scope(Rc::clone(&state), async move {
             let response = match service.call(req).await {
                 Ok(response) => response.map_into_boxed_body(),
                 Err(error) => {
@@ -116,22 +104,14 @@ where
                 .request()
                 .match_pattern()
                 .unwrap_or_else(|| "<unmatched>".to_owned());
-            let tenant = response
-                .request()
-                .extensions()
-                .get::<TenantTag>()
-                .map(|t| t.0.to_string())
+            let tenant = state
+                .tenant()
+                .map(|tenant| tenant.to_string())
                 .unwrap_or_default();
-            let credential = response
-                .request()
-                .extensions()
-                .get::<CredentialKind>()
-                .map_or("none", |kind| kind.0);
-            let db_ms = DATABASE_TIME
-                .try_with(Cell::get)
-                .unwrap_or_default()
-                .as_secs_f64()
-                * 1000.0;
+            let credential = state
+                .authenticated_as()
+                .map_or("none", AuthenticatedAs::as_str);
+            let db_ms = state.database_time().as_secs_f64() * 1000.0;
             let status = response.status().as_u16();
             let elapsed = started.elapsed();
             crate::metrics::record_request(&route, method.as_str(), status, elapsed);

@@ -20,37 +20,43 @@
 //!
 //! A credential buys a bucket of its own only once it has resolved: until then it counts
 //! against its client address under `auth`, before any database work, so made-up tokens
-//! cannot mint fresh buckets. Credentials that resolved are remembered (digests only, a
+//! cannot mint fresh buckets. Credentials that resolved are remembered (hashes only, a
 //! bounded set per process); the set decides the bucket, never the authority: a revoked
-//! key still fails its look-up, and a 401 forgets it. The `tenant` policy needs to know the tenant, which only the credential
-//! look-up tells: the authentication extractor counts it right after that look-up and
-//! before any work (the unit of work is rolled back if refused), so it costs no round
-//! trip and a limited request changes nothing.
+//! key still fails its look-up, and a 401 forgets it. The credential is the request
+//! state's ([`RequestState::credential`]): parsed and hashed once per request, by
+//! whichever layer asks first, and the same hash is what authentication looks up.
+//!
+//! The `tenant` policy needs to know the tenant, which only the credential look-up tells:
+//! the authentication extractor counts it right after that look-up and before any work
+//! (the unit of work is rolled back if refused), so it costs no round trip and a limited
+//! request changes nothing. Whether the credential resolved is read from the request
+//! state after the response, where the extractor recorded the tenant.
 //!
 //! Every response of the request then carries the headers of the tightest decision
 //! taken: `X-RateLimit-Limit/Remaining/Reset` and the IETF draft-10 `RateLimit-Policy` /
 //! `RateLimit`; a 429 adds `Retry-After` and the `RATE_LIMITED` envelope.
 
+use std::collections::HashSet;
 use std::future::{Ready, ready};
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::{Error, HttpMessage, HttpRequest};
-use base64::Engine as _;
-use domain::rate_limit::{RateDecision, RatePolicies, RatePolicy, ceil_seconds};
+use actix_web::{Error, HttpRequest};
+use app::auth::HashedCredential;
+use domain::rate_limit::{RateDecision, RatePolicies, RatePolicy};
+use domain::token::TokenHash;
 use futures_util::future::LocalBoxFuture;
 use ports::RateLimiter;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::client_ip::{self, TrustedProxies};
 use crate::error::{ApiError, ErrorCode};
-use crate::middleware::TenantTag;
+pub use crate::request_state::StampedDecision;
+use crate::request_state::{RequestCredential, RequestState, credential_limit_key};
 
 /// The limiter and the rules the middleware applies.
 #[derive(Clone)]
@@ -61,35 +67,35 @@ pub struct RateLimits {
     pub policies: RatePolicies,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` are believed.
     pub trusted_proxies: TrustedProxies,
-    /// Digests of credentials that resolved: they count under `authenticated`.
+    /// Hashes of credentials that resolved: they count under `authenticated`.
     pub resolved: ResolvedCredentials,
 }
 
-/// The digests of credentials that resolved recently, shared by the worker threads.
+/// The hashes of credentials that resolved recently, shared by the worker threads.
 /// Bounded: when full it starts again (each credential then pays one `auth` token anew).
 #[derive(Clone, Debug, Default)]
-pub struct ResolvedCredentials(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+pub struct ResolvedCredentials(Arc<Mutex<HashSet<[u8; 32]>>>);
 
 impl ResolvedCredentials {
-    /// At most this many digests are kept.
+    /// At most this many hashes are kept.
     pub const CAPACITY: usize = 100_000;
 
-    fn contains(&self, key: &str) -> bool {
-        self.0.lock().is_ok_and(|set| set.contains(key))
+    fn contains(&self, hash: &TokenHash) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(&hash.0))
     }
 
-    fn insert(&self, key: String) {
+    fn insert(&self, hash: TokenHash) {
         if let Ok(mut set) = self.0.lock() {
             if set.len() >= Self::CAPACITY {
                 set.clear();
             }
-            set.insert(key);
+            set.insert(hash.0);
         }
     }
 
-    fn remove(&self, key: &str) {
+    fn remove(&self, hash: &TokenHash) {
         if let Ok(mut set) = self.0.lock() {
-            set.remove(key);
+            set.remove(&hash.0);
         }
     }
 }
@@ -103,73 +109,11 @@ impl std::fmt::Debug for RateLimits {
     }
 }
 
-/// A decision and when it was taken (since the Unix epoch). Every header and the 429
-/// body are computed from this one moment, so they describe the same instant to the
-/// second: for an allowed request, when the quota is whole again; for a refused one,
-/// when the next request will be allowed.
-#[derive(Clone, Copy, Debug)]
-pub struct StampedDecision {
-    /// What the limiter answered.
-    pub decision: RateDecision,
-    at: Duration,
-}
-
-impl StampedDecision {
-    fn now(decision: RateDecision) -> Self {
-        let at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Self { decision, at }
-    }
-
-    /// Whole seconds from the decision's second to the instant described (rounded up, so
-    /// never early; at least 1 when refused). This is `t`, and `Retry-After` on a 429.
-    #[must_use]
-    pub fn seconds_to_instant(&self) -> u64 {
-        let d = &self.decision;
-        let wait = if d.allowed {
-            d.reset_after
-        } else {
-            d.retry_after
-        };
-        let seconds = ceil_seconds(self.at + wait) - self.at.as_secs();
-        if d.allowed { seconds } else { seconds.max(1) }
-    }
-
-    /// The same instant in UTC epoch seconds (`X-RateLimit-Reset`).
-    #[must_use]
-    pub fn instant_epoch_seconds(&self) -> u64 {
-        self.at.as_secs() + self.seconds_to_instant()
-    }
-}
-
-/// The decisions taken for one request, kept in its extensions until the response.
-#[derive(Clone, Debug, Default)]
-pub struct RateDecisions(Vec<StampedDecision>);
-
-impl RateDecisions {
-    /// The tightest decision so far.
-    fn tightest(&self) -> Option<&StampedDecision> {
-        self.0.iter().reduce(|tightest, d| {
-            if d.decision.is_tighter_than(&tightest.decision) {
-                d
-            } else {
-                tightest
-            }
-        })
-    }
-}
-
-/// Records a decision (the middleware's, or the tenant policy's by the authentication
-/// extractor), so the response headers can report it; returns it stamped.
-pub fn record(req: &HttpRequest, decision: RateDecision) -> StampedDecision {
+/// Records a decision (the middleware's, or the extractor's) in the request state, so
+/// the response headers can report it; returns it stamped.
+pub fn record(state: &RequestState, decision: RateDecision) -> StampedDecision {
     let stamped = StampedDecision::now(decision);
-    let mut extensions = req.extensions_mut();
-    if let Some(decisions) = extensions.get_mut::<RateDecisions>() {
-        decisions.0.push(stamped);
-    } else {
-        extensions.insert(RateDecisions(vec![stamped]));
-    }
+    state.record_decision(stamped);
     stamped
 }
 
@@ -196,16 +140,6 @@ pub fn client_address(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpA
     client_ip::resolve(req.peer_addr().map(|a| a.ip()), req.headers(), trusted)
 }
 
-/// The per-credential key: a digest, so the limiter's memory (or Redis) never holds a
-/// usable credential.
-fn bearer_hash(headers: &HeaderMap) -> Option<String> {
-    let digest = Sha256::digest(crate::auth::bearer_token(headers)?.as_bytes());
-    Some(format!(
-        "cred:{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
-    ))
-}
-
 fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
@@ -214,32 +148,28 @@ fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// The client's address (trusted proxies applied), resolved once by the middleware and
-/// kept in the request's extensions for handlers (QR requester details).
-#[derive(Clone, Copy, Debug)]
-pub struct ClientAddress(pub IpAddr);
-
-/// A credential not yet seen to resolve, counted under `auth` by its address: once the
-/// authentication extractor has resolved it, it counts it under `authenticated` too (see
-/// [`count_resolved`]), so every request of a credential is in its own bucket.
-#[derive(Clone, Debug)]
-pub(crate) struct UncountedCredential(String);
-
 /// Counts a request whose credential just resolved under `authenticated`, if the
-/// middleware could not yet (the credential was new to it).
+/// middleware could not yet (the credential was new to it, so it counted the request
+/// against its address under `auth`): every request of a credential is in its bucket.
 ///
 /// # Errors
 /// The `RATE_LIMITED` error when the credential's quota is spent.
-pub(crate) async fn count_resolved(req: &HttpRequest, limits: &RateLimits) -> Result<(), ApiError> {
-    let uncounted = req.extensions_mut().remove::<UncountedCredential>();
-    let Some(UncountedCredential(key)) = uncounted else {
+pub(crate) async fn count_resolved(
+    state: &RequestState,
+    limits: &RateLimits,
+    credential: &HashedCredential,
+) -> Result<(), ApiError> {
+    if !state.take_credential_uncounted() {
         return Ok(());
-    };
+    }
     let decision = limits
         .limiter
-        .check(&limits.policies.authenticated, &key)
+        .check(
+            &limits.policies.authenticated,
+            &credential_limit_key(credential),
+        )
         .await;
-    let stamped = record(req, decision);
+    let stamped = record(state, decision);
     if decision.allowed {
         Ok(())
     } else {
@@ -256,16 +186,22 @@ fn route_pattern(req: &ServiceRequest) -> Option<String> {
 }
 
 /// What a request is counted under before it runs: the policy, the bucket, and the
-/// credential digest whose resolution the response will tell.
+/// hash of the credential whose resolution the response will tell.
 struct Counting {
     policy: RatePolicy,
     key: String,
-    credential: Option<String>,
+    credential: Option<TokenHash>,
+    /// The credential was counted by its address: the extractor counts it under
+    /// `authenticated` once it resolves.
+    uncounted: bool,
 }
 
-/// The policy and key a request is counted under before it runs.
+/// The policy and key a request is counted under before it runs. The credential, when
+/// the route's policy depends on it, is taken from the request state (parsed and hashed
+/// there, once per request).
 fn counting(
     req: &ServiceRequest,
+    state: &RequestState,
     pattern: Option<&str>,
     limits: &RateLimits,
     client: Option<IpAddr>,
@@ -276,6 +212,7 @@ fn counting(
         policy,
         key,
         credential: None,
+        uncounted: false,
     };
     match pattern {
         Some(
@@ -295,19 +232,28 @@ fn counting(
                 .map_or_else(ip_key, |id| format!("qr:{id}"));
             by(policies.qr, key)
         }
-        _ => match bearer_hash(req.headers()) {
-            Some(credential) if limits.resolved.contains(&credential) => Counting {
-                policy: policies.authenticated,
-                key: credential.clone(),
-                credential: Some(credential),
-            },
+        _ => match state.credential(req.headers()) {
+            RequestCredential::Recognised(credential)
+                if limits.resolved.contains(&credential.hash) =>
+            {
+                Counting {
+                    policy: policies.authenticated,
+                    key: credential_limit_key(&credential),
+                    credential: Some(credential.hash),
+                    uncounted: false,
+                }
+            }
             // Not seen to resolve: it buys nothing of its own.
-            Some(credential) => Counting {
+            RequestCredential::Recognised(credential) => Counting {
                 policy: policies.auth,
                 key: ip_key(),
-                credential: Some(credential),
+                credential: Some(credential.hash),
+                uncounted: true,
             },
-            None => by(policies.public, ip_key()),
+            // Not one of ours: it never resolves (401 without a look-up), and counts
+            // against its address as any credential not seen to resolve does.
+            RequestCredential::Unrecognised => by(policies.auth, ip_key()),
+            RequestCredential::Absent => by(policies.public, ip_key()),
         },
     }
 }
@@ -404,10 +350,9 @@ where
         let service = Rc::clone(&self.service);
         let limits = self.limits.clone();
         Box::pin(async move {
+            let state = RequestState::of(req.request());
             let client = client_address(req.request(), &limits.trusted_proxies);
-            if let Some(ip) = client {
-                req.extensions_mut().insert(ClientAddress(ip));
-            }
+            state.set_client(client);
             let pattern = route_pattern(&req);
             // The scrape is watched traffic's monitor: never locked out by it.
             if pattern.as_deref() == Some(crate::metrics::PATH) {
@@ -416,15 +361,12 @@ where
                     .await
                     .map(ServiceResponse::map_into_boxed_body);
             }
-            let counting = counting(&req, pattern.as_deref(), &limits, client);
+            let counting = counting(&req, &state, pattern.as_deref(), &limits, client);
             let decision = limits.limiter.check(&counting.policy, &counting.key).await;
-            if let Some(credential) = &counting.credential
-                && counting.policy.name != limits.policies.authenticated.name
-            {
-                req.extensions_mut()
-                    .insert(UncountedCredential(credential.clone()));
+            if counting.uncounted {
+                state.mark_credential_uncounted();
             }
-            let stamped = record(req.request(), decision);
+            let stamped = record(&state, decision);
             let mut response = if decision.allowed {
                 service.call(req).await?.map_into_boxed_body()
             } else {
@@ -433,21 +375,15 @@ where
                 req.into_response(actix_web::ResponseError::error_response(&error))
             };
             if let Some(credential) = counting.credential {
-                // The authentication extractor tags the request with its tenant once the
-                // credential resolved; a 401 means it did not.
-                let resolved = response.request().extensions().contains::<TenantTag>();
-                if resolved {
+                // The authentication extractor records the tenant once the credential
+                // resolved; a 401 means it did not.
+                if state.tenant().is_some() {
                     limits.resolved.insert(credential);
                 } else if response.status() == actix_web::http::StatusCode::UNAUTHORIZED {
                     limits.resolved.remove(&credential);
                 }
             }
-            let tightest = response
-                .request()
-                .extensions()
-                .get::<RateDecisions>()
-                .and_then(|d| d.tightest().copied());
-            if let Some(tightest) = tightest {
+            if let Some(tightest) = state.tightest_decision() {
                 set_headers(response.headers_mut(), &tightest);
             }
             Ok(response)

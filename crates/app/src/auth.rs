@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use domain::principal::Principal;
-use domain::token::{SecretToken, TokenKind};
+use domain::token::{SecretToken, TokenHash, TokenKind};
 use ports::{RepoError, TenantStore};
 use thiserror::Error;
 
@@ -62,6 +62,42 @@ impl Credential {
             .map(Self::Session)
             .map_err(|_| UnrecognisedCredential)
     }
+
+    /// What storage looks the credential up by: its kind and the SHA-256 of the secret.
+    /// Hashing is the costly part of recognising a credential, so a request does it once
+    /// and passes the [`HashedCredential`] on (rate limits, authentication, idempotency).
+    #[must_use]
+    pub fn hashed(&self) -> HashedCredential {
+        match self {
+            Self::ApiKey(secret) => HashedCredential {
+                kind: CredentialKind::ApiKey,
+                hash: secret.hash(),
+            },
+            Self::Session(secret) => HashedCredential {
+                kind: CredentialKind::Session,
+                hash: secret.hash(),
+            },
+        }
+    }
+}
+
+/// Which of our bearer credentials a token is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// An API key (`crm_sk_…`).
+    ApiKey,
+    /// A login session (`crm_st_…`).
+    Session,
+}
+
+/// A recognised credential reduced to what authentication needs: its kind and its hash.
+/// The secret in clear is not kept, so nothing that holds this value can leak it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashedCredential {
+    /// API key or session.
+    pub kind: CredentialKind,
+    /// The SHA-256 of the whole token, as storage keeps it.
+    pub hash: TokenHash,
 }
 
 /// Why a request could not be authenticated.
@@ -84,11 +120,24 @@ pub async fn authenticate<S: TenantStore>(
     settings: &AuthSettings,
     credential: &Credential,
 ) -> Result<(Principal, S::Uow), AuthError> {
-    let found = match credential {
-        Credential::ApiKey(secret) => store.begin_with_api_key(&secret.hash()).await?,
-        Credential::Session(secret) => {
+    authenticate_hashed(store, settings, &credential.hashed()).await
+}
+
+/// [`authenticate`] for a credential already hashed (the HTTP layer hashes each
+/// request's credential once and shares the hash).
+///
+/// # Errors
+/// [`AuthError::Unauthenticated`] when the credential is unknown, revoked or expired.
+pub async fn authenticate_hashed<S: TenantStore>(
+    store: &S,
+    settings: &AuthSettings,
+    credential: &HashedCredential,
+) -> Result<(Principal, S::Uow), AuthError> {
+    let found = match credential.kind {
+        CredentialKind::ApiKey => store.begin_with_api_key(&credential.hash).await?,
+        CredentialKind::Session => {
             let idle = i64::try_from(settings.session_idle_timeout.as_secs()).unwrap_or(i64::MAX);
-            store.begin_with_session(&secret.hash(), idle).await?
+            store.begin_with_session(&credential.hash, idle).await?
         }
     };
     found.ok_or(AuthError::Unauthenticated)

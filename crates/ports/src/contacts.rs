@@ -4,6 +4,8 @@ use std::future::Future;
 
 use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::ids::ContactId;
+use domain::principal::Principal;
+use domain::token::TokenHash;
 use thiserror::Error;
 
 use crate::errors::RepoError;
@@ -110,4 +112,24 @@ pub trait ContactRepository {
         &mut self,
         id: ContactId,
     ) -> impl Future<Output = Result<(), ContactWriteError>> + Send;
+}
+
+/// A contact read that costs one statement in all: the API key is resolved, the tenant
+/// set and the contact read in a single round trip, outside any transaction block
+/// (SPEC §9: authentication and the transaction prologue cost no round trip of their
+/// own). The read is scoped exactly as in a unit of work: the tenant is set
+/// transaction-locally, for that statement's own transaction, before any contact row is
+/// touched, and row-level security applies.
+pub trait ContactReadByApiKey: Send + Sync {
+    /// `None` when no live key has this hash; else the caller and the contact, if the
+    /// caller's tenant has one with this id. The caller's permission is not checked here:
+    /// the use case checks it before anything read leaves the core.
+    ///
+    /// # Errors
+    /// [`RepoError`] when storage fails.
+    fn contact_with_api_key(
+        &self,
+        hash: &TokenHash,
+        id: ContactId,
+    ) -> impl Future<Output = Result<Option<(Principal, Option<Contact>)>, RepoError>> + Send;
 }

@@ -619,7 +619,7 @@ pub async fn retry<S: Store>(
 #[utoipa::path(get, path = "/v1/events", tag = "webhooks", security(("bearer" = [])),
     params(EventParams),
     responses(
-        (status = 200, description = "The tenant's events in order, as delivered", body = crate::envelope::Success<Vec<crate::events::EventResponse>>),
+        (status = 200, description = "The tenant's events in order, as delivered", body = crate::envelope::Success<Vec<Object>>),
         crate::schemas::CommonErrors,
     ))]
 pub async fn events<S: Store>(

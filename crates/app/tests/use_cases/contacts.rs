@@ -4,7 +4,7 @@ use adapters_memory::MemoryStore;
 use app::auth::{AuthError, AuthSettings, Credential, authenticate};
 use app::contacts::{
     ContactChange, ContactError, IfMatch, create_contact, delete_contact, get_contact,
-    list_contacts, update_contact,
+    get_contact_with_api_key, list_contacts, update_contact,
 };
 use app::tenants::{generate_api_key, provision_tenant};
 use domain::contact::{ContactInput, ContactPatch, ContactQuery};
@@ -319,4 +319,62 @@ async fn pages_walk_every_contact_exactly_once() {
         seen.sort();
         assert_eq!(seen, expected, "sort {sort}");
     }
+}
+
+#[tokio::test]
+async fn a_contact_read_in_one_statement_answers_as_a_unit_of_work_would() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let globex = tenant(&store, "Globex").await;
+    let (p, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
+    let created = create_contact(uow, &p, ada()).await.expect("created");
+    let key = |t: &Tenant| match &t.credential {
+        Credential::ApiKey(secret) => secret.hash(),
+        Credential::Session(_) => unreachable!("tenants here hold API keys"),
+    };
+
+    let (caller, outcome) = get_contact_with_api_key(&store, &key(&acme), created.id)
+        .await
+        .expect("stored")
+        .expect("a live key");
+    assert_eq!(caller.tenant_id, acme.id);
+    assert_eq!(outcome.expect("found"), created);
+
+    // Another tenant's key with the same id: not found, and its caller is known (so the
+    // API still counts it against that tenant's limits).
+    let (caller, outcome) = get_contact_with_api_key(&store, &key(&globex), created.id)
+        .await
+        .expect("stored")
+        .expect("a live key");
+    assert_eq!(caller.tenant_id, globex.id);
+    assert!(matches!(outcome, Err(ContactError::NotFound)));
+
+    // A key of the right tenant without `contacts:read`: refused, the contact unseen.
+    let narrow = generate_api_key().expect("key");
+    store
+        .add_api_key(acme.id, narrow.hash(), Role::Owner, &["companies:read"])
+        .expect("added");
+    let (_, outcome) = get_contact_with_api_key(&store, &narrow.hash(), created.id)
+        .await
+        .expect("stored")
+        .expect("a live key");
+    assert!(matches!(outcome, Err(ContactError::Forbidden(_))));
+
+    // Unknown and revoked keys: nobody.
+    let stranger = generate_api_key().expect("key");
+    assert!(
+        get_contact_with_api_key(&store, &stranger.hash(), created.id)
+            .await
+            .expect("stored")
+            .is_none()
+    );
+    store.revoke_api_key(&narrow.hash()).expect("revoked");
+    assert!(
+        get_contact_with_api_key(&store, &narrow.hash(), created.id)
+            .await
+            .expect("stored")
+            .is_none()
+    );
 }

@@ -1,0 +1,10 @@
+-- GET /v1/contacts?limit=25
+-- pgbench -M prepared, as crm_app: the API's SQL for this scenario with the tenant set by
+-- set_config instead of crm_authenticate_api_key (the 4-statement shape of SPEC §9).
+-- Variables: -D tenants=N -D contacts=N (per tenant). Ids are md5-derived as in
+-- scripts/bench/load.sql; computing them costs the statement about a microsecond.
+\set t random(1, :tenants)
+BEGIN;
+SELECT set_config('app.tenant_id', md5('t' || :t::text), true);
+SELECT tenant_id, id, first_name, last_name, email, phone, title, tags, custom_fields, owner_id, company_id, created_at, updated_at, version FROM contacts WHERE tenant_id = md5('t' || :t::text)::uuid ORDER BY created_at DESC, id DESC LIMIT 26;
+COMMIT;
