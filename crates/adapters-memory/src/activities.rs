@@ -2,8 +2,10 @@
 
 use ports::RepoError;
 
+use domain::activity::{Activity, ActivityId};
+
 use crate::keyset::page_of;
-use crate::store::MemoryUnitOfWork;
+use crate::store::{MemoryUnitOfWork, TenantData};
 
 impl MemoryUnitOfWork {
     fn check_activity(
@@ -27,6 +29,26 @@ impl MemoryUnitOfWork {
             return Err(ports::CrmWriteError::UnknownReference("leadId"));
         }
         Ok(())
+    }
+}
+
+impl TenantData {
+    /// Removes the activities `doomed` picks (a cascade of a contact's, company's or
+    /// lead's deletion) and returns them as deletions, in id order, for their events.
+    pub(crate) fn remove_activities(
+        &mut self,
+        doomed: impl Fn(&Activity) -> bool,
+    ) -> Vec<(Option<Activity>, Option<Activity>)> {
+        let ids: Vec<ActivityId> = self
+            .activities
+            .values()
+            .filter(|a| doomed(a))
+            .map(|a| a.id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.activities.remove(&id))
+            .map(|activity| (Some(activity), None))
+            .collect()
     }
 }
 
@@ -86,7 +108,9 @@ impl ports::ActivityRepository for MemoryUnitOfWork {
             updated_at: now,
             version: 1,
         };
-        self.data_mut()?.activities.insert(id, activity.clone());
+        let data = self.data_mut()?;
+        data.activities.insert(id, activity.clone());
+        data.record_change(now, None, Some(&activity))?;
         Ok(activity)
     }
 
@@ -97,25 +121,31 @@ impl ports::ActivityRepository for MemoryUnitOfWork {
     ) -> Result<domain::activity::Activity, ports::CrmWriteError> {
         let now = self.now();
         self.check_activity(draft)?;
-        let activity = self
-            .data_mut()?
+        let data = self.data_mut()?;
+        let activity = data
             .activities
             .get_mut(&id)
             .ok_or(ports::CrmWriteError::NotFound)?;
+        let before = activity.clone();
         activity.fields = draft.clone();
         activity.updated_at = now.max(activity.updated_at);
         activity.version += 1;
-        Ok(activity.clone())
+        let after = activity.clone();
+        data.record_change(now, Some(&before), Some(&after))?;
+        Ok(after)
     }
 
     async fn delete_activity(
         &mut self,
         id: domain::activity::ActivityId,
     ) -> Result<(), ports::CrmWriteError> {
-        self.data_mut()?
+        let now = self.now();
+        let data = self.data_mut()?;
+        let activity = data
             .activities
             .remove(&id)
-            .map(|_| ())
-            .ok_or(ports::CrmWriteError::NotFound)
+            .ok_or(ports::CrmWriteError::NotFound)?;
+        data.record_change(now, Some(&activity), None)?;
+        Ok(())
     }
 }

@@ -103,7 +103,9 @@ impl CompanyRepository for MemoryUnitOfWork {
             updated_at: now,
             version: 1,
         };
-        self.data_mut()?.companies.insert(id, company.clone());
+        let data = self.data_mut()?;
+        data.companies.insert(id, company.clone());
+        data.record_change(now, None, Some(&company))?;
         Ok(company)
     }
 
@@ -114,34 +116,50 @@ impl CompanyRepository for MemoryUnitOfWork {
     ) -> Result<Company, CompanyWriteError> {
         let now = self.now();
         self.check_company(id, draft)?;
-        let company = self
-            .data_mut()?
+        let data = self.data_mut()?;
+        let company = data
             .companies
             .get_mut(&id)
             .ok_or(CompanyWriteError::NotFound)?;
+        let before = company.clone();
         company.fields = draft.clone();
         company.updated_at = now.max(company.updated_at);
         company.version += 1;
-        Ok(company.clone())
+        let after = company.clone();
+        data.record_change(now, Some(&before), Some(&after))?;
+        Ok(after)
     }
 
     async fn delete_company(&mut self, id: CompanyId) -> Result<(), CompanyWriteError> {
+        let now = self.now();
         let data = self.data_mut()?;
-        data.companies
+        let company = data
+            .companies
             .remove(&id)
             .ok_or(CompanyWriteError::NotFound)?;
+        // Then the foreign-key actions, in PostgreSQL's order: contacts and leads lose
+        // the company (an update each, the version unmoved), its activities go.
+        let mut contacts = Vec::new();
         for contact in data.contacts.values_mut() {
             if contact.fields.company_id == Some(id) {
+                let before = contact.clone();
                 contact.fields.company_id = None;
+                contacts.push((Some(before), Some(contact.clone())));
             }
         }
+        let mut leads = Vec::new();
         for lead in data.leads.values_mut() {
             if lead.fields.company_id == Some(id) {
+                let before = lead.clone();
                 lead.fields.company_id = None;
+                leads.push((Some(before), Some(lead.clone())));
             }
         }
-        data.activities
-            .retain(|_, a| a.fields.company_id != Some(id));
+        let activities = data.remove_activities(|a| a.fields.company_id == Some(id));
+        data.record_change(now, Some(&company), None)?;
+        data.record_changes(now, &contacts)?;
+        data.record_changes(now, &leads)?;
+        data.record_changes(now, &activities)?;
         Ok(())
     }
 }

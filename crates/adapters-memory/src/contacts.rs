@@ -146,7 +146,9 @@ impl ContactRepository for MemoryUnitOfWork {
             updated_at: now,
             version: 1,
         };
-        self.data_mut()?.contacts.insert(id, contact.clone());
+        let data = self.data_mut()?;
+        data.contacts.insert(id, contact.clone());
+        data.record_change(now, None, Some(&contact))?;
         Ok(contact)
     }
 
@@ -157,29 +159,41 @@ impl ContactRepository for MemoryUnitOfWork {
     ) -> Result<Contact, ContactWriteError> {
         let now = self.now();
         self.check_write(id, draft)?;
-        let contact = self
-            .data_mut()?
+        let data = self.data_mut()?;
+        let contact = data
             .contacts
             .get_mut(&id)
             .ok_or(ContactWriteError::NotFound)?;
+        let before = contact.clone();
         contact.fields = draft.clone();
         contact.updated_at = now.max(contact.updated_at);
         contact.version += 1;
-        Ok(contact.clone())
+        let after = contact.clone();
+        data.record_change(now, Some(&before), Some(&after))?;
+        Ok(after)
     }
 
     async fn delete_contact(&mut self, id: ContactId) -> Result<(), ContactWriteError> {
+        let now = self.now();
         let data = self.data_mut()?;
-        data.contacts
+        let contact = data
+            .contacts
             .remove(&id)
             .ok_or(ContactWriteError::NotFound)?;
+        // Then the foreign-key actions, in PostgreSQL's order: leads lose the contact
+        // (an update each, the version unmoved), its activities go.
+        let mut leads = Vec::new();
         for lead in data.leads.values_mut() {
             if lead.fields.contact_id == Some(id) {
+                let before = lead.clone();
                 lead.fields.contact_id = None;
+                leads.push((Some(before), Some(lead.clone())));
             }
         }
-        data.activities
-            .retain(|_, a| a.fields.contact_id != Some(id));
+        let activities = data.remove_activities(|a| a.fields.contact_id == Some(id));
+        data.record_change(now, Some(&contact), None)?;
+        data.record_changes(now, &leads)?;
+        data.record_changes(now, &activities)?;
         Ok(())
     }
 }

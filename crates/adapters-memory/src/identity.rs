@@ -57,7 +57,7 @@ impl IdentityRepository for MemoryUnitOfWork {
         if self.data.is_some() {
             return Err(RepoError::Unexpected("tenant exists".into()));
         }
-        let data = TenantData::new(self.tenant_id, name.to_owned(), expires_at, self.now());
+        let data = TenantData::new(self.tenant_id, name.to_owned(), expires_at, self.now())?;
         let info = data.info.clone();
         self.data = Some(data);
         Ok(info)
@@ -199,12 +199,36 @@ impl IdentityRepository for MemoryUnitOfWork {
     }
 
     async fn delete_member(&mut self, user: UserId) -> Result<bool, RepoError> {
+        let now = self.now();
         let data = self.data_mut()?;
         data.sessions.retain(|_, s| s.user_id != user);
         data.keys
             .retain(|_, (record, _)| record.acts_for != Some(user));
         data.invitations.forget_inviter(user);
-        Ok(data.members.remove(&user).is_some())
+        if data.members.remove(&user).is_none() {
+            return Ok(false);
+        }
+        // As PostgreSQL's ON DELETE SET NULL (owner_id): what they owned stays, unowned,
+        // and each such change is an update event (the version does not move).
+        let mut contacts = Vec::new();
+        for contact in data.contacts.values_mut() {
+            if contact.fields.owner_id == Some(user) {
+                let before = contact.clone();
+                contact.fields.owner_id = None;
+                contacts.push((Some(before), Some(contact.clone())));
+            }
+        }
+        let mut leads = Vec::new();
+        for lead in data.leads.values_mut() {
+            if lead.fields.owner_id == Some(user) {
+                let before = lead.clone();
+                lead.fields.owner_id = None;
+                leads.push((Some(before), Some(lead.clone())));
+            }
+        }
+        data.record_changes(now, &contacts)?;
+        data.record_changes(now, &leads)?;
+        Ok(true)
     }
 
     async fn lock_owners(&mut self) -> Result<Vec<UserId>, RepoError> {

@@ -65,10 +65,11 @@ impl InvitationRepository for MemoryUnitOfWork {
             accepted_at: None,
             revoked_at: None,
         };
-        self.data_mut()?
-            .invitations
+        let data = self.data_mut()?;
+        data.invitations
             .invitations
             .insert(invitation.id, (stored.clone(), invitation.token_hash));
+        data.record_change(now, None, Some(&stored))?;
         Ok(stored)
     }
 

@@ -133,7 +133,9 @@ impl ports::LeadRepository for MemoryUnitOfWork {
             updated_at: now,
             version: 1,
         };
-        self.data_mut()?.leads.insert(id, lead.clone());
+        let data = self.data_mut()?;
+        data.leads.insert(id, lead.clone());
+        data.record_change(now, None, Some(&lead))?;
         Ok(lead)
     }
 
@@ -144,24 +146,32 @@ impl ports::LeadRepository for MemoryUnitOfWork {
     ) -> Result<domain::lead::Lead, ports::CrmWriteError> {
         let now = self.now();
         let status = self.check_lead(draft)?;
-        let lead = self
-            .data_mut()?
+        let data = self.data_mut()?;
+        let lead = data
             .leads
             .get_mut(&id)
             .ok_or(ports::CrmWriteError::NotFound)?;
+        let before = lead.clone();
         lead.fields = draft.clone();
         lead.status = status;
         lead.updated_at = now.max(lead.updated_at);
         lead.version += 1;
-        Ok(lead.clone())
+        let after = lead.clone();
+        data.record_change(now, Some(&before), Some(&after))?;
+        Ok(after)
     }
 
     async fn delete_lead(&mut self, id: domain::lead::LeadId) -> Result<(), ports::CrmWriteError> {
+        let now = self.now();
         let data = self.data_mut()?;
-        data.leads
+        let lead = data
+            .leads
             .remove(&id)
             .ok_or(ports::CrmWriteError::NotFound)?;
-        data.activities.retain(|_, a| a.fields.lead_id != Some(id));
+        // The lead's event, then its activities' (the foreign key's cascade).
+        let activities = data.remove_activities(|a| a.fields.lead_id == Some(id));
+        data.record_change(now, Some(&lead), None)?;
+        data.record_changes(now, &activities)?;
         Ok(())
     }
 }

@@ -8,13 +8,19 @@
 //! that run use cases one after another; the PostgreSQL adapter is the one with real
 //! isolation and locking.
 //!
+//! Changes write their events into the tenant's log inside the unit of work, as
+//! PostgreSQL's triggers do in the writing transaction: visible on commit, gone with a
+//! dropped unit of work.
+//!
 //! One module per resource, named as in `ports` and `adapters-postgres`; `store` holds the
-//! store, the unit of work and the data they share, `keyset` the paging every list uses.
+//! store, the unit of work and the data they share, `keyset` the paging every list uses,
+//! `events` the rule that decides which event a change makes.
 
 mod activities;
 mod clock;
 mod companies;
 mod contacts;
+mod events;
 mod idempotency;
 mod identity;
 mod invitations;

@@ -1,5 +1,6 @@
 //! Pipelines in memory, with the default pipeline every tenant starts with; a stage's
-//! kind change carries over to its leads' status, as in PostgreSQL.
+//! kind change carries over to its leads' status, as in PostgreSQL. A pipeline's created
+//! and updated events are written at commit, with its final stages (`crate::events`).
 
 use domain::ids::TenantId;
 use ports::RepoError;
@@ -92,6 +93,7 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
             version: 1,
         };
         self.data_mut()?.pipelines.insert(id, pipeline.clone());
+        self.pipeline_changed(id, None);
         Ok(pipeline)
     }
 
@@ -106,21 +108,28 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
             .pipelines
             .get_mut(&id)
             .ok_or(ports::PipelineWriteError::NotFound)?;
+        let before = pipeline.clone();
         pipeline.name = name.to_owned();
         pipeline.version += 1;
         pipeline.updated_at = now.max(pipeline.updated_at);
-        Ok(pipeline.clone())
+        let after = pipeline.clone();
+        self.pipeline_changed(id, Some(before));
+        Ok(after)
     }
 
     async fn delete_pipeline(
         &mut self,
         id: domain::pipeline::PipelineId,
     ) -> Result<(), ports::PipelineWriteError> {
-        self.data_mut()?
+        let now = self.now();
+        let data = self.data_mut()?;
+        let pipeline = data
             .pipelines
             .remove(&id)
-            .map(|_| ())
-            .ok_or(ports::PipelineWriteError::NotFound)
+            .ok_or(ports::PipelineWriteError::NotFound)?;
+        // At once, with its stages (PostgreSQL's trigger fires before the delete).
+        data.record_change(now, Some(&pipeline), None)?;
+        Ok(())
     }
 
     async fn set_stages(
@@ -134,6 +143,7 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
             .pipelines
             .get_mut(&id)
             .ok_or(ports::PipelineWriteError::NotFound)?;
+        let before = pipeline.clone();
         pipeline.stages = stages
             .iter()
             .zip(0..)
@@ -148,20 +158,27 @@ impl ports::PipelineRepository for MemoryUnitOfWork {
         pipeline.version += 1;
         pipeline.updated_at = now.max(pipeline.updated_at);
         let pipeline = pipeline.clone();
-        // A lead's status follows its stage's kind, also when the kind is edited.
+        self.pipeline_changed(id, Some(before));
+        // A lead's status follows its stage's kind, also when the kind is edited: an
+        // update event each (changedFields ["status"]).
         let in_pipeline = |lead: &&mut domain::lead::Lead| lead.fields.pipeline_id == id;
-        for lead in self.data_mut()?.leads.values_mut().filter(in_pipeline) {
+        let data = self.data_mut()?;
+        let mut restatused = Vec::new();
+        for lead in data.leads.values_mut().filter(in_pipeline) {
             let kind = pipeline
                 .stages
                 .iter()
                 .find(|s| s.id == lead.fields.stage_id)
                 .map(|s| s.kind);
             if let Some(kind) = kind.filter(|kind| *kind != lead.status) {
+                let before = lead.clone();
                 lead.status = kind;
                 lead.version += 1;
                 lead.updated_at = now.max(lead.updated_at);
+                restatused.push((Some(before), Some(lead.clone())));
             }
         }
+        data.record_changes(now, &restatused)?;
         Ok(pipeline)
     }
 }

@@ -16,6 +16,7 @@ use ports::{
 };
 use time::OffsetDateTime;
 
+use crate::events::PendingPipelineEvent;
 use crate::pipelines::default_pipeline;
 use crate::qr::QrRecord;
 use crate::{invitations, webhooks};
@@ -44,15 +45,20 @@ pub(crate) struct TenantData {
 }
 
 impl TenantData {
+    /// A new tenant with its default pipeline, whose `pipeline.created` is the tenant's
+    /// first event (PostgreSQL's tenant trigger makes the pipeline in the tenant's context).
+    ///
+    /// # Errors
+    /// [`RepoError::Unexpected`] if the event cannot be built.
     pub(crate) fn new(
         id: TenantId,
         name: String,
         expires_at: Option<OffsetDateTime>,
         now: OffsetDateTime,
-    ) -> Self {
+    ) -> Result<Self, RepoError> {
         let default = default_pipeline(id, now);
-        Self {
-            pipelines: BTreeMap::from([(default.id, default)]),
+        let mut data = Self {
+            pipelines: BTreeMap::from([(default.id, default.clone())]),
             leads: BTreeMap::new(),
             activities: BTreeMap::new(),
             info: TenantInfo {
@@ -68,7 +74,9 @@ impl TenantData {
             idempotency: HashMap::new(),
             webhooks: webhooks::WebhookData::default(),
             invitations: invitations::InvitationData::default(),
-        }
+        };
+        data.record_change(now, None, Some(&default))?;
+        Ok(data)
     }
 
     /// Not past its expiry (only demo tenants have one).
@@ -268,6 +276,8 @@ pub struct MemoryUnitOfWork {
     pub(crate) new_users: Vec<(UserId, UserRecord)>,
     /// Where `commit` parks it instead, for an idempotent request's stored response.
     pub(crate) parked: Option<ports::CommitSlot<MemoryUnitOfWork>>,
+    /// Pipeline changes whose events are written at commit, in order.
+    pub(crate) pending_pipelines: Vec<PendingPipelineEvent>,
 }
 
 impl MemoryStore {
@@ -278,6 +288,7 @@ impl MemoryStore {
             data,
             new_users: Vec::new(),
             parked: None,
+            pending_pipelines: Vec::new(),
         }
     }
 }
@@ -409,7 +420,7 @@ impl TenantProvisioning for MemoryStore {
                 password_hash: None,
             },
         );
-        let mut data = TenantData::new(tenant_id, tenant.name, None, now);
+        let mut data = TenantData::new(tenant_id, tenant.name, None, now)?;
         data.members.insert(owner_id, (Role::Owner, now));
         let key_id = ApiKeyId::new();
         let record = ApiKeyRecord {
@@ -472,6 +483,7 @@ impl UnitOfWork for MemoryUnitOfWork {
             slot.park(self);
             return Ok(());
         }
+        self.record_pending_pipelines()?;
         let mut state = self.store.lock()?;
         for (id, user) in self.new_users {
             state.users.insert(id, user);

@@ -1,11 +1,15 @@
 //! Webhook subscriptions, deliveries and the event log in memory, for use-case tests.
 //!
-//! The in-memory store writes no events for CRM changes (in PostgreSQL, triggers do), so
-//! its event log and delivery queue stay empty; subscriptions and their secrets behave as
-//! in PostgreSQL, so the management use cases run the same against both adapters.
+//! Every event the store records (`crate::events` decides which) is appended to its
+//! tenant's log and fanned out here, as PostgreSQL's `crm_fan_out_events` does: one
+//! pending delivery per enabled subscription whose expanded event types
+//! ([`SubscriptionDraft::event_types`], the one filter rule) hold the event's type, within
+//! a sandbox tenant's budget. Subscriptions and their secrets behave as in PostgreSQL, so
+//! the management use cases run the same against both adapters.
 
 use std::collections::BTreeMap;
 
+use domain::event::{DomainEvent, EventType};
 use domain::ids::{DeliveryId, SubscriptionId};
 use domain::webhook::{
     Delivery, DeliveryAttempt, DeliveryStatus, NextStep, Subscription, SubscriptionDraft,
@@ -30,7 +34,56 @@ pub(crate) struct WebhookData {
     subscriptions: BTreeMap<SubscriptionId, StoredSubscription>,
     deliveries: BTreeMap<DeliveryId, (Delivery, Vec<DeliveryAttempt>, Option<uuid::Uuid>)>,
     /// Events, in log order (position = index + 1).
-    events: Vec<domain::event::DomainEvent>,
+    events: Vec<DomainEvent>,
+}
+
+/// How many deliveries a sandbox (expiring) tenant gets an hour, as in PostgreSQL.
+const SANDBOX_DELIVERIES_PER_HOUR: usize = 20;
+
+impl WebhookData {
+    /// Appends an event to the log and queues its deliveries: one per enabled
+    /// subscription that wants its type, in subscription order; a sandbox tenant's
+    /// deliveries stop at its hourly budget. `webhook.test` is never queued.
+    pub(crate) fn append(&mut self, event: DomainEvent, at: OffsetDateTime, sandbox: bool) {
+        let kind = event.kind();
+        if kind != EventType::WebhookTest {
+            let wanting: Vec<SubscriptionId> = self
+                .subscriptions
+                .values()
+                .filter(|s| s.subscription.fields.enabled)
+                .filter(|s| s.subscription.fields.event_types().contains(&kind))
+                .map(|s| s.subscription.id)
+                .collect();
+            let budget = if sandbox {
+                let hour_ago = at - time::Duration::hours(1);
+                let recent = self
+                    .deliveries
+                    .values()
+                    .filter(|(d, _, _)| d.created_at > hour_ago)
+                    .count();
+                SANDBOX_DELIVERIES_PER_HOUR.saturating_sub(recent)
+            } else {
+                usize::MAX
+            };
+            for subscription_id in wanting.into_iter().take(budget) {
+                let id = DeliveryId::new();
+                let delivery = Delivery {
+                    id,
+                    subscription_id,
+                    event_id: event.id().public_id(),
+                    event_type: kind.as_str().to_owned(),
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: Some(at),
+                    last_status_code: None,
+                    last_error: None,
+                    created_at: at,
+                };
+                self.deliveries.insert(id, (delivery, Vec::new(), None));
+            }
+        }
+        self.events.push(event);
+    }
 }
 
 impl MemoryUnitOfWork {
@@ -219,13 +272,13 @@ impl WebhookRepository for MemoryUnitOfWork {
     ) -> Result<EventLogPage, RepoError> {
         let skip = usize::try_from(after.unwrap_or(0).max(0)).unwrap_or(usize::MAX);
         let limit = usize::try_from(limit.clamp(1, 100)).unwrap_or(100);
-        let matching: Vec<(usize, domain::event::DomainEvent)> = self
+        let matching: Vec<(usize, DomainEvent)> = self
             .webhooks()?
             .events
             .iter()
             .enumerate()
             .skip(skip)
-            .filter(|(_, event)| event.kind() != domain::event::EventType::WebhookTest)
+            .filter(|(_, event)| event.kind() != EventType::WebhookTest)
             .filter(|(_, event)| {
                 types.is_empty() || types.iter().any(|t| t == event.kind().as_str())
             })

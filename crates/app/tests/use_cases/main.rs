@@ -4,5 +4,6 @@
 mod clock;
 mod contacts;
 mod crm;
+mod events;
 mod identity;
 mod invitations;
