@@ -81,8 +81,15 @@ SELECT md5('t' || t)::uuid, md5('a' || t || ':' || n)::uuid,
 
 -- One subscription per tenant, for every event: each write also writes its event and its
 -- delivery row. The URL is a closed loopback port and the worker is off during the bench.
-INSERT INTO webhook_subscriptions (tenant_id, id, url, description, events, secret)
+-- `event_types` is what the domain expands `*` to (every type: migration 0023's backfill).
+INSERT INTO webhook_subscriptions (tenant_id, id, url, description, events, event_types, secret)
 SELECT md5('t' || t)::uuid, md5('w' || t)::uuid, :'hook_url', 'bench', ARRAY['*'],
+       ARRAY['contact.created', 'contact.updated', 'contact.deleted',
+             'company.created', 'company.updated', 'company.deleted',
+             'lead.created', 'lead.updated', 'lead.deleted',
+             'pipeline.created', 'pipeline.updated', 'pipeline.deleted',
+             'activity.created', 'activity.updated', 'activity.deleted',
+             'lead.stage_changed', 'invitation.created', 'webhook.test'],
        'whsec_' || encode(sha256(convert_to('w' || t, 'UTF8')), 'base64')
   FROM generate_series(1, :tenants) AS t;
 
