@@ -26,5 +26,7 @@ mod security;
 mod shutdown;
 mod startup;
 mod walk;
+mod webhook_delivery;
 mod webhook_security;
+mod webhook_sql;
 mod webhooks;
