@@ -2,6 +2,7 @@
 //! connected as the real application role `crm_app`, each test with its own database.
 //! One test binary for the whole crate, so it is compiled and linked once.
 
+mod api_keys;
 mod batch;
 mod cancellation;
 mod companies;
@@ -15,6 +16,7 @@ mod identity;
 mod isolation;
 mod leads;
 mod logs;
+mod members;
 mod metrics;
 mod openapi;
 mod outage;
@@ -26,5 +28,7 @@ mod security;
 mod shutdown;
 mod startup;
 mod walk;
+mod webhook_delivery;
 mod webhook_security;
+mod webhook_sql;
 mod webhooks;

@@ -1,0 +1,128 @@
+//! API keys over HTTP with the real PostgreSQL: shown once, listed without secrets,
+//! revoked at once, never outranking their creator and leaving with them.
+
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+use crate::identity::{join, remove_member, set_role, sign_up};
+
+#[actix_rt::test]
+async fn api_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
+    let app = spawn_app().await;
+    let (owner, _, _) = sign_up(&app, "owner@example.com").await;
+    let created = app
+        .post("/v1/api-keys", &owner, &json!({"name": "CI", "scopes": ["contacts:read", "contacts:write"], "expiresAt": "2999-01-01T00:00:00Z"}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let data = &created.body["data"];
+    let key = data["key"].as_str().expect("key").to_owned();
+    let id = data["id"].as_str().expect("id").to_owned();
+    assert!(key.starts_with(data["prefix"].as_str().expect("prefix")));
+    assert_eq!(data["scopes"], json!(["contacts:read", "contacts:write"]));
+
+    let me = app.get("/v1/me", &key).await;
+    assert_eq!(me.body["data"]["kind"], "apiKey");
+    assert_eq!(me.body["data"]["apiKey"]["id"], id.as_str());
+
+    let list = app.get("/v1/api-keys", &owner).await;
+    let text = list.body.to_string();
+    assert!(!text.contains(&key), "the secret is never listed");
+    assert!(
+        list.body["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|k| k.get("key").is_none())
+    );
+    let one = app.get(&format!("/v1/api-keys/{id}"), &owner).await;
+    assert_eq!(one.status, 200);
+    assert!(
+        one.body["data"]["lastUsedAt"].is_string(),
+        "used by /me just now: {}",
+        one.body
+    );
+
+    let revoked = app
+        .call(
+            "DELETE",
+            &format!("/v1/api-keys/{id}"),
+            Some(&owner),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.body["data"], json!({"id": id, "deleted": true}));
+    assert_eq!(
+        app.get("/v1/contacts", &key).await.status,
+        401,
+        "revoked keys stop at once"
+    );
+    assert!(
+        app.get(&format!("/v1/api-keys/{id}"), &owner).await.body["data"]["revokedAt"].is_string()
+    );
+
+    let past = app
+        .post(
+            "/v1/api-keys",
+            &owner,
+            &json!({"name": "old", "scopes": ["*"], "expiresAt": "2001-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(past.status, 400);
+    let unknown = app
+        .post(
+            "/v1/api-keys",
+            &owner,
+            &json!({"name": "x", "scopes": ["root"]}),
+        )
+        .await;
+    assert_eq!(unknown.status, 400);
+}
+
+#[actix_rt::test]
+async fn a_key_never_outranks_its_creator_and_leaves_with_them() {
+    let app = spawn_app().await;
+    let (owner, _, _) = sign_up(&app, "owner@example.com").await;
+    let (admin, admin_id) = join(&app, &owner, "admin@example.com", "admin").await;
+    let key = app
+        .post(
+            "/v1/api-keys",
+            &admin,
+            &json!({"name": "admin's", "scopes": ["*"]}),
+        )
+        .await;
+    assert_eq!(key.body["data"]["role"], "admin");
+    let key = key.body["data"]["key"].as_str().expect("key").to_owned();
+    assert_eq!(
+        app.post("/v1/contacts", &key, &json!({"firstName": "a"}))
+            .await
+            .status,
+        201
+    );
+
+    let demoted = set_role(&app, &owner, &admin_id, "viewer").await;
+    assert_eq!(demoted.status, 200);
+    assert_eq!(
+        app.get("/v1/me", &key).await.body["data"]["role"],
+        "viewer",
+        "the key acts as its creator now is"
+    );
+    assert_eq!(
+        app.post("/v1/contacts", &key, &json!({"firstName": "b"}))
+            .await
+            .status,
+        403
+    );
+    let regain = set_role(&app, &key, &admin_id, "admin").await;
+    assert_eq!(
+        regain.status, 403,
+        "a demoted admin's key cannot restore admin power"
+    );
+
+    remove_member(&app, &owner, &admin_id).await;
+    assert_eq!(
+        app.get("/v1/me", &key).await.status,
+        401,
+        "the key left with its creator"
+    );
+}
