@@ -1,7 +1,7 @@
 //! API keys over HTTP with the real PostgreSQL: shown once, listed without secrets,
 //! revoked at once, never outranking their creator and leaving with them.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 use crate::identity::{join, remove_member, set_role, sign_up};
@@ -125,4 +125,91 @@ async fn a_key_never_outranks_its_creator_and_leaves_with_them() {
         401,
         "the key left with its creator"
     );
+}
+
+/// `GET /v1/contacts/{id}` with an API key takes one statement that authenticates and
+/// reads (issue 14); every way around it answers as the unit of work would: a key
+/// without `contacts:read`, another tenant's key, a key minted by a key, a revoked key,
+/// a malformed id with a bad key, and the same id through a session. (The narrow key
+/// holds `webhooks:manage` only.)
+#[actix_rt::test]
+async fn a_contact_read_in_one_statement_refuses_what_a_unit_of_work_refuses() {
+    let app = spawn_app().await;
+    let (owner, _, _) = sign_up(&app, "owner@example.com").await;
+    let contact = app
+        .post("/v1/contacts", &owner, &json!({"email": "ada@example.com"}))
+        .await;
+    assert_eq!(contact.status, 201, "{}", contact.body);
+    let path = format!("/v1/contacts/{}", contact.id());
+    let mint = |scopes: Value| {
+        let app = &app;
+        let owner = owner.clone();
+        async move {
+            let made = app
+                .post(
+                    "/v1/api-keys",
+                    &owner,
+                    &json!({"name": "k", "scopes": scopes}),
+                )
+                .await;
+            assert_eq!(made.status, 201, "{}", made.body);
+            (
+                made.body["data"]["key"].as_str().expect("key").to_owned(),
+                made.id(),
+            )
+        }
+    };
+
+    let (reader, reader_id) = mint(json!(["contacts:read"])).await;
+    let read = app.get(&path, &reader).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body["data"]["email"], "ada@example.com");
+    assert!(
+        read.headers.get("x-ratelimit-limit").is_some(),
+        "counted like any request"
+    );
+
+    let (narrow, _) = mint(json!(["webhooks:manage"])).await;
+    let refused = app.get(&path, &narrow).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(!refused.body.to_string().contains("ada@example.com"));
+
+    // A key minted by the narrow key cannot widen it, and reads nothing either.
+    let minted = app
+        .post(
+            "/v1/api-keys",
+            &narrow,
+            &json!({"name": "wider", "scopes": ["contacts:read"]}),
+        )
+        .await;
+    assert_ne!(minted.status, 201, "{}", minted.body);
+
+    let other = app.tenant("Globex").await;
+    let elsewhere = app.get(&path, &other.key).await;
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.body);
+    assert!(!elsewhere.body.to_string().contains("ada@example.com"));
+
+    let bogus = "crm_sk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_eq!(app.get(&path, bogus).await.status, 401);
+    assert_eq!(app.get("/v1/contacts/not-a-uuid", bogus).await.status, 401);
+    assert_eq!(
+        app.get("/v1/contacts/not-a-uuid", &reader).await.status,
+        400
+    );
+
+    let revoke = app
+        .call(
+            "DELETE",
+            &format!("/v1/api-keys/{reader_id}"),
+            Some(&owner),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoke.status, 200, "{}", revoke.body);
+    assert_eq!(app.get(&path, &reader).await.status, 401, "revoked at once");
+
+    let by_session = app.get(&path, &owner).await;
+    assert_eq!(by_session.status, 200, "{}", by_session.body);
+    assert_eq!(by_session.body["data"], read.body["data"]);
 }

@@ -453,14 +453,14 @@ pub async fn get<S: TenantStore + ContactReadByApiKey>(
     match request_state.credential(req.headers()) {
         // An API key: one statement authenticates, scopes and reads (SPEC §9).
         RequestCredential::Recognised(credential) if credential.kind == CredentialKind::ApiKey => {
-            let Ok(id) = path_id(&req).await else {
-                // A malformed id is answered after authentication, as on every route.
-                Authenticated::<S>::from_request(&req, &mut Payload::None).await?;
-                return Err(path_id(&req).await.err().unwrap_or_else(|| {
-                    ApiError::internal(&"the path id parsed on the second try").into()
-                }));
+            let id = match path_id(&req).await {
+                Ok(id) => ContactId::from_uuid(*id),
+                Err(malformed) => {
+                    // A malformed id is answered after authentication, as on every route.
+                    Authenticated::<S>::from_request(&req, &mut Payload::None).await?;
+                    return Err(malformed);
+                }
             };
-            let id = ContactId::from_uuid(*id);
             // The statement runs to completion in a task of its own (see the adapter), out
             // of reach of the statement observer's request scope: its time is taken here.
             let started = std::time::Instant::now();
