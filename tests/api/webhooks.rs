@@ -199,15 +199,39 @@ pub(crate) fn start_worker(app: &TestApp) {
 }
 
 /// Runs a delivery worker in this process against the test database, as the worker
-/// role (checked like `crm worker` checks it).
+/// role (checked like `crm worker` checks it), until the test ends.
+///
+/// The worker gets a thread and a runtime of its own and is stopped gracefully: the test's
+/// runtime holds only the stop signal. Run on the test's own runtime instead, a worker
+/// caught mid-pass when the test ends would have its open transaction dropped outside
+/// any runtime, and sqlx's connection hand-back panics there (an abort of the whole
+/// test binary).
 pub(crate) fn start_worker_with(app: &TestApp, config: server::WebhookConfig) {
     let store_url = app.db.worker_url.clone();
-    actix_rt::spawn(async move {
-        let store = server::connect_worker(&store_url, &config)
-            .await
-            .expect("worker connects as crm_worker");
-        server::deliver_forever(store, config).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let store = server::connect_worker(&store_url, &config)
+                .await
+                .expect("worker connects as crm_worker");
+            server::deliver_until(store, config, stopped).await;
+        });
     });
+    let guard = StopOnDrop(stop);
+    // Dropped with the test's runtime, whichever way the test ends.
+    actix_rt::spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+    });
+}
+
+/// Tells a worker to stop once its pass under way is done.
+struct StopOnDrop(tokio::sync::watch::Sender<bool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
 }
 
 #[actix_rt::test]

@@ -267,13 +267,6 @@ fn webhook_api(config: &WebhookConfig) -> WebhookApi {
     }
 }
 
-/// Delivers due webhooks until the process ends (the tests' and `crm serve`'s worker
-/// with no stop signal of its own): [`deliver_until`] with a stop that never comes.
-pub async fn deliver_forever(store: PgStore, config: WebhookConfig) {
-    let (_never, stop) = tokio::sync::watch::channel(false);
-    deliver_until(store, config, stop).await;
-}
-
 /// Delivers due webhooks until `stop` turns true: claims a batch, delivers it, and claims
 /// again at once while there is work; idle, it looks every `poll_interval`. Once an hour
 /// it forgets events and attempts older than the retention period. Failures are logged
