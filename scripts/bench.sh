@@ -15,7 +15,10 @@
 # activities; 10: ten times that per tenant), BENCH_DURATION (seconds per run, default 10:
 # about 7 minutes in all), BENCH_CLIENTS (32), BENCH_WARMUP (5 s), BENCH_SCENARIOS (all:
 # "get list list_q post patch leads mix"), BENCH_ROUNDS (30, the batch ratio),
-# BENCH_OPEN_CONNECTIONS (64), BENCH_CRITERION (0; 1 also runs cargo bench at the end).
+# BENCH_OPEN_CONNECTIONS (64), BENCH_CRITERION (0; 1 also runs cargo bench at the end),
+# BENCH_PROFILE (none; e.g. "get post": after those scenarios' runs, `perf record` of the
+# whole machine during one more API run and one more pgbench -j 1 run of BENCH_PROFILE_SECONDS
+# (5), folded into flame graphs and summaries under target/bench/profile/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -50,6 +53,9 @@ apt_install() {
 
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v curl >/dev/null 2>&1 || apt_install curl
+PROFILE="${BENCH_PROFILE:-}"
+PROFILE_SECONDS="${BENCH_PROFILE_SECONDS:-5}"
+if [[ -n "$PROFILE" ]]; then command -v perf >/dev/null 2>&1 || apt_install linux-perf; fi
 cargo build --release -p server -p loadgen >&2
 BIN=target/release/crm
 LOADGEN=target/release/loadgen
@@ -86,7 +92,7 @@ trap cleanup EXIT
 
 psql_owner() { "$PGBIN/psql" -X -w -q -v ON_ERROR_STOP=1 -d "$MIGRATION_URL" "$@"; }
 
-rm -rf "$OUT/runs" "$OUT/fixtures" "$OUT/results.json"
+rm -rf "$OUT/runs" "$OUT/fixtures" "$OUT/results.json" "$OUT/profile"
 mkdir -p "$OUT/runs" "$OUT/fixtures"
 "$PGBIN/psql" -X -w -q -d "$ADMIN_URL" -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$DB\""
 MIGRATION_DATABASE_URL="$MIGRATION_URL" "$BIN" migrate 2>/dev/null
@@ -177,6 +183,27 @@ open_run() { # label scenario rate
         "$LOADGEN" --addr "$ADDR" --fixtures "$OUT/fixtures" --scenario "$2" --rate "$3" \
         --duration "$DURATION" --connections "$OPEN_CONNECTIONS"
 }
+profile_run() { # scenario: perf of the whole machine under the API, then under pgbench -j 1
+    local dir="$OUT/profile" what
+    mkdir -p "$dir"
+    for what in api pgbench; do
+        log "$1: profiling the $what run for $PROFILE_SECONDS s (perf record -a, DWARF call graphs)"
+        perf record -q -a -F 499 --call-graph dwarf,16384 -o "$dir/$1-$what.data" \
+            -- sleep "$PROFILE_SECONDS" 2>"$dir/$1-$what.perf.log" &
+        local perf_pid=$!
+        if [[ "$what" == api ]]; then
+            BENCH_SCENARIO="$1" BENCH_FIXTURES="$OUT/fixtures" wrk -t2 -c"$CLIENTS" \
+                -d"${PROFILE_SECONDS}s" -s scripts/bench/wrk.lua "http://$ADDR" >"$dir/$1-$what.out" 2>&1
+        else
+            DURATION="$PROFILE_SECONDS" pgbench_run "$1-profile-pgbench" "$1" 1 >/dev/null
+        fi
+        wait "$perf_pid" || log "perf record failed: $(tail -2 "$dir/$1-$what.perf.log")"
+        perf script -i "$dir/$1-$what.data" 2>/dev/null \
+            | python3 scripts/bench/flame.py "$dir/$1-$what" "$1, $what run: $MACHINE" >/dev/null \
+            || log "no profile for $1 ($what)"
+        rm -f "$dir/$1-$what.data"
+    done
+}
 wrk_rps() { python3 -c 'import json, re, sys; print(re.search(r"Requests/sec:\s+([\d.]+)", json.load(open(sys.argv[1]))["stdout"]).group(1))' "$OUT/runs/$1.json"; }
 
 log "warm-up: mix for $WARMUP s"
@@ -193,6 +220,7 @@ for scenario in $SCENARIOS; do
         log "$scenario: open loop at $share% ($rate/s)"
         open_run "$scenario-open-$share" "$scenario" "$rate"
     done
+    if [[ " $PROFILE " == *" $scenario "* ]]; then profile_run "$scenario"; fi
 done
 log "batch of 100 against 5 single POSTs, $ROUNDS rounds"
 python3 "$HARNESS" run batch batch "$SERVER_PID" "$POSTMASTER" -- \

@@ -5,7 +5,8 @@
         Runs COMMAND; before and after, reads the CPU time (utime + stime, in clock ticks,
         from /proc/<pid>/stat) of the server and of PostgreSQL: the postmaster's own and
         its reaped children's (cutime + cstime: a pgbench backend that exited is counted
-        there) plus every live child's (pgrep -P). Samples the server's VmRSS every 0.2 s.
+        there, once reaped: the after-reading waits for the postmaster to be back to the
+        children it had before) plus every live child's (pgrep -P). Samples the server's VmRSS every 0.2 s.
         Writes target/bench/runs/LABEL.json with the output of COMMAND (KIND: wrk, pgbench
         or loadgen says how to read it). A POSTMASTER_PID of 0 means "not on this host".
     harness.py batch PORT KEY ROUNDS
@@ -45,14 +46,30 @@ def cpu_ticks(pid, children_too=False):
     return ticks
 
 
+def postgres_children(postmaster):
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True)
+    return [int(line) for line in children.stdout.split()]
+
+
 def postgres_ticks(postmaster):
     if not postmaster:
         return None
     total = cpu_ticks(postmaster, children_too=True)
-    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True)
-    for line in children.stdout.split():
-        total += cpu_ticks(int(line))
+    for child in postgres_children(postmaster):
+        total += cpu_ticks(child)
     return total
+
+
+def wait_for_backends(postmaster, count, limit_s=3.0):
+    """Waits until the postmaster has no more children than `count`: the backends of a
+    client that just exited (pgbench's) end a little after it, and their CPU reaches the
+    postmaster's cutime only once they are reaped. Read before that, a pgbench run's
+    PostgreSQL CPU would be missing the part of its backends still exiting."""
+    if not postmaster:
+        return
+    deadline = time.monotonic() + limit_s
+    while len(postgres_children(postmaster)) > count and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def status_kib(pid, field):
@@ -80,6 +97,7 @@ def run(label, kind, server, postmaster, command):
             stop.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
+    backends_before = len(postgres_children(postmaster)) if postmaster else 0
     server_before, pg_before = cpu_ticks(server), postgres_ticks(postmaster)
     started = time.monotonic()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -89,6 +107,7 @@ def run(label, kind, server, postmaster, command):
     stop.set()
     sampler.join()
     elapsed = time.monotonic() - started
+    wait_for_backends(postmaster, backends_before)
     server_after, pg_after = cpu_ticks(server), postgres_ticks(postmaster)
     record = {
         "label": label,

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{TestApp, generous_limits, spawn_app, start_server};
 use crate::identity::{join, remove_member, set_role, sign_up};
 
 #[actix_rt::test]
@@ -212,4 +212,156 @@ async fn a_contact_read_in_one_statement_refuses_what_a_unit_of_work_refuses() {
     let by_session = app.get(&path, &owner).await;
     assert_eq!(by_session.status, 200, "{}", by_session.body);
     assert_eq!(by_session.body["data"], read.body["data"]);
+}
+
+/// A request to the instance at `base` (the test app's or another one on its database).
+async fn at(
+    app: &TestApp,
+    base: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> u16 {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let request = app
+        .client
+        .request(method, format!("{base}{path}"))
+        .insert_header(("Authorization", format!("Bearer {key}")));
+    let response = match body {
+        Some(body) => request.send_json(body).await,
+        None => request.send().await,
+    };
+    response.expect("request sent").status().as_u16()
+}
+
+/// Each instance remembers which tenant a key it resolved belongs to (issue 14), and
+/// checks the key again in that tenant on every request: a role change, a removal or a
+/// revocation made through one instance holds on the other at the very next request, for
+/// the one-statement read and for a unit of work alike. The keys are used twice on both
+/// instances first, so both have remembered them.
+#[actix_rt::test]
+async fn a_remembered_key_is_checked_again_on_every_request_on_every_instance() {
+    let app = spawn_app().await;
+    let one = app.address.clone();
+    let other = start_server(&app.db, generous_limits()).await;
+    let (owner, _, _) = sign_up(&app, "owner@example.com").await;
+    let (member, member_id) = join(&app, &owner, "admin@example.com", "admin").await;
+    let mint = |by: String, name: &'static str| {
+        let app = &app;
+        async move {
+            let made = app
+                .post("/v1/api-keys", &by, &json!({"name": name, "scopes": ["*"]}))
+                .await;
+            assert_eq!(made.status, 201, "{}", made.body);
+            (
+                made.body["data"]["key"].as_str().expect("key").to_owned(),
+                made.body["data"]["id"].as_str().expect("id").to_owned(),
+            )
+        }
+    };
+    let (members_key, _) = mint(member, "admin's").await;
+    let (owners_key, owners_key_id) = mint(owner.clone(), "owner's").await;
+    let contact = app
+        .post("/v1/contacts", &members_key, &json!({"firstName": "Ada"}))
+        .await;
+    assert_eq!(contact.status, 201, "{}", contact.body);
+    let contact = format!("/v1/contacts/{}", contact.id());
+    let stranger = app.tenant("Globex").await;
+    let strangers = app
+        .post(
+            "/v1/contacts",
+            &stranger.key,
+            &json!({"firstName": "Grace"}),
+        )
+        .await;
+    let strangers = format!("/v1/contacts/{}", strangers.id());
+
+    for base in [&one, &other] {
+        for key in [&members_key, &owners_key] {
+            for _ in 0..2 {
+                assert_eq!(at(&app, base, "GET", &contact, key, None).await, 200);
+                assert_eq!(at(&app, base, "GET", "/v1/contacts", key, None).await, 200);
+                assert_eq!(
+                    at(&app, base, "GET", &strangers, key, None).await,
+                    404,
+                    "a remembered key reads its own tenant only"
+                );
+            }
+        }
+    }
+    let new = json!({"firstName": "Bea"});
+    assert_eq!(
+        at(
+            &app,
+            &other,
+            "POST",
+            "/v1/contacts",
+            &members_key,
+            Some(&new)
+        )
+        .await,
+        201
+    );
+
+    assert_eq!(
+        set_role(&app, &owner, &member_id, "viewer").await.status,
+        200
+    );
+    assert_eq!(
+        at(
+            &app,
+            &other,
+            "POST",
+            "/v1/contacts",
+            &members_key,
+            Some(&new)
+        )
+        .await,
+        403,
+        "the demotion holds on the other instance at once"
+    );
+    assert_eq!(
+        at(&app, &other, "GET", &contact, &members_key, None).await,
+        200,
+        "viewers read"
+    );
+
+    assert_eq!(remove_member(&app, &owner, &member_id).await.status, 200);
+    for base in [&one, &other] {
+        assert_eq!(
+            at(&app, base, "GET", &contact, &members_key, None).await,
+            401
+        );
+        assert_eq!(
+            at(&app, base, "GET", "/v1/contacts", &members_key, None).await,
+            401
+        );
+    }
+
+    let revoked = app
+        .call(
+            "DELETE",
+            &format!("/v1/api-keys/{owners_key_id}"),
+            Some(&owner),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    for base in [&other, &one] {
+        assert_eq!(
+            at(&app, base, "GET", &contact, &owners_key, None).await,
+            401,
+            "the revocation holds on every instance at once"
+        );
+        assert_eq!(
+            at(&app, base, "GET", "/v1/contacts", &owners_key, None).await,
+            401
+        );
+        assert_eq!(
+            at(&app, base, "POST", "/v1/contacts", &owners_key, Some(&new)).await,
+            401
+        );
+    }
 }

@@ -4,8 +4,9 @@
 //! Every unit of work is one transaction whose `app.tenant_id` is set transaction-locally
 //! before any tenant data is touched, so a pooled connection never carries a tenant from
 //! one request to the next. Authentication by API key opens that transaction and sets the
-//! tenant in the same statement (`crm_authenticate_api_key`), so it costs no round trip
-//! of its own.
+//! tenant in the same statement (`crm_authenticate_api_key`, or for a key this process
+//! resolved recently, a check of the key in its tenant: `key_cache`), so it costs no round
+//! trip of its own.
 
 mod availability;
 mod companies;
@@ -16,6 +17,7 @@ mod events;
 mod idempotency;
 mod identity;
 mod invitations;
+mod key_cache;
 mod keyset;
 mod leads;
 mod local_socket;

@@ -1,7 +1,7 @@
 //! The pool, the start-up role check, and the tenant-scoped unit of work.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use domain::ids::{ApiKeyId, SessionId, TenantId, UserId};
@@ -19,7 +19,25 @@ use uuid::Uuid;
 
 use crate::availability::Availability;
 use crate::errors::repo_error;
+use crate::key_cache::{CHECKED_KEY_CTE, KeyCache, KnownKey};
 use crate::local_socket;
+
+/// Keys remembered per process (about 100 bytes each).
+const KEY_CACHE_CAPACITY: usize = 10_000;
+
+/// Authenticates an API key by `crm_authenticate_api_key($1)`, setting the tenant.
+const RESOLVE_KEY: &str = "\
+SELECT tenant_id, tenant_name, key_id, key_name, key_prefix, role, scopes, acts_for
+  FROM crm_authenticate_api_key($1)";
+
+/// Authenticates a remembered API key in its tenant, setting the tenant (`key_cache`).
+static CHECK_KNOWN_KEY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {CHECKED_KEY_CTE} \
+         SELECT tenant_id, tenant_name, key_id, key_name, key_prefix, role, scopes, acts_for \
+           FROM auth"
+    )
+});
 
 /// Pool sizing and timeouts.
 #[derive(Clone, Debug)]
@@ -100,6 +118,8 @@ pub struct PgStore {
     pub(crate) db: DatabaseConnection,
     /// Whether the database is reachable; runs units of work to completion.
     pub(crate) availability: Arc<Availability>,
+    /// Which tenant each recently resolved API key belongs to (see `key_cache`).
+    pub(crate) keys: Arc<KeyCache>,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -139,6 +159,14 @@ pub(crate) struct AuthenticatedKey {
 }
 
 impl AuthenticatedKey {
+    /// What the key cache remembers of this answer.
+    pub(crate) fn known(&self) -> KnownKey {
+        KnownKey {
+            tenant_id: self.tenant_id,
+            key_id: self.key_id,
+        }
+    }
+
     /// The caller this key acts as.
     pub(crate) fn into_principal(self) -> Result<Principal, RepoError> {
         let role: Role = self
@@ -214,7 +242,11 @@ impl PgStore {
         let db = Database::connect(connect)
             .await
             .map_err(|e| ConnectError(e.to_string()))?;
-        Ok(Self { db, availability })
+        Ok(Self {
+            db,
+            availability,
+            keys: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY)),
+        })
     }
 
     /// Calls `observer` with the time of every statement this pool runs (transactions
@@ -497,25 +529,43 @@ impl TenantStore for PgStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
-        let hash = hash.0.to_vec();
+        let hash = *hash;
+        let known = self.keys.get(&hash);
         let (txn, key) = self
-            .begin_then(|txn| async move {
-                let key = AuthenticatedKey::find_by_statement(statement(
-                    "SELECT tenant_id, tenant_name, key_id, key_name, key_prefix, role, scopes, \
-                            acts_for \
-                       FROM crm_authenticate_api_key($1)",
-                    vec![hash.into()],
+            .begin_then(move |txn| async move {
+                if let Some(known) = known {
+                    let checked = AuthenticatedKey::find_by_statement(statement(
+                        &CHECK_KNOWN_KEY,
+                        vec![known.tenant_id.to_string().into(), known.key_id.into()],
+                    ))
+                    .one(&txn)
+                    .await
+                    .map_err(repo_error)?;
+                    if checked.is_some() {
+                        return Ok((txn, (checked, true)));
+                    }
+                }
+                // Not remembered, or its check found nothing: the function decides (and
+                // sets the tenant again, or finds no key).
+                let resolved = AuthenticatedKey::find_by_statement(statement(
+                    RESOLVE_KEY,
+                    vec![hash.0.to_vec().into()],
                 ))
                 .one(&txn)
                 .await
                 .map_err(repo_error)?;
-                Ok((txn, key))
+                Ok((txn, (resolved, false)))
             })
             .await?;
+        let (key, remembered) = key;
         let Some(key) = key else {
+            self.keys.forget(&hash);
             // Dropping the transaction queues its rollback; nothing was written.
             return Ok(None);
         };
+        if !remembered {
+            self.keys.learn(&hash, key.known());
+        }
         let principal = key.into_principal()?;
         let tenant_id = principal.tenant_id;
         Ok(Some((

@@ -1,0 +1,165 @@
+//! Which tenant an API key belongs to, remembered per process, and checked again by every
+//! statement that relies on it (issue 14, SPEC §9: "a credential cache whose revocation is
+//! still immediate on every instance").
+//!
+//! Resolving a key through `crm_authenticate_api_key` is the only way to learn its tenant
+//! without reading across tenants: the application role may not read `api_keys.key_hash`,
+//! and the function is `SECURITY DEFINER` PL/pgSQL with a `SET search_path`, which costs
+//! PostgreSQL a configuration save and restore and a tuplestore on every call. What it
+//! answers, though, never changes for a given hash: a key's hash, id and tenant are written
+//! once (the application role may update only `revoked_at`). So a process may remember
+//! `hash -> (tenant, key id)` from the function's answers and, next time, set that tenant
+//! itself and read the key's row **through row-level security**, in the same statement as
+//! the work: is it still unrevoked and unexpired, is its tenant unexpired, is the member it
+//! acts for still a member, with which role. That is every check the function makes, made
+//! again on every request, so a revocation, a role change, a removal or an expiry takes
+//! effect on the very next request on every instance. Nothing is trusted from memory but
+//! which tenant to look in, and a wrong tenant could only make the look-up find nothing.
+//!
+//! Only the function's answers are remembered (an unknown hash is never stored), for at
+//! most [`KeyCache::TTL`]; after that the next request resolves through the function again,
+//! which also keeps `last_used_at` current to within a minute or two. When the check finds
+//! nothing, the entry is forgotten and the request falls back to the function in the same
+//! transaction, so an answer is never worse than without the cache.
+//!
+//! Ordering, the part that keeps row-level security exact: the tenant is set by
+//! `set_config` in a `MATERIALIZED` CTE, and every table read depends on that CTE's row
+//! through a `LATERAL` subquery fenced with `OFFSET 0`. The fence matters: flattened, the
+//! planner equates the tenant columns of `api_keys`, `tenants` and `memberships` with their
+//! policies' `current_setting` sub-selects and hoists the comparison into a gate evaluated
+//! before the CTE runs (it then reads an unset tenant and finds nothing: closed, but
+//! useless). Fenced, each policy's sub-select is evaluated inside the subquery, after the
+//! tenant is set. The tests hold it to both: a cached key reads its tenant's rows, and a
+//! revoked, narrowed or removed one is refused at once (`tests/api/api_keys.rs`).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use domain::token::TokenHash;
+use uuid::Uuid;
+
+/// The statement that checks a remembered key in its tenant and yields what
+/// `crm_authenticate_api_key` yields (`$1`: the tenant as text, `$2`: the key id), with the
+/// tenant set for the rest of the transaction or statement. Used as a CTE named `auth`.
+pub(crate) const CHECKED_KEY_CTE: &str = "\
+scope AS MATERIALIZED (SELECT set_config('app.tenant_id', $1, true)::uuid AS tenant_id),
+auth AS MATERIALIZED (
+    SELECT checked.* FROM scope CROSS JOIN LATERAL (
+        SELECT k.tenant_id, t.name AS tenant_name, k.id AS key_id, k.name AS key_name,
+               k.prefix AS key_prefix,
+               CASE WHEN array_position(ARRAY['viewer', 'member', 'admin', 'owner'], m.role)
+                         < array_position(ARRAY['viewer', 'member', 'admin', 'owner'], k.role)
+                    THEN m.role ELSE k.role END AS role,
+               k.scopes, k.acts_for
+          FROM api_keys k
+          JOIN tenants t ON t.id = k.tenant_id
+          JOIN memberships m ON m.tenant_id = k.tenant_id AND m.user_id = k.acts_for
+         WHERE k.tenant_id = scope.tenant_id AND k.id = $2
+           AND k.revoked_at IS NULL
+           AND (k.expires_at IS NULL OR k.expires_at > now())
+           AND (t.expires_at IS NULL OR t.expires_at > now())
+        OFFSET 0) checked)";
+
+/// A key's tenant and id, as the function answered them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KnownKey {
+    pub(crate) tenant_id: Uuid,
+    pub(crate) key_id: Uuid,
+}
+
+/// `hash -> (tenant, key id)` for the keys this process resolved recently.
+#[derive(Debug)]
+pub(crate) struct KeyCache {
+    entries: Mutex<HashMap<[u8; 32], (KnownKey, Instant)>>,
+    capacity: usize,
+}
+
+impl KeyCache {
+    /// How long an answer of the function is used before asking it again.
+    pub(crate) const TTL: Duration = Duration::from_secs(60);
+
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// The remembered answer for `hash`, if it is recent.
+    pub(crate) fn get(&self, hash: &TokenHash) -> Option<KnownKey> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        match entries.get(&hash.0) {
+            Some((known, at)) if at.elapsed() < Self::TTL => Some(*known),
+            Some(_) => {
+                entries.remove(&hash.0);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers what the function answered for `hash`.
+    pub(crate) fn learn(&self, hash: &TokenHash, known: KnownKey) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity && !entries.contains_key(&hash.0) {
+            entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+            if entries.len() >= self.capacity {
+                // Bounded: more live keys than room start over rather than grow.
+                entries.clear();
+            }
+        }
+        entries.insert(hash.0, (known, Instant::now()));
+    }
+
+    /// Forgets `hash` (its check found nothing: revoked, expired, or no longer a member).
+    pub(crate) fn forget(&self, hash: &TokenHash) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&hash.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(n: u128) -> KnownKey {
+        KnownKey {
+            tenant_id: Uuid::from_u128(n),
+            key_id: Uuid::from_u128(n + 1),
+        }
+    }
+
+    #[test]
+    fn a_learned_key_is_found_until_forgotten() {
+        let cache = KeyCache::new(4);
+        let hash = TokenHash([7; 32]);
+        assert_eq!(
+            cache.get(&hash),
+            None,
+            "nothing is known before the function answers"
+        );
+        cache.learn(&hash, known(1));
+        assert_eq!(cache.get(&hash), Some(known(1)));
+        assert_eq!(cache.get(&TokenHash([8; 32])), None, "only that hash");
+        cache.forget(&hash);
+        assert_eq!(cache.get(&hash), None);
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_capacity() {
+        let cache = KeyCache::new(3);
+        for n in 0..10u8 {
+            cache.learn(&TokenHash([n; 32]), known(u128::from(n)));
+            let held = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
+            assert!(held <= 3, "held {held}");
+        }
+        assert_eq!(
+            cache.get(&TokenHash([9; 32])),
+            Some(known(9)),
+            "the newest answer is kept"
+        );
+    }
+}
