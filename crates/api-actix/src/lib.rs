@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
 pub mod request_state;
+pub mod route_table;
 pub mod routes;
 mod schemas;
 pub mod state;
@@ -60,8 +61,10 @@ pub fn configure<S: Store>(cfg: &mut web::ServiceConfig, state: ApiState<S>) {
         .app_data(error::query_config())
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .configure(|cfg| {
-            // The list of what is served is for the OpenAPI test; serving needs nothing of it.
-            let _served = routes::configure::<S>(cfg);
+            let served = routes::configure::<S>(cfg);
+            // What the rate limits and the access log ask "which route is this?" of.
+            let table = route_table::RouteTable::new(served.iter().map(|r| r.path.as_str()));
+            cfg.app_data(web::Data::new(table));
         })
         .configure(openapi::configure)
         .configure(|cfg| metrics::configure(cfg, metrics))

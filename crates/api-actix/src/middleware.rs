@@ -100,9 +100,10 @@ where
             };
             let mut response = into_envelope_if_bare(response);
             set_request_id(response.headers_mut(), &id);
-            let route = response
-                .request()
-                .match_pattern()
+            // Found once, by the rate limits (without them, asked of actix here).
+            let route = state
+                .route()
+                .or_else(|| response.request().match_pattern())
                 .unwrap_or_else(|| "<unmatched>".to_owned());
             let tenant = state
                 .tenant()

@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::{Error, HttpRequest};
+use actix_web::{Error, HttpRequest, web};
 use app::auth::HashedCredential;
 use domain::rate_limit::{RateDecision, RatePolicies, RatePolicy};
 use domain::token::TokenHash;
@@ -57,6 +57,7 @@ use crate::client_ip::{self, TrustedProxies};
 use crate::error::{ApiError, ErrorCode};
 pub use crate::request_state::StampedDecision;
 use crate::request_state::{RequestCredential, RequestState, credential_limit_key};
+use crate::route_table::RouteTable;
 
 /// The limiter and the rules the middleware applies.
 #[derive(Clone)]
@@ -178,11 +179,16 @@ pub(crate) async fn count_resolved(
 }
 
 /// The route pattern the router will match for this request (`/v1/contacts/{id}`), if
-/// any: the app's resource map, asked with the path as the router sees it.
+/// any, for the path as the router sees it: the documented routes' table (no regular
+/// expressions: `route_table`), else the app's resource map.
 fn route_pattern(req: &ServiceRequest) -> Option<String> {
-    req.request()
-        .resource_map()
-        .match_pattern(req.match_info().as_str())
+    let path = req.match_info().as_str();
+    if let Some(table) = req.app_data::<web::Data<RouteTable>>()
+        && let Some(pattern) = table.find(path)
+    {
+        return Some(pattern.to_owned());
+    }
+    req.request().resource_map().match_pattern(path)
 }
 
 /// What a request is counted under before it runs: the policy, the bucket, and the
@@ -354,6 +360,7 @@ where
             let client = client_address(req.request(), &limits.trusted_proxies);
             state.set_client(client);
             let pattern = route_pattern(&req);
+            state.set_route(pattern.clone());
             // The scrape is watched traffic's monitor: never locked out by it.
             if pattern.as_deref() == Some(crate::metrics::PATH) {
                 return service

@@ -242,6 +242,7 @@ pub struct RequestState {
     tenant: Cell<Option<TenantId>>,
     authenticated_as: Cell<Option<AuthenticatedAs>>,
     database_time: Cell<Duration>,
+    route: RefCell<Option<String>>,
 }
 
 impl std::fmt::Debug for RequestState {
@@ -287,6 +288,17 @@ impl RequestState {
     /// [`add_database_time`].
     pub(crate) async fn scope<F: std::future::Future>(state: Rc<Self>, future: F) -> F::Output {
         CURRENT.scope(state, future).await
+    }
+
+    /// Records the route pattern the router will match (the rate limits find it first).
+    pub fn set_route(&self, route: Option<String>) {
+        *self.route.borrow_mut() = route;
+    }
+
+    /// The route pattern recorded by [`Self::set_route`], if any.
+    #[must_use]
+    pub fn route(&self) -> Option<String> {
+        self.route.borrow().clone()
     }
 
     /// Records the client's address (trusted proxies applied).
