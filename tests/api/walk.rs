@@ -1,7 +1,9 @@
 //! A request walks forward once: what one request costs the database, counted by
 //! PostgreSQL itself. The credential is resolved once per request (one call of
-//! `crm_authenticate_api_key`), and an idempotent POST holds and stores its key once
-//! (one begin, one store), with no rollback of a transaction of its own.
+//! `crm_authenticate_api_key` for a key this process has not resolved before; a key it
+//! resolved in the last minute is checked in the request's own statement instead, with no
+//! call: `adapters-postgres/src/key_cache.rs`), and an idempotent POST holds and stores
+//! its key once (one begin, one store), with no rollback of a transaction of its own.
 //!
 //! The counts come from the cumulative statistics of the test's own database
 //! (`track_functions = all` for its sessions): `pg_stat_user_functions` and
@@ -18,6 +20,19 @@ use serde_json::json;
 use crate::helpers::{
     TestApp, TestDb, admin_url, count, exec, generous_limits, start_server_with, test_webhooks,
 };
+
+/// A key of `app`'s tenant `by` that this process has not used yet (so not remembered).
+async fn fresh_key(app: &TestApp, by: &str) -> String {
+    let made = app
+        .post(
+            "/v1/api-keys",
+            by,
+            &json!({"name": "walk", "scopes": ["*"]}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    made.body["data"]["key"].as_str().expect("key").to_owned()
+}
 
 /// What the statistics say about the test database at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,9 +211,10 @@ async fn a_get_with_an_api_key_resolves_its_credential_once_in_one_transaction()
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let path = format!("/v1/contacts/{}", created.id());
+    let key = fresh_key(&app, &acme.key).await;
 
     let cost = cost_of(&app, &admin, async {
-        let reply = app.get(&path, &acme.key).await;
+        let reply = app.get(&path, &key).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
     })
     .await;
@@ -211,6 +227,33 @@ async fn a_get_with_an_api_key_resolves_its_credential_once_in_one_transaction()
     // Commits are printed, not asserted: on a quiet machine they are two (the unit of
     // work, and the pool's check of the connection it got back), but autovacuum and the
     // pool reconnecting after its sessions were ended add some under load.
+    assert_eq!(cost.rollbacks, 0, "{cost:?}");
+}
+
+/// A key this process resolved a moment ago is not resolved again: its tenant is
+/// remembered and the key checked in the request's own statement (`key_cache`), so the
+/// GET calls no authentication function at all, and still answers.
+#[actix_rt::test]
+async fn a_get_with_a_remembered_key_calls_no_resolver() {
+    let (app, admin) = spawn_counted_app().await;
+    let acme = app.tenant("Acme").await;
+    let created = app
+        .post("/v1/contacts", &acme.key, &json!({"firstName": "Ada"}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let path = format!("/v1/contacts/{}", created.id());
+
+    let cost = cost_of(&app, &admin, async {
+        let reply = app.get(&path, &acme.key).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["data"]["firstName"], "Ada");
+    })
+    .await;
+    eprintln!("GET /v1/contacts/{{id}} with a remembered key costs {cost:?}");
+    assert_eq!(
+        cost.authenticate_calls, 0,
+        "remembered, not resolved: {cost:?}"
+    );
     assert_eq!(cost.rollbacks, 0, "{cost:?}");
 }
 
@@ -229,13 +272,14 @@ async fn an_idempotent_post_resolves_holds_and_stores_in_its_one_unit_of_work() 
         )
         .await;
     assert_eq!(warm_up.status, 201, "{}", warm_up.body);
+    let key = fresh_key(&app, &acme.key).await;
 
     let cost = cost_of(&app, &admin, async {
         let reply = app
             .call(
                 "POST",
                 "/v1/contacts",
-                Some(&acme.key),
+                Some(&key),
                 Some(&json!({"firstName": "Ada", "email": "ada@example.com"})),
                 &[("Idempotency-Key", "walk-1")],
             )
