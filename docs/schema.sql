@@ -18,6 +18,18 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: btree_gist; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public;
+
+--
+-- Name: EXTENSION btree_gist; Type: COMMENT; Schema: -; Owner: 
+--
+
+COMMENT ON EXTENSION btree_gist IS 'support for indexing common datatypes in GiST';
+
+--
 -- Name: pg_trgm; Type: EXTENSION; Schema: -; Owner: -
 --
 
@@ -1604,6 +1616,12 @@ CREATE INDEX contacts_tags_idx ON public.contacts USING gin (tags);
 --
 
 CREATE UNIQUE INDEX contacts_tenant_email_key ON public.contacts USING btree (tenant_id, email) WHERE (email IS NOT NULL);
+
+--
+-- Name: contacts_tenant_search_gist; Type: INDEX; Schema: public; Owner: crm_owner
+--
+
+CREATE INDEX contacts_tenant_search_gist ON public.contacts USING gist (tenant_id, search_text public.gist_trgm_ops);
 
 --
 -- Name: contacts_updated_idx; Type: INDEX; Schema: public; Owner: crm_owner

@@ -73,18 +73,20 @@ async fn search_and_keyset_pages_use_their_indexes() {
         .execute_unprepared("SET LOCAL ROLE crm_definer")
         .await
         .expect("role");
-    for (sql, index) in [
+    for (sql, indexes) in [
         (
             format!(
                 "SELECT id FROM contacts WHERE tenant_id = '{tenant}' AND search_text LIKE '%last1234%'"
             ),
-            "contacts_search_idx",
+            // The tenant's own trigram subtree (migration 0024), or the table-wide trigram
+            // index where a pattern's matches are rare: either is an index, never a scan.
+            &["contacts_tenant_search_gist", "contacts_search_idx"][..],
         ),
         (
             format!(
                 "SELECT id FROM contacts WHERE tenant_id = '{tenant}' AND tags @> ARRAY['vip']"
             ),
-            "contacts_tags_idx",
+            &["contacts_tags_idx"][..],
         ),
     ] {
         let row = owner_txn
@@ -97,8 +99,10 @@ async fn search_and_keyset_pages_use_their_indexes() {
             .expect("plan");
         let found: Value = row.try_get_by_index(0).expect("json");
         assert!(
-            found.to_string().contains(index),
-            "{sql} must use {index}: {found}"
+            indexes
+                .iter()
+                .any(|index| found.to_string().contains(index)),
+            "{sql} must use one of {indexes:?}: {found}"
         );
     }
 
@@ -295,20 +299,20 @@ async fn leads_are_found_by_title_source_and_their_contact_and_company_and_activ
     txn.execute_unprepared("SET LOCAL ROLE crm_definer")
         .await
         .expect("role");
-    for (sql, index) in [
+    for (sql, indexes) in [
         (
             format!(
                 "SELECT id FROM leads WHERE tenant_id = '{}' AND search_text LIKE '%bulk 1234%'",
                 acme.id
             ),
-            "leads_search_idx",
+            &["leads_search_idx"][..],
         ),
         (
             format!(
                 "SELECT id FROM activities WHERE tenant_id = '{}' AND search_text LIKE '%difference%'",
                 acme.id
             ),
-            "activities_search_idx",
+            &["activities_search_idx"][..],
         ),
     ] {
         let row = txn
@@ -321,8 +325,10 @@ async fn leads_are_found_by_title_source_and_their_contact_and_company_and_activ
             .expect("plan");
         let found: Value = row.try_get_by_index(0).expect("json");
         assert!(
-            found.to_string().contains(index),
-            "{sql} must use {index}: {found}"
+            indexes
+                .iter()
+                .any(|index| found.to_string().contains(index)),
+            "{sql} must use one of {indexes:?}: {found}"
         );
     }
 }

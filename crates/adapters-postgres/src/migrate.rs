@@ -104,6 +104,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0023_typed_events",
         include_str!("../../../migrations/0023_typed_events.sql"),
     ),
+    (
+        "0024_tenant_search_gist",
+        include_str!("../../../migrations/0024_tenant_search_gist.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.
