@@ -235,6 +235,12 @@ async fn at(
     response.expect("request sent").status().as_u16()
 }
 
+/// `POST /v1/contacts` of a new contact at the instance at `base`.
+async fn post_new(app: &TestApp, base: &str, key: &str) -> u16 {
+    let new = json!({"firstName": "Bea"});
+    at(app, base, "POST", "/v1/contacts", key, Some(&new)).await
+}
+
 /// Each instance remembers which tenant a key it resolved belongs to (issue 14), and
 /// checks the key again in that tenant on every request: a role change, a removal or a
 /// revocation made through one instance holds on the other at the very next request, for
@@ -290,34 +296,14 @@ async fn a_remembered_key_is_checked_again_on_every_request_on_every_instance() 
             }
         }
     }
-    let new = json!({"firstName": "Bea"});
-    assert_eq!(
-        at(
-            &app,
-            &other,
-            "POST",
-            "/v1/contacts",
-            &members_key,
-            Some(&new)
-        )
-        .await,
-        201
-    );
+    assert_eq!(post_new(&app, &other, &members_key).await, 201);
 
     assert_eq!(
         set_role(&app, &owner, &member_id, "viewer").await.status,
         200
     );
     assert_eq!(
-        at(
-            &app,
-            &other,
-            "POST",
-            "/v1/contacts",
-            &members_key,
-            Some(&new)
-        )
-        .await,
+        post_new(&app, &other, &members_key).await,
         403,
         "the demotion holds on the other instance at once"
     );
@@ -359,9 +345,6 @@ async fn a_remembered_key_is_checked_again_on_every_request_on_every_instance() 
             at(&app, base, "GET", "/v1/contacts", &owners_key, None).await,
             401
         );
-        assert_eq!(
-            at(&app, base, "POST", "/v1/contacts", &owners_key, Some(&new)).await,
-            401
-        );
+        assert_eq!(post_new(&app, base, &owners_key).await, 401);
     }
 }
