@@ -302,11 +302,13 @@ async fn a_remembered_key_is_checked_again_on_every_request_on_every_instance() 
         set_role(&app, &owner, &member_id, "viewer").await.status,
         200
     );
+    let written = app.contact_rows().await;
     assert_eq!(
         post_new(&app, &other, &members_key).await,
         403,
         "the demotion holds on the other instance at once"
     );
+    assert_eq!(app.contact_rows().await, written, "and nothing was written");
     assert_eq!(
         at(&app, &other, "GET", &contact, &members_key, None).await,
         200,
@@ -347,4 +349,9 @@ async fn a_remembered_key_is_checked_again_on_every_request_on_every_instance() 
         );
         assert_eq!(post_new(&app, base, &owners_key).await, 401);
     }
+    assert_eq!(
+        app.contact_rows().await,
+        written,
+        "no refused create wrote anything"
+    );
 }

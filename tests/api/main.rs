@@ -23,6 +23,7 @@ mod outage;
 mod pipelines;
 mod qr_page;
 mod rate_limit;
+mod remembered_writes;
 mod search;
 mod security;
 mod shutdown;

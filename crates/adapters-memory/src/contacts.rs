@@ -5,7 +5,10 @@ use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::ids::ContactId;
 use domain::principal::Principal;
 use domain::token::TokenHash;
-use ports::{ContactReadByApiKey, ContactRepository, ContactWriteError, RepoError, TenantStore};
+use ports::{
+    ContactCreateByApiKey, ContactReadByApiKey, ContactRepository, ContactWriteError, RepoError,
+    TenantStore, UnitOfWork,
+};
 
 use crate::keyset::page_of;
 use crate::store::{MemoryStore, MemoryUnitOfWork};
@@ -211,5 +214,39 @@ impl ContactReadByApiKey for MemoryStore {
         };
         let contact = uow.get_contact(id, false).await?;
         Ok(Some((principal, contact)))
+    }
+}
+
+/// In memory there is no round trip to save and nothing to remember: the caller is the
+/// key as it is now, and the create checks that it is still exactly that caller before it
+/// writes, the rule the PostgreSQL statement applies.
+impl ContactCreateByApiKey for MemoryStore {
+    fn remembered_caller(&self, hash: &TokenHash) -> Option<Principal> {
+        self.api_key_caller(hash)
+            .ok()
+            .flatten()
+            .map(|(caller, _)| caller)
+    }
+
+    async fn create_contact_as(
+        &self,
+        hash: &TokenHash,
+        caller: &Principal,
+        id: ContactId,
+        draft: &ContactDraft,
+    ) -> Result<Option<Contact>, ContactWriteError> {
+        let Some((principal, mut uow)) = self.begin_with_api_key(hash).await? else {
+            return Ok(None);
+        };
+        if principal.tenant_id != caller.tenant_id
+            || principal.actor != caller.actor
+            || principal.role != caller.role
+            || principal.scopes != caller.scopes
+        {
+            return Ok(None);
+        }
+        let contact = uow.insert_contact(id, draft).await?;
+        uow.commit().await?;
+        Ok(Some(contact))
     }
 }

@@ -281,25 +281,11 @@ pub struct MemoryUnitOfWork {
 }
 
 impl MemoryStore {
-    pub(crate) fn unit(&self, tenant_id: TenantId, data: Option<TenantData>) -> MemoryUnitOfWork {
-        MemoryUnitOfWork {
-            store: self.clone(),
-            tenant_id,
-            data,
-            new_users: Vec::new(),
-            parked: None,
-            pending_pipelines: Vec::new(),
-        }
-    }
-}
-
-impl TenantStore for MemoryStore {
-    type Uow = MemoryUnitOfWork;
-
-    async fn begin_with_api_key(
+    /// The caller a live API key acts as, with its tenant's data, as it is now.
+    pub(crate) fn api_key_caller(
         &self,
         hash: &TokenHash,
-    ) -> Result<Option<(Principal, MemoryUnitOfWork)>, RepoError> {
+    ) -> Result<Option<(Principal, TenantData)>, RepoError> {
         let state = self.lock()?;
         let now = self.now();
         let found = state
@@ -344,6 +330,31 @@ impl TenantStore for MemoryStore {
             },
             role,
             scopes: key.scopes,
+        };
+        Ok(Some((principal, tenant)))
+    }
+
+    pub(crate) fn unit(&self, tenant_id: TenantId, data: Option<TenantData>) -> MemoryUnitOfWork {
+        MemoryUnitOfWork {
+            store: self.clone(),
+            tenant_id,
+            data,
+            new_users: Vec::new(),
+            parked: None,
+            pending_pipelines: Vec::new(),
+        }
+    }
+}
+
+impl TenantStore for MemoryStore {
+    type Uow = MemoryUnitOfWork;
+
+    async fn begin_with_api_key(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(Principal, MemoryUnitOfWork)>, RepoError> {
+        let Some((principal, tenant)) = self.api_key_caller(hash)? else {
+            return Ok(None);
         };
         Ok(Some((principal, self.unit(tenant.info.id, Some(tenant)))))
     }

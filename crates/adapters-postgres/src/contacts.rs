@@ -105,7 +105,7 @@ fn draft_model(draft: &ContactDraft) -> contacts::ActiveModel {
     }
 }
 
-fn write_error(error: DbErr) -> ContactWriteError {
+pub(crate) fn write_error(error: DbErr) -> ContactWriteError {
     match violated_constraint(&error) {
         Some(("contacts_tenant_email_key", code)) if code == UNIQUE_VIOLATION => {
             ContactWriteError::DuplicateEmail

@@ -36,6 +36,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use domain::principal::{Actor, Principal};
 use domain::token::TokenHash;
 use uuid::Uuid;
 
@@ -61,17 +62,31 @@ auth AS MATERIALIZED (
            AND (t.expires_at IS NULL OR t.expires_at > now())
         OFFSET 0) checked)";
 
-/// A key's tenant and id, as the function answered them.
+/// A key's tenant and id, which the statements check the key in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct KnownKey {
     pub(crate) tenant_id: Uuid,
     pub(crate) key_id: Uuid,
 }
 
-/// `hash -> (tenant, key id)` for the keys this process resolved recently.
+impl KnownKey {
+    /// The tenant and key of a caller authenticated by an API key.
+    pub(crate) fn of(caller: &Principal) -> Option<Self> {
+        match &caller.actor {
+            Actor::ApiKey { id, .. } => Some(Self {
+                tenant_id: caller.tenant_id.as_uuid(),
+                key_id: id.as_uuid(),
+            }),
+            Actor::User { .. } => None,
+        }
+    }
+}
+
+/// `hash -> caller` for the keys this process resolved recently: the caller as the key was
+/// last found to be (by the function, or by a later check), and when the function answered.
 #[derive(Debug)]
 pub(crate) struct KeyCache {
-    entries: Mutex<HashMap<[u8; 32], (KnownKey, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
     capacity: usize,
 }
 
@@ -86,11 +101,11 @@ impl KeyCache {
         }
     }
 
-    /// The remembered answer for `hash`, if it is recent.
-    pub(crate) fn get(&self, hash: &TokenHash) -> Option<KnownKey> {
+    /// The remembered caller for `hash`, if the function answered recently.
+    pub(crate) fn get(&self, hash: &TokenHash) -> Option<Principal> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         match entries.get(&hash.0) {
-            Some((known, at)) if at.elapsed() < Self::TTL => Some(*known),
+            Some((caller, at)) if at.elapsed() < Self::TTL => Some(caller.clone()),
             Some(_) => {
                 entries.remove(&hash.0);
                 None
@@ -99,8 +114,16 @@ impl KeyCache {
         }
     }
 
-    /// Remembers what the function answered for `hash`.
-    pub(crate) fn learn(&self, hash: &TokenHash, known: KnownKey) {
+    /// The tenant and key to check `hash` in, if remembered.
+    pub(crate) fn known(&self, hash: &TokenHash) -> Option<KnownKey> {
+        self.get(hash).as_ref().and_then(KnownKey::of)
+    }
+
+    /// Remembers what the function answered for `hash` (an API key's caller only).
+    pub(crate) fn learn(&self, hash: &TokenHash, caller: &Principal) {
+        if KnownKey::of(caller).is_none() {
+            return;
+        }
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= self.capacity && !entries.contains_key(&hash.0) {
             entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
@@ -109,7 +132,20 @@ impl KeyCache {
                 entries.clear();
             }
         }
-        entries.insert(hash.0, (known, Instant::now()));
+        entries.insert(hash.0, (caller.clone(), Instant::now()));
+    }
+
+    /// Records what a check of a remembered key found (its role or scopes may have
+    /// changed since), keeping the time of the function's answer: the entry still
+    /// expires [`Self::TTL`] after the function last answered.
+    pub(crate) fn confirm(&self, hash: &TokenHash, caller: &Principal) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((remembered, _)) = entries.get_mut(&hash.0)
+            && remembered != caller
+            && KnownKey::of(remembered) == KnownKey::of(caller)
+        {
+            *remembered = caller.clone();
+        }
     }
 
     /// Forgets `hash` (its check found nothing: revoked, expired, or no longer a member).
@@ -123,12 +159,23 @@ impl KeyCache {
 
 #[cfg(test)]
 mod tests {
+    use domain::ids::{ApiKeyId, TenantId, UserId};
+    use domain::principal::{Role, Scopes};
+
     use super::*;
 
-    fn known(n: u128) -> KnownKey {
-        KnownKey {
-            tenant_id: Uuid::from_u128(n),
-            key_id: Uuid::from_u128(n + 1),
+    fn caller(n: u128, role: Role) -> Principal {
+        Principal {
+            tenant_id: TenantId::from_uuid(Uuid::from_u128(n)),
+            tenant_name: "Acme".into(),
+            actor: Actor::ApiKey {
+                id: ApiKeyId::from_uuid(Uuid::from_u128(n + 1)),
+                name: "ci".into(),
+                prefix: "crm_sk_abc".into(),
+                acts_for: UserId::from_uuid(Uuid::from_u128(n + 2)),
+            },
+            role,
+            scopes: Scopes::all(),
         }
     }
 
@@ -141,24 +188,51 @@ mod tests {
             None,
             "nothing is known before the function answers"
         );
-        cache.learn(&hash, known(1));
-        assert_eq!(cache.get(&hash), Some(known(1)));
+        cache.learn(&hash, &caller(1, Role::Admin));
+        assert_eq!(cache.get(&hash), Some(caller(1, Role::Admin)));
+        assert_eq!(
+            cache.known(&hash),
+            Some(KnownKey {
+                tenant_id: Uuid::from_u128(1),
+                key_id: Uuid::from_u128(2)
+            })
+        );
         assert_eq!(cache.get(&TokenHash([8; 32])), None, "only that hash");
         cache.forget(&hash);
         assert_eq!(cache.get(&hash), None);
     }
 
     #[test]
+    fn a_check_updates_the_remembered_rights_of_that_key_only() {
+        let cache = KeyCache::new(4);
+        let hash = TokenHash([7; 32]);
+        cache.confirm(&hash, &caller(1, Role::Admin));
+        assert_eq!(cache.get(&hash), None, "a check never adds a key");
+        cache.learn(&hash, &caller(1, Role::Admin));
+        cache.confirm(&hash, &caller(1, Role::Viewer));
+        assert_eq!(cache.get(&hash), Some(caller(1, Role::Viewer)), "demoted");
+        cache.confirm(&hash, &caller(5, Role::Owner));
+        assert_eq!(
+            cache.get(&hash),
+            Some(caller(1, Role::Viewer)),
+            "another key's or tenant's answer is not taken for this hash"
+        );
+    }
+
+    #[test]
     fn the_cache_never_holds_more_than_its_capacity() {
         let cache = KeyCache::new(3);
         for n in 0..10u8 {
-            cache.learn(&TokenHash([n; 32]), known(u128::from(n)));
+            cache.learn(
+                &TokenHash([n; 32]),
+                &caller(u128::from(n) * 10, Role::Member),
+            );
             let held = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
             assert!(held <= 3, "held {held}");
         }
         assert_eq!(
             cache.get(&TokenHash([9; 32])),
-            Some(known(9)),
+            Some(caller(90, Role::Member)),
             "the newest answer is kept"
         );
     }

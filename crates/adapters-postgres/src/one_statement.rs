@@ -1,4 +1,5 @@
-//! Reads that authenticate, scope and read in one statement (SPEC §9, issue 14).
+//! Requests that authenticate, scope and do their work in one statement (SPEC §9,
+//! issue 14): the read of one contact, and the create.
 //!
 //! A unit of work costs four round trips before a handler sees a byte: `BEGIN`, the
 //! authenticating `SELECT … FROM crm_authenticate_api_key($1)` (which sets the tenant),
@@ -27,17 +28,30 @@
 //! the tenant it remembers and checks the key's row there instead (`key_cache`, which says
 //! why that is as strict); the contact's subquery is fenced with `OFFSET 0` like the
 //! check's. When the check finds nothing, the function gets the last word.
+//!
+//! `POST /v1/contacts` with such a key (and no `Idempotency-Key`) is one statement too:
+//! the check, then an `INSERT … SELECT … FROM auth` in a data-modifying CTE. The insert
+//! takes its one row from `auth`, so it runs only after the tenant is set and the key found
+//! live, and its `WHERE` also requires the role and scopes the key was remembered with:
+//! the use case allowed the write for exactly that caller (`domain::Principal::require`),
+//! so the rule stays in the domain and the statement only confirms nothing changed. Row-
+//! level security's `WITH CHECK` holds the new row to the tenant set; the statement's
+//! triggers write the event and deliveries, all in the statement's own transaction, so a
+//! failure leaves nothing. No key row: nothing is written, the key is forgotten and the
+//! request takes the unit of work; a key row without the contact: its role or scopes
+//! changed, and the unit of work answers for the key as it is now.
 
-use domain::contact::Contact;
+use domain::contact::{Contact, ContactDraft};
 use domain::ids::ContactId;
-use domain::principal::{Actor, Principal};
+use domain::principal::Principal;
 use domain::token::TokenHash;
-use ports::{ContactReadByApiKey, RepoError};
-use sea_orm::{FromQueryResult, QueryResult};
+use ports::{ContactCreateByApiKey, ContactReadByApiKey, ContactWriteError, RepoError};
+use sea_orm::{DbErr, FromQueryResult, QueryResult};
 use uuid::Uuid;
 
 use std::sync::LazyLock;
 
+use crate::contacts::write_error;
 use crate::entities::contacts;
 use crate::errors::repo_error;
 use crate::key_cache::{CHECKED_KEY_CTE, KnownKey};
@@ -85,13 +99,14 @@ impl ContactReadByApiKey for PgStore {
         hash: &TokenHash,
         id: ContactId,
     ) -> Result<Option<(Principal, Option<Contact>)>, RepoError> {
-        if let Some(known) = self.keys.get(hash) {
+        if let Some(known) = self.keys.known(hash) {
             let values = vec![
                 known.tenant_id.to_string().into(),
                 known.key_id.into(),
                 id.as_uuid().into(),
             ];
             if let Some(read) = self.read_one(&CONTACT_WITH_KNOWN_KEY, values).await? {
+                self.keys.confirm(hash, &read.0);
                 return Ok(Some(read));
             }
             // Revoked, expired, or no longer a member: the function decides.
@@ -99,18 +114,88 @@ impl ContactReadByApiKey for PgStore {
         }
         let values = vec![hash.0.to_vec().into(), id.as_uuid().into()];
         let read = self.read_one(&CONTACT_WITH_API_KEY, values).await?;
-        if let Some((principal, _)) = &read
-            && let Actor::ApiKey { id: key_id, .. } = &principal.actor
-        {
-            self.keys.learn(
-                hash,
-                KnownKey {
-                    tenant_id: principal.tenant_id.as_uuid(),
-                    key_id: key_id.as_uuid(),
-                },
-            );
+        if let Some((principal, _)) = &read {
+            self.keys.learn(hash, principal);
         }
         Ok(read)
+    }
+}
+
+/// `POST /v1/contacts` with a key this process checked a moment ago, in one statement:
+/// `$1` the tenant, `$2` the key's id (the check, as `CONTACT_WITH_KNOWN_KEY`'s), `$3` and
+/// `$4` the role and scopes the key was remembered with, then the row. The insert reads
+/// its one row from `auth`, so it writes only after the tenant is set and the key found
+/// live, and only if the key still has exactly the remembered role and scopes (the ones
+/// the use case allowed the write for). The result has the key's columns when the key is
+/// live, and the contact's when it was written. The leading comment names the statement
+/// where PostgreSQL shows it (`pg_stat_activity` keeps only its first kilobyte).
+static CREATE_CONTACT_WITH_KNOWN_KEY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "/* contact create, known key */ WITH {CHECKED_KEY_CTE},
+         created AS (
+             INSERT INTO contacts (tenant_id, id, first_name, last_name, email, phone, title,
+                                   tags, custom_fields, owner_id, company_id)
+             SELECT auth.tenant_id, $5::uuid, $6::text, $7::text, $8::text, $9::text,
+                    $10::text, $11::text[], $12::jsonb, $13::uuid, $14::uuid
+               FROM auth
+              WHERE auth.role = $3::text AND auth.scopes = $4::text[]
+             RETURNING *)
+         {CONTACT_COLUMNS}
+         LEFT JOIN created c ON true"
+    )
+});
+
+impl ContactCreateByApiKey for PgStore {
+    fn remembered_caller(&self, hash: &TokenHash) -> Option<Principal> {
+        self.keys.get(hash)
+    }
+
+    async fn create_contact_as(
+        &self,
+        hash: &TokenHash,
+        caller: &Principal,
+        id: ContactId,
+        draft: &ContactDraft,
+    ) -> Result<Option<Contact>, ContactWriteError> {
+        let Some(known) = KnownKey::of(caller) else {
+            return Ok(None);
+        };
+        let values = vec![
+            known.tenant_id.to_string().into(),
+            known.key_id.into(),
+            caller.role.as_str().into(),
+            caller.scopes.names().to_vec().into(),
+            id.as_uuid().into(),
+            draft.first_name.clone().into(),
+            draft.last_name.clone().into(),
+            draft.email.as_ref().map(|e| e.as_str().to_owned()).into(),
+            draft.phone.as_ref().map(|p| p.as_str().to_owned()).into(),
+            draft.title.clone().into(),
+            draft.tags.as_slice().to_vec().into(),
+            draft.custom_fields.to_value().into(),
+            draft.owner_id.map(|o| o.as_uuid()).into(),
+            draft.company_id.map(|c| c.as_uuid()).into(),
+        ];
+        let refusal = |error| match write_error(error) {
+            ContactWriteError::Repo(repo) => Err(repo),
+            refused => Ok(refused),
+        };
+        let read = self
+            .run_one(&CREATE_CONTACT_WITH_KNOWN_KEY, values, refusal)
+            .await??;
+        match read {
+            Some(row) => {
+                let (principal, contact) = caller_and_contact(&row)?;
+                self.keys.confirm(hash, &principal);
+                // The key is live but its role or scopes changed: nothing was written.
+                Ok(contact)
+            }
+            None => {
+                // Revoked, expired, or no longer a member: nothing was written.
+                self.keys.forget(hash);
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -122,25 +207,44 @@ impl PgStore {
         sql: &'static str,
         values: Vec<sea_orm::Value>,
     ) -> Result<Option<(Principal, Option<Contact>)>, RepoError> {
+        let read =
+            self.run_one::<std::convert::Infallible>(sql, values, |error| Err(repo_error(error)));
+        let row = match read.await? {
+            Ok(row) => row,
+            Err(never) => match never {},
+        };
+        row.as_ref().map(caller_and_contact).transpose()
+    }
+
+    /// Sends one statement on its own (its own transaction) and takes its one row. A
+    /// failure `refusal` turns into an answer (a broken rule) is `Ok(Err(_))`; any other
+    /// is the storage error it maps to, which the availability watch sees.
+    async fn run_one<E: Send + 'static>(
+        &self,
+        sql: &'static str,
+        values: Vec<sea_orm::Value>,
+        refusal: fn(DbErr) -> Result<E, RepoError>,
+    ) -> Result<Result<Option<QueryResult>, E>, RepoError> {
         let db = self.db.clone();
         // Run to completion like every other piece of database work (see `availability`).
-        let row = self
-            .availability
+        self.availability
             .run_acquiring(async move {
                 use sea_orm::ConnectionTrait as _;
-                db.query_one_raw(statement(sql, values))
-                    .await
-                    .map_err(repo_error)
+                match db.query_one_raw(statement(sql, values)).await {
+                    Ok(row) => Ok(Ok(row)),
+                    Err(error) => refusal(error).map(Err),
+                }
             })
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let principal = AuthenticatedKey::from_query_result(&row, "")
-            .map_err(repo_error)?
-            .into_principal()?;
-        Ok(Some((principal, contact(&row)?)))
+            .await
     }
+}
+
+/// The caller (the key's columns) and the contact half of a row.
+fn caller_and_contact(row: &QueryResult) -> Result<(Principal, Option<Contact>), RepoError> {
+    let principal = AuthenticatedKey::from_query_result(row, "")
+        .map_err(repo_error)?
+        .into_principal()?;
+    Ok((principal, contact(row)?))
 }
 
 /// The contact half of the row: absent (all nulls) when the tenant has no such contact.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::availability::Availability;
 use crate::errors::repo_error;
-use crate::key_cache::{CHECKED_KEY_CTE, KeyCache, KnownKey};
+use crate::key_cache::{CHECKED_KEY_CTE, KeyCache};
 use crate::local_socket;
 
 /// Keys remembered per process (about 100 bytes each).
@@ -159,14 +159,6 @@ pub(crate) struct AuthenticatedKey {
 }
 
 impl AuthenticatedKey {
-    /// What the key cache remembers of this answer.
-    pub(crate) fn known(&self) -> KnownKey {
-        KnownKey {
-            tenant_id: self.tenant_id,
-            key_id: self.key_id,
-        }
-    }
-
     /// The caller this key acts as.
     pub(crate) fn into_principal(self) -> Result<Principal, RepoError> {
         let role: Role = self
@@ -530,7 +522,7 @@ impl TenantStore for PgStore {
         hash: &TokenHash,
     ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
         let hash = *hash;
-        let known = self.keys.get(&hash);
+        let known = self.keys.known(&hash);
         let (txn, key) = self
             .begin_then(move |txn| async move {
                 if let Some(known) = known {
@@ -563,10 +555,12 @@ impl TenantStore for PgStore {
             // Dropping the transaction queues its rollback; nothing was written.
             return Ok(None);
         };
-        if !remembered {
-            self.keys.learn(&hash, key.known());
-        }
         let principal = key.into_principal()?;
+        if remembered {
+            self.keys.confirm(&hash, &principal);
+        } else {
+            self.keys.learn(&hash, &principal);
+        }
         let tenant_id = principal.tenant_id;
         Ok(Some((
             principal,

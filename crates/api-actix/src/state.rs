@@ -8,14 +8,21 @@ use std::time::Duration;
 
 use app::auth::AuthSettings;
 use ports::{
-    ContactReadByApiKey, HealthCheck, PasswordHasher, PreAuthStore, TenantStore, WebhookSender,
+    ContactCreateByApiKey, ContactReadByApiKey, HealthCheck, PasswordHasher, PreAuthStore,
+    TenantStore, WebhookSender,
 };
 
-/// Everything the API needs from storage: tenant-scoped units of work, one-statement reads, the
-/// pre-authentication look-ups, and a readiness check.
-pub trait Store: TenantStore + PreAuthStore + HealthCheck + ContactReadByApiKey {}
+/// Everything the API needs from storage: tenant-scoped units of work, one-statement reads
+/// and creates, the pre-authentication look-ups, and a readiness check.
+pub trait Store:
+    TenantStore + PreAuthStore + HealthCheck + ContactReadByApiKey + ContactCreateByApiKey
+{
+}
 
-impl<T: TenantStore + PreAuthStore + HealthCheck + ContactReadByApiKey> Store for T {}
+impl<T> Store for T where
+    T: TenantStore + PreAuthStore + HealthCheck + ContactReadByApiKey + ContactCreateByApiKey
+{
+}
 
 /// What handlers need.
 #[derive(Clone)]

@@ -7,7 +7,10 @@ use domain::contact::{
 use domain::ids::ContactId;
 use domain::principal::{Forbidden, Permission, Principal};
 use domain::token::TokenHash;
-use ports::{ContactReadByApiKey, ContactRepository, ContactWriteError, RepoError, UnitOfWork};
+use ports::{
+    ContactCreateByApiKey, ContactReadByApiKey, ContactRepository, ContactWriteError, RepoError,
+    UnitOfWork,
+};
 use thiserror::Error;
 
 /// Every way a contact use case can fail. The API maps each variant to one status.
@@ -159,6 +162,55 @@ pub async fn create_contact<U: UnitOfWork + ContactRepository>(
     let contact = uow.insert_contact(ContactId::new(), &draft).await?;
     uow.commit().await?;
     Ok(contact)
+}
+
+/// A create that can be one statement in all (SPEC §9): the store remembers the key as a
+/// caller who may write contacts, and the input is valid. Anything else (a key not
+/// remembered, one remembered without the right, an invalid body) takes
+/// [`create_contact`] in a unit of work, which authenticates the key as it is now before
+/// answering anything, so the answers are the same either way.
+#[derive(Debug)]
+pub struct RememberedCreate {
+    caller: Principal,
+    draft: ContactDraft,
+}
+
+impl RememberedCreate {
+    /// `None` when the request must take the unit of work.
+    #[must_use]
+    pub fn prepare<S: ContactCreateByApiKey>(
+        store: &S,
+        key: &TokenHash,
+        input: &ContactInput,
+    ) -> Option<Self> {
+        let caller = store.remembered_caller(key)?;
+        caller.require(Permission::ContactsWrite).ok()?;
+        let draft = ContactDraft::new(input.clone()).ok()?;
+        Some(Self { caller, draft })
+    }
+
+    /// The caller as remembered: whom the limits count before anything is written.
+    #[must_use]
+    pub fn caller(&self) -> &Principal {
+        &self.caller
+    }
+
+    /// Creates the contact if the key is still exactly the remembered caller, checked by
+    /// the statement that writes. `Ok(None)`: it no longer is and nothing was written;
+    /// take [`create_contact`].
+    ///
+    /// # Errors
+    /// [`ContactError::DuplicateEmail`], [`ContactError::Invalid`] (an owner or company
+    /// outside the tenant), storage.
+    pub async fn run<S: ContactCreateByApiKey>(
+        self,
+        store: &S,
+        key: &TokenHash,
+    ) -> Result<Option<Contact>, ContactError> {
+        Ok(store
+            .create_contact_as(key, &self.caller, ContactId::new(), &self.draft)
+            .await?)
+    }
 }
 
 /// What a change does to the stored fields.

@@ -133,3 +133,35 @@ pub trait ContactReadByApiKey: Send + Sync {
         id: ContactId,
     ) -> impl Future<Output = Result<Option<(Principal, Option<Contact>)>, RepoError>> + Send;
 }
+
+/// A contact created in one statement in all, for an API key this process checked a
+/// moment ago (SPEC §9: authentication and the transaction prologue cost no round trip of
+/// their own). The store remembers what the key was found to be; the statement that writes
+/// checks first, in the key's tenant and through row-level security, that it still is
+/// exactly that (live, its tenant live, acting for a member, with the same role and
+/// scopes), and writes nothing otherwise. What is remembered only decides whether to try:
+/// every right the write relies on is checked again by the statement that makes it.
+pub trait ContactCreateByApiKey: Send + Sync {
+    /// The caller the key `hash` was found to be when this process last resolved or
+    /// checked it, if that was recent; `None` when it was not (the unit of work decides).
+    fn remembered_caller(&self, hash: &TokenHash) -> Option<Principal>;
+
+    /// Inserts the contact if the key is still exactly `caller`, in one statement that
+    /// checks and writes (the tenant set transaction-locally before any row is touched,
+    /// the change's event and deliveries written by the same statement).
+    ///
+    /// `Ok(None)` when the key is no longer `caller` (revoked, expired, its tenant gone,
+    /// its member removed, or a role or scope changed): nothing was written, and the
+    /// request takes the unit of work, which answers for the key as it is now.
+    ///
+    /// # Errors
+    /// As [`ContactRepository::insert_contact`]; such an error means the key passed its
+    /// check (the row is only attempted after it), and nothing was written.
+    fn create_contact_as(
+        &self,
+        hash: &TokenHash,
+        caller: &Principal,
+        id: ContactId,
+        draft: &ContactDraft,
+    ) -> impl Future<Output = Result<Option<Contact>, ContactWriteError>> + Send;
+}
