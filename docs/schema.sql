@@ -42,6 +42,29 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching based on trigrams';
 
 --
+-- Name: crm_api_key_copy_rights(); Type: FUNCTION; Schema: public; Owner: crm_owner
+--
+
+CREATE FUNCTION public.crm_api_key_copy_rights() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    SELECT m.role INTO NEW.member_role
+      FROM public.memberships m
+     WHERE m.tenant_id = NEW.tenant_id AND m.user_id = NEW.acts_for
+       FOR SHARE;
+    SELECT t.expires_at INTO NEW.tenant_expires_at
+      FROM public.tenants t
+     WHERE t.id = NEW.tenant_id
+       FOR SHARE;
+    RETURN NEW;
+END
+$$;
+
+ALTER FUNCTION public.crm_api_key_copy_rights() OWNER TO crm_owner;
+
+--
 -- Name: crm_authenticate_api_key(bytea); Type: FUNCTION; Schema: public; Owner: crm_definer
 --
 
@@ -382,6 +405,24 @@ END
 $$;
 
 ALTER FUNCTION public.crm_lead_status() OWNER TO crm_owner;
+
+--
+-- Name: crm_member_role_to_keys(); Type: FUNCTION; Schema: public; Owner: crm_definer
+--
+
+CREATE FUNCTION public.crm_member_role_to_keys() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE public.api_keys k SET member_role = NEW.role
+     WHERE k.tenant_id = NEW.tenant_id AND k.acts_for = NEW.user_id
+       AND k.member_role IS DISTINCT FROM NEW.role;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.crm_member_role_to_keys() OWNER TO crm_definer;
 
 SET default_table_access_method = heap;
 
@@ -876,6 +917,24 @@ $$;
 ALTER FUNCTION public.crm_tagged_contacts(p_tag text) OWNER TO crm_definer;
 
 --
+-- Name: crm_tenant_expiry_to_keys(); Type: FUNCTION; Schema: public; Owner: crm_definer
+--
+
+CREATE FUNCTION public.crm_tenant_expiry_to_keys() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE public.api_keys k SET tenant_expires_at = NEW.expires_at
+     WHERE k.tenant_id = NEW.id
+       AND k.tenant_expires_at IS DISTINCT FROM NEW.expires_at;
+    RETURN NULL;
+END
+$$;
+
+ALTER FUNCTION public.crm_tenant_expiry_to_keys() OWNER TO crm_definer;
+
+--
 -- Name: crm_webhook_queue_stats(); Type: FUNCTION; Schema: public; Owner: crm_definer
 --
 
@@ -940,8 +999,11 @@ CREATE TABLE public.api_keys (
     expires_at timestamp with time zone,
     revoked_at timestamp with time zone,
     acts_for uuid,
+    member_role text,
+    tenant_expires_at timestamp with time zone,
     CONSTRAINT api_keys_answer_to_a_person CHECK (((acts_for IS NOT NULL) OR (revoked_at IS NOT NULL))),
     CONSTRAINT api_keys_key_hash_check CHECK ((octet_length(key_hash) = 32)),
+    CONSTRAINT api_keys_member_role_check CHECK ((member_role = ANY (ARRAY['owner'::text, 'admin'::text, 'member'::text, 'viewer'::text]))),
     CONSTRAINT api_keys_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200))),
     CONSTRAINT api_keys_prefix_check CHECK ((prefix ~~ 'crm_sk_%'::text)),
     CONSTRAINT api_keys_role_check CHECK ((role = ANY (ARRAY['owner'::text, 'admin'::text, 'member'::text, 'viewer'::text])))
@@ -1822,6 +1884,12 @@ CREATE TRIGGER activities_deleted AFTER DELETE ON public.activities REFERENCING 
 CREATE TRIGGER activities_updated AFTER UPDATE ON public.activities REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_record_row_events('activity');
 
 --
+-- Name: api_keys api_keys_copy_rights; Type: TRIGGER; Schema: public; Owner: crm_owner
+--
+
+CREATE TRIGGER api_keys_copy_rights BEFORE INSERT OR UPDATE OF tenant_id, acts_for ON public.api_keys FOR EACH ROW EXECUTE FUNCTION public.crm_api_key_copy_rights();
+
+--
 -- Name: companies companies_created; Type: TRIGGER; Schema: public; Owner: crm_owner
 --
 
@@ -1894,6 +1962,12 @@ CREATE TRIGGER leads_status BEFORE INSERT OR UPDATE OF pipeline_id, stage_id ON 
 CREATE TRIGGER leads_updated AFTER UPDATE ON public.leads REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_record_row_events('lead');
 
 --
+-- Name: memberships memberships_role_to_keys; Type: TRIGGER; Schema: public; Owner: crm_owner
+--
+
+CREATE TRIGGER memberships_role_to_keys AFTER UPDATE OF role ON public.memberships FOR EACH ROW WHEN ((old.role IS DISTINCT FROM new.role)) EXECUTE FUNCTION public.crm_member_role_to_keys();
+
+--
 -- Name: pipeline_stages pipeline_stages_restatus_leads; Type: TRIGGER; Schema: public; Owner: crm_owner
 --
 
@@ -1916,6 +1990,12 @@ CREATE TRIGGER pipelines_deleted BEFORE DELETE ON public.pipelines FOR EACH ROW 
 --
 
 CREATE TRIGGER tenants_default_pipeline AFTER INSERT ON public.tenants FOR EACH ROW EXECUTE FUNCTION public.crm_default_pipeline();
+
+--
+-- Name: tenants tenants_expiry_to_keys; Type: TRIGGER; Schema: public; Owner: crm_owner
+--
+
+CREATE TRIGGER tenants_expiry_to_keys AFTER UPDATE OF expires_at ON public.tenants FOR EACH ROW WHEN ((old.expires_at IS DISTINCT FROM new.expires_at)) EXECUTE FUNCTION public.crm_tenant_expiry_to_keys();
 
 --
 -- Name: activities activities_company_fkey; Type: FK CONSTRAINT; Schema: public; Owner: crm_owner
@@ -2361,6 +2441,12 @@ GRANT USAGE ON SCHEMA public TO crm_app;
 GRANT USAGE ON SCHEMA public TO crm_worker;
 
 --
+-- Name: FUNCTION crm_api_key_copy_rights(); Type: ACL; Schema: public; Owner: crm_owner
+--
+
+REVOKE ALL ON FUNCTION public.crm_api_key_copy_rights() FROM PUBLIC;
+
+--
 -- Name: FUNCTION crm_authenticate_api_key(p_key_hash bytea); Type: ACL; Schema: public; Owner: crm_definer
 --
 
@@ -2408,6 +2494,13 @@ GRANT ALL ON FUNCTION public.crm_idempotency_begin(p_credential uuid, p_key text
 
 REVOKE ALL ON FUNCTION public.crm_idempotency_store(p_credential uuid, p_key text, p_hash bytea, p_role text, p_scopes text[], p_status integer, p_headers jsonb, p_body bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.crm_idempotency_store(p_credential uuid, p_key text, p_hash bytea, p_role text, p_scopes text[], p_status integer, p_headers jsonb, p_body bytea) TO crm_app;
+
+--
+-- Name: FUNCTION crm_member_role_to_keys(); Type: ACL; Schema: public; Owner: crm_definer
+--
+
+REVOKE ALL ON FUNCTION public.crm_member_role_to_keys() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.crm_member_role_to_keys() TO crm_owner;
 
 --
 -- Name: TABLE pipelines; Type: ACL; Schema: public; Owner: crm_owner
@@ -2505,6 +2598,13 @@ GRANT ALL ON FUNCTION public.crm_tagged_companies(p_tag text) TO crm_app;
 
 REVOKE ALL ON FUNCTION public.crm_tagged_contacts(p_tag text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.crm_tagged_contacts(p_tag text) TO crm_app;
+
+--
+-- Name: FUNCTION crm_tenant_expiry_to_keys(); Type: ACL; Schema: public; Owner: crm_definer
+--
+
+REVOKE ALL ON FUNCTION public.crm_tenant_expiry_to_keys() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.crm_tenant_expiry_to_keys() TO crm_owner;
 
 --
 -- Name: FUNCTION crm_webhook_queue_stats(); Type: ACL; Schema: public; Owner: crm_definer
@@ -2616,6 +2716,20 @@ GRANT SELECT(revoked_at),UPDATE(revoked_at) ON TABLE public.api_keys TO crm_app;
 --
 
 GRANT SELECT(acts_for) ON TABLE public.api_keys TO crm_app;
+
+--
+-- Name: COLUMN api_keys.member_role; Type: ACL; Schema: public; Owner: crm_owner
+--
+
+GRANT SELECT(member_role) ON TABLE public.api_keys TO crm_app;
+GRANT UPDATE(member_role) ON TABLE public.api_keys TO crm_definer;
+
+--
+-- Name: COLUMN api_keys.tenant_expires_at; Type: ACL; Schema: public; Owner: crm_owner
+--
+
+GRANT SELECT(tenant_expires_at) ON TABLE public.api_keys TO crm_app;
+GRANT UPDATE(tenant_expires_at) ON TABLE public.api_keys TO crm_definer;
 
 --
 -- Name: TABLE companies; Type: ACL; Schema: public; Owner: crm_owner

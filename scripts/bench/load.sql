@@ -26,10 +26,12 @@ INSERT INTO memberships (tenant_id, user_id, role)
 SELECT md5('t' || t)::uuid, md5('u' || t)::uuid, 'owner' FROM generate_series(1, :tenants) AS t;
 
 -- The secret of key k of tenant t: 'crm_sk_' || substr(md5('k' || t || ':' || k) || md5('K' || t || ':' || k), 1, 40).
-INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, role, scopes, created_by, acts_for)
+-- member_role: the owner's role, which the trigger that is off would have copied (0025).
+INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, role, scopes, created_by, acts_for,
+                      member_role)
 SELECT md5('t' || t)::uuid, md5('ki' || t || ':' || k)::uuid, 'bench key ' || k,
        substr(s.secret, 1, 12), sha256(convert_to(s.secret, 'UTF8')), 'owner', ARRAY['*'],
-       md5('u' || t)::uuid, md5('u' || t)::uuid
+       md5('u' || t)::uuid, md5('u' || t)::uuid, 'owner'
   FROM generate_series(1, :tenants) AS t, generate_series(1, :keys) AS k,
        LATERAL (SELECT 'crm_sk_' || substr(md5('k' || t || ':' || k) || md5('K' || t || ':' || k), 1, 40)
                     AS secret) AS s;

@@ -14,6 +14,7 @@ mod helpers;
 mod idempotency;
 mod identity;
 mod isolation;
+mod key_rights;
 mod leads;
 mod logs;
 mod members;

@@ -14,7 +14,15 @@
 //! acts for still a member, with which role. That is every check the function makes, made
 //! again on every request, so a revocation, a role change, a removal or an expiry takes
 //! effect on the very next request on every instance. Nothing is trusted from memory but
-//! which tenant to look in, and a wrong tenant could only make the look-up find nothing.
+//! which tenant to look in (and the tenant's name, which nothing changes), and a wrong
+//! tenant could only make the look-up find nothing.
+//!
+//! The check reads one row: since migration 0025 the key's row carries its member's role
+//! and its tenant's expiry, copied by triggers in the same transaction as any change to
+//! either (a removal deletes the member's keys), so the joins of `tenants` and
+//! `memberships` that cost PostgreSQL as much as a request's own read are gone. A key whose
+//! copies are missing fails the check and takes the function, which still joins the
+//! tables themselves.
 //!
 //! Only the function's answers are remembered (an unknown hash is never stored), for at
 //! most [`KeyCache::TTL`]; after that the next request resolves through the function again,
@@ -25,8 +33,8 @@
 //! Ordering, the part that keeps row-level security exact: the tenant is set by
 //! `set_config` in a `MATERIALIZED` CTE, and every table read depends on that CTE's row
 //! through a `LATERAL` subquery fenced with `OFFSET 0`. The fence matters: flattened, the
-//! planner equates the tenant columns of `api_keys`, `tenants` and `memberships` with their
-//! policies' `current_setting` sub-selects and hoists the comparison into a gate evaluated
+//! planner equates the tenant column of `api_keys` (and of any table joined) with its
+//! policy's `current_setting` sub-select and hoists the comparison into a gate evaluated
 //! before the CTE runs (it then reads an unset tenant and finds nothing: closed, but
 //! useless). Fenced, each policy's sub-select is evaluated inside the subquery, after the
 //! tenant is set. The tests hold it to both: a cached key reads its tenant's rows, and a
@@ -41,25 +49,28 @@ use domain::token::TokenHash;
 use uuid::Uuid;
 
 /// The statement that checks a remembered key in its tenant and yields what
-/// `crm_authenticate_api_key` yields (`$1`: the tenant as text, `$2`: the key id), with the
-/// tenant set for the rest of the transaction or statement. Used as a CTE named `auth`.
+/// `crm_authenticate_api_key` yields but the tenant's name, which never changes and the
+/// caller takes from memory (`$1`: the tenant as text, `$2`: the key id), with the tenant
+/// set for the rest of the transaction or statement. Used as a CTE named `auth`. One
+/// index probe of `api_keys`: the key's row carries its member's current role and its
+/// tenant's expiry, kept there by triggers in the same transaction as any change to them
+/// (migration 0025).
 pub(crate) const CHECKED_KEY_CTE: &str = "\
 scope AS MATERIALIZED (SELECT set_config('app.tenant_id', $1, true)::uuid AS tenant_id),
 auth AS MATERIALIZED (
     SELECT checked.* FROM scope CROSS JOIN LATERAL (
-        SELECT k.tenant_id, t.name AS tenant_name, k.id AS key_id, k.name AS key_name,
+        SELECT k.tenant_id, NULL::text AS tenant_name, k.id AS key_id, k.name AS key_name,
                k.prefix AS key_prefix,
-               CASE WHEN array_position(ARRAY['viewer', 'member', 'admin', 'owner'], m.role)
+               CASE WHEN array_position(ARRAY['viewer', 'member', 'admin', 'owner'], k.member_role)
                          < array_position(ARRAY['viewer', 'member', 'admin', 'owner'], k.role)
-                    THEN m.role ELSE k.role END AS role,
+                    THEN k.member_role ELSE k.role END AS role,
                k.scopes, k.acts_for
           FROM api_keys k
-          JOIN tenants t ON t.id = k.tenant_id
-          JOIN memberships m ON m.tenant_id = k.tenant_id AND m.user_id = k.acts_for
          WHERE k.tenant_id = scope.tenant_id AND k.id = $2
+           AND k.member_role IS NOT NULL
            AND k.revoked_at IS NULL
            AND (k.expires_at IS NULL OR k.expires_at > now())
-           AND (t.expires_at IS NULL OR t.expires_at > now())
+           AND (k.tenant_expires_at IS NULL OR k.tenant_expires_at > now())
         OFFSET 0) checked)";
 
 /// A key's tenant and id, which the statements check the key in.
@@ -112,11 +123,6 @@ impl KeyCache {
             }
             None => None,
         }
-    }
-
-    /// The tenant and key to check `hash` in, if remembered.
-    pub(crate) fn known(&self, hash: &TokenHash) -> Option<KnownKey> {
-        self.get(hash).as_ref().and_then(KnownKey::of)
     }
 
     /// Remembers what the function answered for `hash` (an API key's caller only).
@@ -191,7 +197,7 @@ mod tests {
         cache.learn(&hash, &caller(1, Role::Admin));
         assert_eq!(cache.get(&hash), Some(caller(1, Role::Admin)));
         assert_eq!(
-            cache.known(&hash),
+            cache.get(&hash).as_ref().and_then(KnownKey::of),
             Some(KnownKey {
                 tenant_id: Uuid::from_u128(1),
                 key_id: Uuid::from_u128(2)

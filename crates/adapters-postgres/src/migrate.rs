@@ -108,6 +108,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0024_tenant_search_gist",
         include_str!("../../../migrations/0024_tenant_search_gist.sql"),
     ),
+    (
+        "0025_key_rights_on_the_key",
+        include_str!("../../../migrations/0025_key_rights_on_the_key.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the migration advisory lock.

@@ -99,13 +99,17 @@ impl ContactReadByApiKey for PgStore {
         hash: &TokenHash,
         id: ContactId,
     ) -> Result<Option<(Principal, Option<Contact>)>, RepoError> {
-        if let Some(known) = self.keys.known(hash) {
+        let remembered = self.keys.get(hash);
+        if let Some(known) = remembered.as_ref().and_then(KnownKey::of) {
             let values = vec![
                 known.tenant_id.to_string().into(),
                 known.key_id.into(),
                 id.as_uuid().into(),
             ];
-            if let Some(read) = self.read_one(&CONTACT_WITH_KNOWN_KEY, values).await? {
+            let read = self
+                .read_one(&CONTACT_WITH_KNOWN_KEY, values, remembered.as_ref())
+                .await?;
+            if let Some(read) = read {
                 self.keys.confirm(hash, &read.0);
                 return Ok(Some(read));
             }
@@ -113,7 +117,7 @@ impl ContactReadByApiKey for PgStore {
             self.keys.forget(hash);
         }
         let values = vec![hash.0.to_vec().into(), id.as_uuid().into()];
-        let read = self.read_one(&CONTACT_WITH_API_KEY, values).await?;
+        let read = self.read_one(&CONTACT_WITH_API_KEY, values, None).await?;
         if let Some((principal, _)) = &read {
             self.keys.learn(hash, principal);
         }
@@ -185,7 +189,7 @@ impl ContactCreateByApiKey for PgStore {
             .await??;
         match read {
             Some(row) => {
-                let (principal, contact) = caller_and_contact(&row)?;
+                let (principal, contact) = caller_and_contact(&row, Some(caller))?;
                 self.keys.confirm(hash, &principal);
                 // The key is live but its role or scopes changed: nothing was written.
                 Ok(contact)
@@ -206,6 +210,7 @@ impl PgStore {
         &self,
         sql: &'static str,
         values: Vec<sea_orm::Value>,
+        remembered: Option<&Principal>,
     ) -> Result<Option<(Principal, Option<Contact>)>, RepoError> {
         let read =
             self.run_one::<std::convert::Infallible>(sql, values, |error| Err(repo_error(error)));
@@ -213,7 +218,9 @@ impl PgStore {
             Ok(row) => row,
             Err(never) => match never {},
         };
-        row.as_ref().map(caller_and_contact).transpose()
+        row.as_ref()
+            .map(|row| caller_and_contact(row, remembered))
+            .transpose()
     }
 
     /// Sends one statement on its own (its own transaction) and takes its one row. A
@@ -239,11 +246,15 @@ impl PgStore {
     }
 }
 
-/// The caller (the key's columns) and the contact half of a row.
-fn caller_and_contact(row: &QueryResult) -> Result<(Principal, Option<Contact>), RepoError> {
+/// The caller (the key's columns; `remembered` as for `AuthenticatedKey::into_principal`)
+/// and the contact half of a row.
+fn caller_and_contact(
+    row: &QueryResult,
+    remembered: Option<&Principal>,
+) -> Result<(Principal, Option<Contact>), RepoError> {
     let principal = AuthenticatedKey::from_query_result(row, "")
         .map_err(repo_error)?
-        .into_principal()?;
+        .into_principal(remembered)?;
     Ok((principal, contact(row)?))
 }
 

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::availability::Availability;
 use crate::errors::repo_error;
-use crate::key_cache::{CHECKED_KEY_CTE, KeyCache};
+use crate::key_cache::{CHECKED_KEY_CTE, KeyCache, KnownKey};
 use crate::local_socket;
 
 /// Keys remembered per process (about 100 bytes each).
@@ -145,11 +145,12 @@ struct AuthenticatedSession {
     role: String,
 }
 
-/// What `crm_authenticate_api_key` returns for a live key.
+/// What `crm_authenticate_api_key` returns for a live key, or the check of a remembered
+/// key (`key_cache::CHECKED_KEY_CTE`), which leaves the tenant's name to memory.
 #[derive(Debug, FromQueryResult)]
 pub(crate) struct AuthenticatedKey {
     tenant_id: Uuid,
-    tenant_name: String,
+    tenant_name: Option<String>,
     key_id: Uuid,
     key_name: String,
     key_prefix: String,
@@ -159,15 +160,28 @@ pub(crate) struct AuthenticatedKey {
 }
 
 impl AuthenticatedKey {
-    /// The caller this key acts as.
-    pub(crate) fn into_principal(self) -> Result<Principal, RepoError> {
+    /// The caller this key acts as; `remembered` is the caller the key was last found to
+    /// be, whose tenant's name a check of a remembered key does not read again.
+    pub(crate) fn into_principal(
+        self,
+        remembered: Option<&Principal>,
+    ) -> Result<Principal, RepoError> {
+        let tenant_name = match (self.tenant_name, remembered) {
+            (Some(name), _) => name,
+            (None, Some(caller)) => caller.tenant_name.clone(),
+            (None, None) => {
+                return Err(RepoError::Unexpected(
+                    "a key's check answered without a remembered caller".into(),
+                ));
+            }
+        };
         let role: Role = self
             .role
             .parse()
             .map_err(|e: domain::principal::UnknownRole| RepoError::Unexpected(e.to_string()))?;
         Ok(Principal {
             tenant_id: TenantId::from_uuid(self.tenant_id),
-            tenant_name: self.tenant_name,
+            tenant_name,
             actor: Actor::ApiKey {
                 id: ApiKeyId::from_uuid(self.key_id),
                 name: self.key_name,
@@ -522,7 +536,8 @@ impl TenantStore for PgStore {
         hash: &TokenHash,
     ) -> Result<Option<(Principal, PgUnitOfWork)>, RepoError> {
         let hash = *hash;
-        let known = self.keys.known(&hash);
+        let remembered = self.keys.get(&hash);
+        let known = remembered.as_ref().and_then(KnownKey::of);
         let (txn, key) = self
             .begin_then(move |txn| async move {
                 if let Some(known) = known {
@@ -549,14 +564,14 @@ impl TenantStore for PgStore {
                 Ok((txn, (resolved, false)))
             })
             .await?;
-        let (key, remembered) = key;
+        let (key, checked) = key;
         let Some(key) = key else {
             self.keys.forget(&hash);
             // Dropping the transaction queues its rollback; nothing was written.
             return Ok(None);
         };
-        let principal = key.into_principal()?;
-        if remembered {
+        let principal = key.into_principal(remembered.as_ref())?;
+        if checked {
             self.keys.confirm(&hash, &principal);
         } else {
             self.keys.learn(&hash, &principal);
