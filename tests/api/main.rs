@@ -24,6 +24,7 @@ mod outage;
 mod pipelines;
 mod qr_page;
 mod rate_limit;
+mod remembered_lists;
 mod remembered_writes;
 mod search;
 mod security;

@@ -6,8 +6,8 @@ use domain::ids::ContactId;
 use domain::principal::Principal;
 use domain::token::TokenHash;
 use ports::{
-    ContactCreateByApiKey, ContactReadByApiKey, ContactRepository, ContactWriteError, RepoError,
-    TenantStore, UnitOfWork,
+    ContactCreateByApiKey, ContactListByApiKey, ContactReadByApiKey, ContactRepository,
+    ContactWriteError, RememberedKeys, RepoError, TenantStore, UnitOfWork,
 };
 
 use crate::keyset::page_of;
@@ -220,14 +220,42 @@ impl ContactReadByApiKey for MemoryStore {
 /// In memory there is no round trip to save and nothing to remember: the caller is the
 /// key as it is now, and the create checks that it is still exactly that caller before it
 /// writes, the rule the PostgreSQL statement applies.
-impl ContactCreateByApiKey for MemoryStore {
+impl RememberedKeys for MemoryStore {
     fn remembered_caller(&self, hash: &TokenHash) -> Option<Principal> {
         self.api_key_caller(hash)
             .ok()
             .flatten()
             .map(|(caller, _)| caller)
     }
+}
 
+/// Whether the key is still exactly the caller it was remembered as.
+fn still(principal: &Principal, caller: &Principal) -> bool {
+    principal.tenant_id == caller.tenant_id
+        && principal.actor == caller.actor
+        && principal.role == caller.role
+        && principal.scopes == caller.scopes
+}
+
+/// As the create below: the page only for the key still exactly the remembered caller.
+impl ContactListByApiKey for MemoryStore {
+    async fn list_contacts_as(
+        &self,
+        hash: &TokenHash,
+        caller: &Principal,
+        query: &ContactQuery,
+    ) -> Result<Option<ContactPage>, RepoError> {
+        let Some((principal, mut uow)) = self.begin_with_api_key(hash).await? else {
+            return Ok(None);
+        };
+        if !still(&principal, caller) {
+            return Ok(None);
+        }
+        uow.list_contacts(query).await.map(Some)
+    }
+}
+
+impl ContactCreateByApiKey for MemoryStore {
     async fn create_contact_as(
         &self,
         hash: &TokenHash,
@@ -238,11 +266,7 @@ impl ContactCreateByApiKey for MemoryStore {
         let Some((principal, mut uow)) = self.begin_with_api_key(hash).await? else {
             return Ok(None);
         };
-        if principal.tenant_id != caller.tenant_id
-            || principal.actor != caller.actor
-            || principal.role != caller.role
-            || principal.scopes != caller.scopes
-        {
+        if !still(&principal, caller) {
             return Ok(None);
         }
         let contact = uow.insert_contact(id, draft).await?;

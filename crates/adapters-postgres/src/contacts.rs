@@ -21,7 +21,7 @@ use crate::keyset::{ListSql, into_page};
 use crate::store::{PgUnitOfWork, statement};
 
 /// The columns a list query selects, in the entity's order.
-const COLUMNS: &str = "tenant_id, id, first_name, last_name, email, phone, title, tags, \
+pub(crate) const COLUMNS: &str = "tenant_id, id, first_name, last_name, email, phone, title, tags, \
                        custom_fields, owner_id, company_id, created_at, updated_at, version";
 
 /// Largest statement the batch insert sends at once (see `insert_contacts`).
@@ -78,13 +78,55 @@ impl TryFrom<contacts::Model> for Contact {
 }
 
 /// The SQL expression each sort orders by; must match `ContactSortField::value_of`.
-fn sort_expression(field: ContactSortField) -> &'static str {
+pub(crate) fn sort_expression(field: ContactSortField) -> &'static str {
     match field {
         ContactSortField::CreatedAt => "created_at",
         ContactSortField::UpdatedAt => "updated_at",
         ContactSortField::LastName => "coalesce(last_name, '')",
         ContactSortField::Email => "coalesce(email, '')",
     }
+}
+
+/// The list query of `query` (filters, keyset cursor, order, one row more than the page)
+/// on top of `list`, for a unit of work or a one-statement list alike.
+pub(crate) fn contact_list(
+    mut list: ListSql,
+    query: &ContactQuery,
+) -> (String, Vec<sea_orm::Value>) {
+    if let Some(q) = &query.q {
+        list.search("crm_search_contacts", q);
+    }
+    if let Some(email) = &query.email {
+        list.and("email = {}", email.as_str().to_owned());
+    }
+    if let Some(company) = query.company_id {
+        list.and("company_id = {}", company.as_uuid());
+    }
+    if let Some(owner) = query.owner_id {
+        list.and("owner_id = {}", owner.as_uuid());
+    }
+    if let Some(tag) = &query.tag {
+        list.tagged("crm_tagged_contacts", tag);
+    }
+    if let Some(after) = query.created_after {
+        list.and("created_at > {}", after);
+    }
+    if let Some(after) = query.updated_after {
+        list.and("updated_at > {}", after);
+    }
+    list.page(
+        sort_expression(query.sort.field),
+        query.sort.descending,
+        query.cursor.as_ref(),
+        usize::from(query.limit.get()),
+    )
+}
+
+/// The page of the rows a list query fetched.
+pub(crate) fn contact_page(items: Vec<Contact>, query: &ContactQuery) -> ContactPage {
+    into_page(items, usize::from(query.limit.get()), query.sort, |row| {
+        (query.sort.field.value_of(row), row.id.as_uuid())
+    })
 }
 
 /// The draft's columns, all set (absent values are written as NULL), keys and
@@ -122,35 +164,8 @@ pub(crate) fn write_error(error: DbErr) -> ContactWriteError {
 
 impl ContactRepository for PgUnitOfWork {
     async fn list_contacts(&mut self, query: &ContactQuery) -> Result<ContactPage, RepoError> {
-        let mut list = ListSql::new(COLUMNS, "contacts", self.tenant_id.as_uuid());
-        if let Some(q) = &query.q {
-            list.search("crm_search_contacts", q);
-        }
-        if let Some(email) = &query.email {
-            list.and("email = {}", email.as_str().to_owned());
-        }
-        if let Some(company) = query.company_id {
-            list.and("company_id = {}", company.as_uuid());
-        }
-        if let Some(owner) = query.owner_id {
-            list.and("owner_id = {}", owner.as_uuid());
-        }
-        if let Some(tag) = &query.tag {
-            list.tagged("crm_tagged_contacts", tag);
-        }
-        if let Some(after) = query.created_after {
-            list.and("created_at > {}", after);
-        }
-        if let Some(after) = query.updated_after {
-            list.and("updated_at > {}", after);
-        }
-        let limit = usize::from(query.limit.get());
-        let (sql, values) = list.page(
-            sort_expression(query.sort.field),
-            query.sort.descending,
-            query.cursor.as_ref(),
-            limit,
-        );
+        let list = ListSql::new(COLUMNS, "contacts", self.tenant_id.as_uuid());
+        let (sql, values) = contact_list(list, query);
         let rows = contacts::Model::find_by_statement(statement(&sql, values))
             .all(&self.txn)
             .await
@@ -159,9 +174,7 @@ impl ContactRepository for PgUnitOfWork {
             .into_iter()
             .map(Contact::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(into_page(items, limit, query.sort, |row| {
-            (query.sort.field.value_of(row), row.id.as_uuid())
-        }))
+        Ok(contact_page(items, query))
     }
 
     async fn get_contact(

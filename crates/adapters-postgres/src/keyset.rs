@@ -15,9 +15,24 @@ impl ListSql {
     /// `SELECT {columns} FROM {table} WHERE tenant_id = $1`. The tenant is repeated
     /// explicitly (RLS enforces it anyway) so the planner uses the `(tenant_id, …)` indexes.
     pub(crate) fn new(columns: &str, table: &str, tenant: Uuid) -> Self {
+        Self::following(Vec::new(), columns, table, tenant)
+    }
+
+    /// The same, as part of a statement whose first parameters are `leading`: the list's
+    /// own are numbered after them.
+    pub(crate) fn following(
+        mut leading: Vec<Value>,
+        columns: &str,
+        table: &str,
+        tenant: Uuid,
+    ) -> Self {
+        leading.push(tenant.into());
         Self {
-            sql: format!("SELECT {columns} FROM {table} WHERE tenant_id = $1"),
-            values: vec![tenant.into()],
+            sql: format!(
+                "SELECT {columns} FROM {table} WHERE tenant_id = ${}",
+                leading.len()
+            ),
+            values: leading,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Requests that authenticate, scope and do their work in one statement (SPEC §9,
-//! issue 14): the read of one contact, and the create.
+//! issue 14): the read of one contact, the list, and the create.
 //!
 //! A unit of work costs four round trips before a handler sees a byte: `BEGIN`, the
 //! authenticating `SELECT … FROM crm_authenticate_api_key($1)` (which sets the tenant),
@@ -40,21 +40,33 @@
 //! failure leaves nothing. No key row: nothing is written, the key is forgotten and the
 //! request takes the unit of work; a key row without the contact: its role or scopes
 //! changed, and the unit of work answers for the key as it is now.
+//!
+//! `GET /v1/contacts` with such a key is one statement too: the check, then the page the
+//! unit of work would read (the same builder, `contacts::contact_list`) in a lateral
+//! subquery joined only while the key has the remembered role and scopes; the subquery
+//! has its own `LIMIT`, so the planner cannot flatten it into the check, and it runs after
+//! the tenant is set. The outer `ORDER BY` repeats the page's order on a `sort_key` column
+//! the subquery selects, so the rows come back in the page's order by definition, not by
+//! the executor's habit.
 
-use domain::contact::{Contact, ContactDraft};
+use domain::contact::{Contact, ContactDraft, ContactPage, ContactQuery};
 use domain::ids::ContactId;
 use domain::principal::Principal;
 use domain::token::TokenHash;
-use ports::{ContactCreateByApiKey, ContactReadByApiKey, ContactWriteError, RepoError};
+use ports::{
+    ContactCreateByApiKey, ContactListByApiKey, ContactReadByApiKey, ContactWriteError,
+    RememberedKeys, RepoError,
+};
 use sea_orm::{DbErr, FromQueryResult, QueryResult};
 use uuid::Uuid;
 
 use std::sync::LazyLock;
 
-use crate::contacts::write_error;
+use crate::contacts::{COLUMNS, contact_list, contact_page, sort_expression, write_error};
 use crate::entities::contacts;
 use crate::errors::repo_error;
 use crate::key_cache::{CHECKED_KEY_CTE, KnownKey};
+use crate::keyset::ListSql;
 use crate::store::{AuthenticatedKey, PgStore, statement};
 
 /// The contact's columns, after the key's, in both statements.
@@ -149,11 +161,13 @@ static CREATE_CONTACT_WITH_KNOWN_KEY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-impl ContactCreateByApiKey for PgStore {
+impl RememberedKeys for PgStore {
     fn remembered_caller(&self, hash: &TokenHash) -> Option<Principal> {
         self.keys.get(hash)
     }
+}
 
+impl ContactCreateByApiKey for PgStore {
     async fn create_contact_as(
         &self,
         hash: &TokenHash,
@@ -203,7 +217,87 @@ impl ContactCreateByApiKey for PgStore {
     }
 }
 
+/// `GET /v1/contacts` with a key this process checked a moment ago, in one statement: the
+/// check (`$1` the tenant, `$2` the key's id), then the page as a unit of work would read
+/// it (`contacts::contact_list`, its parameters from `$5`), joined only while the key still
+/// has the role `$3` and scopes `$4` it was remembered with. The page is a lateral
+/// subquery with its own `LIMIT`, so it is never flattened into the check: it runs after
+/// the tenant is set, under row-level security. Its rows come back in the page's order
+/// (`sort_key`, the order's expression, then the id); a live key with an empty page, or
+/// whose rights changed, is one row without a contact.
+fn contact_list_with_known_key(page: &str, descending: bool) -> String {
+    let direction = if descending { "DESC" } else { "ASC" };
+    format!(
+        "/* contact list, known key */ WITH {CHECKED_KEY_CTE}
+         {CONTACT_COLUMNS}
+         LEFT JOIN LATERAL ({page}) c ON auth.role = $3::text AND auth.scopes = $4::text[]
+         ORDER BY c.sort_key {direction}, c.id {direction}"
+    )
+}
+
+impl ContactListByApiKey for PgStore {
+    async fn list_contacts_as(
+        &self,
+        hash: &TokenHash,
+        caller: &Principal,
+        query: &ContactQuery,
+    ) -> Result<Option<ContactPage>, RepoError> {
+        let Some(known) = KnownKey::of(caller) else {
+            return Ok(None);
+        };
+        let check = vec![
+            known.tenant_id.to_string().into(),
+            known.key_id.into(),
+            caller.role.as_str().into(),
+            caller.scopes.names().to_vec().into(),
+        ];
+        let columns = format!(
+            "{COLUMNS}, {} AS sort_key",
+            sort_expression(query.sort.field)
+        );
+        let list = ListSql::following(check, &columns, "contacts", known.tenant_id);
+        let (page, values) = contact_list(list, query);
+        let sql = contact_list_with_known_key(&page, query.sort.descending);
+        let rows = self.run_all(sql, values).await?;
+        let Some(first) = rows.first() else {
+            // Revoked, expired, or no longer a member: the function decides.
+            self.keys.forget(hash);
+            return Ok(None);
+        };
+        let (principal, _) = caller_and_contact(first, Some(caller))?;
+        self.keys.confirm(hash, &principal);
+        if principal.role != caller.role || principal.scopes != caller.scopes {
+            // Live, but its role or scopes changed: the unit of work answers for it.
+            return Ok(None);
+        }
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(item) = contact(row)? {
+                items.push(item);
+            }
+        }
+        Ok(Some(contact_page(items, query)))
+    }
+}
+
 impl PgStore {
+    /// Sends one statement built for this request on its own and takes all its rows.
+    async fn run_all(
+        &self,
+        sql: String,
+        values: Vec<sea_orm::Value>,
+    ) -> Result<Vec<QueryResult>, RepoError> {
+        let db = self.db.clone();
+        self.availability
+            .run_acquiring(async move {
+                use sea_orm::ConnectionTrait as _;
+                db.query_all_raw(statement(&sql, values))
+                    .await
+                    .map_err(repo_error)
+            })
+            .await
+    }
+
     /// Runs one of the statements above: the caller and, if the tenant has it, the contact;
     /// nothing when the key does not authenticate.
     async fn read_one(

@@ -8,19 +8,29 @@ use std::time::Duration;
 
 use app::auth::AuthSettings;
 use ports::{
-    ContactCreateByApiKey, ContactReadByApiKey, HealthCheck, PasswordHasher, PreAuthStore,
-    TenantStore, WebhookSender,
+    ContactCreateByApiKey, ContactListByApiKey, ContactReadByApiKey, HealthCheck, PasswordHasher,
+    PreAuthStore, TenantStore, WebhookSender,
 };
 
-/// Everything the API needs from storage: tenant-scoped units of work, one-statement reads
-/// and creates, the pre-authentication look-ups, and a readiness check.
+/// Everything the API needs from storage: tenant-scoped units of work, one-statement reads,
+/// creates and lists, the pre-authentication look-ups, and a readiness check.
 pub trait Store:
-    TenantStore + PreAuthStore + HealthCheck + ContactReadByApiKey + ContactCreateByApiKey
+    TenantStore
+    + PreAuthStore
+    + HealthCheck
+    + ContactReadByApiKey
+    + ContactCreateByApiKey
+    + ContactListByApiKey
 {
 }
 
 impl<T> Store for T where
-    T: TenantStore + PreAuthStore + HealthCheck + ContactReadByApiKey + ContactCreateByApiKey
+    T: TenantStore
+        + PreAuthStore
+        + HealthCheck
+        + ContactReadByApiKey
+        + ContactCreateByApiKey
+        + ContactListByApiKey
 {
 }
 

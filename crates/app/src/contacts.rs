@@ -8,8 +8,8 @@ use domain::ids::ContactId;
 use domain::principal::{Forbidden, Permission, Principal};
 use domain::token::TokenHash;
 use ports::{
-    ContactCreateByApiKey, ContactReadByApiKey, ContactRepository, ContactWriteError, RepoError,
-    UnitOfWork,
+    ContactCreateByApiKey, ContactListByApiKey, ContactReadByApiKey, ContactRepository,
+    ContactWriteError, RememberedKeys, RepoError, UnitOfWork,
 };
 use thiserror::Error;
 
@@ -146,6 +146,32 @@ pub async fn get_contact_with_api_key<S: ContactReadByApiKey>(
         Err(forbidden) => Err(ContactError::Forbidden(forbidden)),
     };
     Ok(Some((principal, outcome)))
+}
+
+/// The caller an API key was remembered as, if it may list contacts in one statement
+/// (SPEC §9): remembered by this process a moment ago, with `contacts:read`. `None`: the
+/// request takes [`list_contacts`] in a unit of work, which answers for the key as it is
+/// now (401, or 403 without the right).
+pub fn remembered_reader<S: RememberedKeys>(store: &S, key: &TokenHash) -> Option<Principal> {
+    store
+        .remembered_caller(key)
+        .filter(|caller| caller.require(Permission::ContactsRead).is_ok())
+}
+
+/// Lists contacts for the [`remembered_reader`] `caller` in one statement that checks the
+/// key again and reads the page: the same page as [`list_contacts`] in a unit of work
+/// opened with the key. `Ok(None)` when the key is no longer exactly `caller`: take the
+/// unit of work.
+///
+/// # Errors
+/// Storage errors.
+pub async fn list_contacts_as_remembered<S: ContactListByApiKey>(
+    store: &S,
+    key: &TokenHash,
+    caller: &Principal,
+    query: &ContactQuery,
+) -> Result<Option<ContactPage>, ContactError> {
+    Ok(store.list_contacts_as(key, caller, query).await?)
 }
 
 /// Creates a contact.

@@ -134,6 +134,35 @@ pub trait ContactReadByApiKey: Send + Sync {
     ) -> impl Future<Output = Result<Option<(Principal, Option<Contact>)>, RepoError>> + Send;
 }
 
+/// The API keys this process checked a moment ago, as it found them: what decides whether
+/// a request may try one of the one-statement paths below. Trusted for nothing else; each
+/// statement checks the key again before it reads or writes.
+pub trait RememberedKeys: Send + Sync {
+    /// The caller the key `hash` was found to be when this process last resolved or
+    /// checked it, if that was recent; `None` when it was not (the unit of work decides).
+    fn remembered_caller(&self, hash: &TokenHash) -> Option<Principal>;
+}
+
+/// A page of contacts listed in one statement in all, for an API key this process checked
+/// a moment ago: the statement checks the key in its tenant, through row-level security,
+/// and reads the page only when the key is still exactly the remembered caller.
+pub trait ContactListByApiKey: RememberedKeys {
+    /// The page `query` asks for, if the key is still exactly `caller`.
+    ///
+    /// `Ok(None)` when the key is no longer `caller` (revoked, expired, its tenant gone,
+    /// its member removed, or a role or scope changed): the request takes the unit of
+    /// work, which answers for the key as it is now.
+    ///
+    /// # Errors
+    /// As [`ContactRepository::list_contacts`].
+    fn list_contacts_as(
+        &self,
+        hash: &TokenHash,
+        caller: &Principal,
+        query: &ContactQuery,
+    ) -> impl Future<Output = Result<Option<ContactPage>, RepoError>> + Send;
+}
+
 /// A contact created in one statement in all, for an API key this process checked a
 /// moment ago (SPEC §9: authentication and the transaction prologue cost no round trip of
 /// their own). The store remembers what the key was found to be; the statement that writes
@@ -141,11 +170,7 @@ pub trait ContactReadByApiKey: Send + Sync {
 /// exactly that (live, its tenant live, acting for a member, with the same role and
 /// scopes), and writes nothing otherwise. What is remembered only decides whether to try:
 /// every right the write relies on is checked again by the statement that makes it.
-pub trait ContactCreateByApiKey: Send + Sync {
-    /// The caller the key `hash` was found to be when this process last resolved or
-    /// checked it, if that was recent; `None` when it was not (the unit of work decides).
-    fn remembered_caller(&self, hash: &TokenHash) -> Option<Principal>;
-
+pub trait ContactCreateByApiKey: RememberedKeys {
     /// Inserts the contact if the key is still exactly `caller`, in one statement that
     /// checks and writes (the tenant set transaction-locally before any row is touched,
     /// the change's event and deliveries written by the same statement).

@@ -4,7 +4,8 @@ use adapters_memory::MemoryStore;
 use app::auth::{AuthError, AuthSettings, Credential, authenticate};
 use app::contacts::{
     ContactChange, ContactError, IfMatch, RememberedCreate, create_contact, delete_contact,
-    get_contact, get_contact_with_api_key, list_contacts, update_contact,
+    get_contact, get_contact_with_api_key, list_contacts, list_contacts_as_remembered,
+    remembered_reader, update_contact,
 };
 use app::tenants::{generate_api_key, provision_tenant};
 use domain::contact::{ContactInput, ContactPatch, ContactQuery};
@@ -437,4 +438,51 @@ async fn a_create_for_a_remembered_key_writes_only_for_a_caller_still_allowed() 
         .await
         .expect("listed");
     assert_eq!(page.items.len(), 1, "only the first create wrote");
+}
+
+#[tokio::test]
+async fn a_list_for_a_remembered_key_reads_only_for_a_caller_still_allowed() {
+    let store = MemoryStore::new();
+    let acme = tenant(&store, "Acme").await;
+    let reader = generate_api_key().expect("key");
+    store
+        .add_api_key(acme.id, reader.hash(), Role::Viewer, &["contacts:read"])
+        .expect("added");
+    let (principal, uow) = authenticate(&store, &AuthSettings::default(), &acme.credential)
+        .await
+        .expect("auth");
+    create_contact(uow, &principal, ada())
+        .await
+        .expect("created");
+
+    let caller = remembered_reader(&store, &reader.hash()).expect("may read");
+    assert_eq!(caller.tenant_id, acme.id);
+    let page =
+        list_contacts_as_remembered(&store, &reader.hash(), &caller, &ContactQuery::default())
+            .await
+            .expect("stored")
+            .expect("listed");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(
+        page.items[0].fields.email.as_ref().map(|e| e.as_str()),
+        Some("ada@example.com")
+    );
+
+    // Not taken at all: a key without the right, an unknown key.
+    let hooks = generate_api_key().expect("key");
+    store
+        .add_api_key(acme.id, hooks.hash(), Role::Owner, &["webhooks:manage"])
+        .expect("added");
+    assert!(remembered_reader(&store, &hooks.hash()).is_none());
+    let stranger = generate_api_key().expect("key");
+    assert!(remembered_reader(&store, &stranger.hash()).is_none());
+
+    // Revoked between the two steps: no page.
+    store.revoke_api_key(&reader.hash()).expect("revoked");
+    assert!(
+        list_contacts_as_remembered(&store, &reader.hash(), &caller, &ContactQuery::default())
+            .await
+            .expect("stored")
+            .is_none()
+    );
 }
