@@ -9,8 +9,8 @@ use domain::ids::{CompanyId, ContactId, TenantId, UserId};
 use ports::{ContactRepository, ContactWriteError, RepoError};
 use sea_orm::sea_query::{Expr, extension::postgres::PgFunc};
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, DbErr, EntityTrait as _, FromQueryResult,
-    QueryFilter as _, QuerySelect as _, Set,
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait as _, DbErr, EntityTrait as _,
+    FromQueryResult, QueryFilter as _, QueryResult, QuerySelect as _, Set,
 };
 use uuid::Uuid;
 
@@ -122,6 +122,28 @@ pub(crate) fn contact_list(
     )
 }
 
+/// A contact decoded by position: the columns of [`COLUMNS`], in that order, from `at` on.
+/// By name, each of the 14 columns of every row of a page cost a formatted column name and
+/// a map look-up (a quarter of the server's time on a one-statement list).
+pub(crate) fn model_at(row: &QueryResult, at: usize) -> Result<contacts::Model, DbErr> {
+    Ok(contacts::Model {
+        tenant_id: row.try_get_by_index(at)?,
+        id: row.try_get_by_index(at + 1)?,
+        first_name: row.try_get_by_index(at + 2)?,
+        last_name: row.try_get_by_index(at + 3)?,
+        email: row.try_get_by_index(at + 4)?,
+        phone: row.try_get_by_index(at + 5)?,
+        title: row.try_get_by_index(at + 6)?,
+        tags: row.try_get_by_index(at + 7)?,
+        custom_fields: row.try_get_by_index(at + 8)?,
+        owner_id: row.try_get_by_index(at + 9)?,
+        company_id: row.try_get_by_index(at + 10)?,
+        created_at: row.try_get_by_index(at + 11)?,
+        updated_at: row.try_get_by_index(at + 12)?,
+        version: row.try_get_by_index(at + 13)?,
+    })
+}
+
 /// The page of the rows a list query fetched.
 pub(crate) fn contact_page(items: Vec<Contact>, query: &ContactQuery) -> ContactPage {
     into_page(items, usize::from(query.limit.get()), query.sort, |row| {
@@ -166,13 +188,14 @@ impl ContactRepository for PgUnitOfWork {
     async fn list_contacts(&mut self, query: &ContactQuery) -> Result<ContactPage, RepoError> {
         let list = ListSql::new(COLUMNS, "contacts", self.tenant_id.as_uuid());
         let (sql, values) = contact_list(list, query);
-        let rows = contacts::Model::find_by_statement(statement(&sql, values))
-            .all(&self.txn)
+        let rows = self
+            .txn
+            .query_all_raw(statement(&sql, values))
             .await
             .map_err(repo_error)?;
         let items = rows
-            .into_iter()
-            .map(Contact::try_from)
+            .iter()
+            .map(|row| Contact::try_from(model_at(row, 0).map_err(repo_error)?))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(contact_page(items, query))
     }

@@ -62,14 +62,18 @@ use uuid::Uuid;
 
 use std::sync::LazyLock;
 
-use crate::contacts::{COLUMNS, contact_list, contact_page, sort_expression, write_error};
-use crate::entities::contacts;
+use crate::contacts::{
+    COLUMNS, contact_list, contact_page, model_at, sort_expression, write_error,
+};
 use crate::errors::repo_error;
 use crate::key_cache::{CHECKED_KEY_CTE, KnownKey};
 use crate::keyset::ListSql;
 use crate::store::{AuthenticatedKey, PgStore, statement};
 
-/// The contact's columns, after the key's, in both statements.
+/// How many of the key's columns come first in [`CONTACT_COLUMNS`].
+const KEY_COLUMNS: usize = 8;
+
+/// The contact's columns (`contacts::COLUMNS`' order), after the key's, in every statement.
 const CONTACT_COLUMNS: &str = "\
 SELECT auth.tenant_id, auth.tenant_name, auth.key_id, auth.key_name, auth.key_prefix,
        auth.role, auth.scopes, auth.acts_for,
@@ -354,10 +358,44 @@ fn caller_and_contact(
 
 /// The contact half of the row: absent (all nulls) when the tenant has no such contact.
 fn contact(row: &QueryResult) -> Result<Option<Contact>, RepoError> {
-    let id: Option<Uuid> = row.try_get("", "c_id").map_err(repo_error)?;
+    let id: Option<Uuid> = row.try_get_by_index(KEY_COLUMNS + 1).map_err(repo_error)?;
     if id.is_none() {
         return Ok(None);
     }
-    let model = contacts::Model::from_query_result(row, "c_").map_err(repo_error)?;
+    let model = model_at(row, KEY_COLUMNS).map_err(repo_error)?;
     Contact::try_from(model).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CONTACT_COLUMNS, KEY_COLUMNS};
+    use crate::contacts::COLUMNS;
+
+    #[test]
+    fn the_contact_columns_follow_the_keys_in_the_order_they_are_decoded() {
+        let columns: Vec<&str> = CONTACT_COLUMNS
+            .trim_start_matches("SELECT")
+            .split("FROM")
+            .next()
+            .expect("a select list")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        assert!(
+            columns[..KEY_COLUMNS]
+                .iter()
+                .all(|c| c.starts_with("auth."))
+        );
+        let contact: Vec<&str> = columns[KEY_COLUMNS..]
+            .iter()
+            .map(|c| {
+                c.trim_start_matches("c.")
+                    .split(" AS ")
+                    .next()
+                    .expect("a column")
+            })
+            .collect();
+        let decoded: Vec<&str> = COLUMNS.split(',').map(str::trim).collect();
+        assert_eq!(contact, decoded);
+    }
 }
