@@ -414,3 +414,17 @@ pub async fn as_tenant(
     .expect("set tenant");
     txn
 }
+
+/// The application's sessions whose last statement began with `comment` and which are idle
+/// now (not inside a transaction block): a statement seen here ran on its own.
+pub async fn idle_after(owner: &DatabaseConnection, comment: &str) -> i64 {
+    count(
+        owner,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity \
+              WHERE datname = current_database() AND usename = 'crm_app' AND state = 'idle' \
+                AND starts_with(query, '{comment}')"
+        ),
+    )
+    .await
+}

@@ -8,21 +8,14 @@
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, count, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, idle_after, spawn_app, spawn_app_with};
 use crate::identity::sign_up;
 use crate::rate_limit::{limits, policy};
 use domain::rate_limit::PolicyName;
 
-/// The application's sessions whose last statement was the one-statement list and which
-/// are idle now (not inside a transaction block): seen only if it ran on its own.
+/// The application's sessions idle after the one-statement list.
 async fn one_statement_lists_seen(owner: &DatabaseConnection) -> i64 {
-    count(
-        owner,
-        "SELECT count(*) FROM pg_stat_activity \
-          WHERE datname = current_database() AND usename = 'crm_app' AND state = 'idle' \
-            AND query LIKE '/* contact list, known key */%'",
-    )
-    .await
+    idle_after(owner, "/* contact list, known key */").await
 }
 
 /// A key with `scopes`, made in the session `by`.

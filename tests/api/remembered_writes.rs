@@ -8,7 +8,7 @@
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, count, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, count, idle_after, spawn_app, spawn_app_with};
 use crate::rate_limit::{limits, policy};
 use domain::rate_limit::PolicyName;
 
@@ -18,16 +18,9 @@ async fn remember(app: &TestApp, key: &str) {
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
-/// The application's sessions whose last statement was the one-statement create and which
-/// are idle now (not inside a transaction block): seen only if it ran on its own.
+/// The application's sessions idle after the one-statement create.
 async fn one_statement_creates_seen(owner: &DatabaseConnection) -> i64 {
-    count(
-        owner,
-        "SELECT count(*) FROM pg_stat_activity \
-          WHERE datname = current_database() AND usename = 'crm_app' AND state = 'idle' \
-            AND query LIKE '/* contact create, known key */%'",
-    )
-    .await
+    idle_after(owner, "/* contact create, known key */").await
 }
 
 /// Rows of `table` (every tenant's: the superuser's view) matching `condition`.

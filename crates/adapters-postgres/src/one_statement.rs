@@ -182,11 +182,8 @@ impl ContactCreateByApiKey for PgStore {
         let Some(known) = KnownKey::of(caller) else {
             return Ok(None);
         };
-        let values = vec![
-            known.tenant_id.to_string().into(),
-            known.key_id.into(),
-            caller.role.as_str().into(),
-            caller.scopes.names().to_vec().into(),
+        let mut values = acting_for(known, caller);
+        values.extend::<[sea_orm::Value; 10]>([
             id.as_uuid().into(),
             draft.first_name.clone().into(),
             draft.last_name.clone().into(),
@@ -197,7 +194,7 @@ impl ContactCreateByApiKey for PgStore {
             draft.custom_fields.to_value().into(),
             draft.owner_id.map(|o| o.as_uuid()).into(),
             draft.company_id.map(|c| c.as_uuid()).into(),
-        ];
+        ]);
         let refusal = |error| match write_error(error) {
             ContactWriteError::Repo(repo) => Err(repo),
             refused => Ok(refused),
@@ -239,6 +236,18 @@ fn contact_list_with_known_key(page: &str, descending: bool) -> String {
     )
 }
 
+/// The first four parameters of a statement acting for a remembered caller: the key's
+/// tenant and id, which the check looks the key up by, and the role and scopes it was
+/// remembered with, which the statement requires it still to have.
+fn acting_for(known: KnownKey, caller: &Principal) -> Vec<sea_orm::Value> {
+    vec![
+        known.tenant_id.to_string().into(),
+        known.key_id.into(),
+        caller.role.as_str().into(),
+        caller.scopes.names().to_vec().into(),
+    ]
+}
+
 impl ContactListByApiKey for PgStore {
     async fn list_contacts_as(
         &self,
@@ -249,12 +258,7 @@ impl ContactListByApiKey for PgStore {
         let Some(known) = KnownKey::of(caller) else {
             return Ok(None);
         };
-        let check = vec![
-            known.tenant_id.to_string().into(),
-            known.key_id.into(),
-            caller.role.as_str().into(),
-            caller.scopes.names().to_vec().into(),
-        ];
+        let check = acting_for(known, caller);
         let columns = format!(
             "{COLUMNS}, {} AS sort_key",
             sort_expression(query.sort.field)
