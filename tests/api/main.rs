@@ -30,6 +30,7 @@ mod search;
 mod security;
 mod shutdown;
 mod startup;
+mod statement_lane;
 mod walk;
 mod webhook_delivery;
 mod webhook_security;

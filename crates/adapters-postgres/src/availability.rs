@@ -122,10 +122,27 @@ impl Availability {
         T: Send + 'static,
         F: Future<Output = Result<T, RepoError>> + Send + 'static,
     {
+        self.run_in(&self.slots, work).await
+    }
+
+    /// [`Self::run_acquiring`] for work that takes its connection from elsewhere than the
+    /// pool (`statement_lane`), holding one of `slots` instead of the pool's.
+    ///
+    /// # Errors
+    /// `work`'s own errors, or [`RepoError::Unavailable`].
+    pub(crate) async fn run_in<T, F>(
+        self: &Arc<Self>,
+        slots: &Arc<Semaphore>,
+        work: F,
+    ) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, RepoError>> + Send + 'static,
+    {
         if !self.is_up() {
             return Err(unreachable());
         }
-        let slots = Arc::clone(&self.slots);
+        let slots = Arc::clone(slots);
         let waited = async move {
             let slot = slots.acquire_owned().await.map_err(|_| unreachable())?;
             joined(tokio::spawn(async move {

@@ -25,6 +25,7 @@ pub mod migrate;
 mod one_statement;
 mod pipelines;
 mod provisioning;
+mod statement_lane;
 mod store;
 mod webhooks;
 

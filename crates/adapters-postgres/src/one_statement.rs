@@ -60,7 +60,7 @@ use ports::{
 use sea_orm::{DbErr, FromQueryResult, QueryResult};
 use uuid::Uuid;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use crate::contacts::{
     COLUMNS, contact_list, contact_page, model_at, sort_expression, write_error,
@@ -101,7 +101,7 @@ static CONTACT_WITH_API_KEY: LazyLock<String> = LazyLock::new(|| {
 /// (`key_cache`): `$1` the tenant, `$2` the key's id, `$3` the contact.
 static CONTACT_WITH_KNOWN_KEY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH {CHECKED_KEY_CTE}
+        "/* contact read, known key */ WITH {CHECKED_KEY_CTE}
          {CONTACT_COLUMNS}
          LEFT JOIN LATERAL (SELECT * FROM contacts c
                              WHERE c.tenant_id = auth.tenant_id AND c.id = $3
@@ -295,15 +295,13 @@ impl PgStore {
         sql: String,
         values: Vec<sea_orm::Value>,
     ) -> Result<Vec<QueryResult>, RepoError> {
-        let db = self.db.clone();
-        self.availability
-            .run_acquiring(async move {
-                use sea_orm::ConnectionTrait as _;
-                db.query_all_raw(statement(&sql, values))
-                    .await
-                    .map_err(repo_error)
-            })
-            .await
+        match self
+            .send_alone::<std::convert::Infallible>(sql, values, |error| Err(repo_error(error)))
+            .await?
+        {
+            Ok(rows) => Ok(rows),
+            Err(never) => match never {},
+        }
     }
 
     /// Runs one of the statements above: the caller and, if the tenant has it, the contact;
@@ -334,15 +332,41 @@ impl PgStore {
         values: Vec<sea_orm::Value>,
         refusal: fn(DbErr) -> Result<E, RepoError>,
     ) -> Result<Result<Option<QueryResult>, E>, RepoError> {
+        let rows = self.send_alone(sql.to_owned(), values, refusal).await?;
+        Ok(rows.map(|rows| rows.into_iter().next()))
+    }
+
+    /// Sends one statement on its own and takes every row: on a connection of the
+    /// statement lane when there is one (one round trip), else on the pool's. Runs to
+    /// completion like every other piece of database work (see `availability`).
+    async fn send_alone<E: Send + 'static>(
+        &self,
+        sql: String,
+        values: Vec<sea_orm::Value>,
+        refusal: fn(DbErr) -> Result<E, RepoError>,
+    ) -> Result<Result<Vec<QueryResult>, E>, RepoError> {
+        let answer = move |rows: Result<Vec<QueryResult>, DbErr>| match rows {
+            Ok(rows) => Ok(Ok(rows)),
+            Err(error) => refusal(error).map(Err),
+        };
+        if let Some(lane) = &self.lane {
+            let (work_lane, availability) = (Arc::clone(lane), Arc::clone(&self.availability));
+            return self
+                .availability
+                .run_in(lane.slots(), async move {
+                    answer(
+                        work_lane
+                            .fetch_all(&availability, sql, sea_orm::Values(values))
+                            .await,
+                    )
+                })
+                .await;
+        }
         let db = self.db.clone();
-        // Run to completion like every other piece of database work (see `availability`).
         self.availability
             .run_acquiring(async move {
                 use sea_orm::ConnectionTrait as _;
-                match db.query_one_raw(statement(sql, values)).await {
-                    Ok(row) => Ok(Ok(row)),
-                    Err(error) => refusal(error).map(Err),
-                }
+                answer(db.query_all_raw(statement(&sql, values)).await)
             })
             .await
     }

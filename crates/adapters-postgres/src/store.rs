@@ -21,6 +21,7 @@ use crate::availability::Availability;
 use crate::errors::repo_error;
 use crate::key_cache::{CHECKED_KEY_CTE, KeyCache, KnownKey};
 use crate::local_socket;
+use crate::statement_lane::StatementLane;
 
 /// Keys remembered per process (about 100 bytes each).
 const KEY_CACHE_CAPACITY: usize = 10_000;
@@ -42,8 +43,12 @@ static CHECK_KNOWN_KEY: LazyLock<String> = LazyLock::new(|| {
 /// Pool sizing and timeouts.
 #[derive(Clone, Debug)]
 pub struct PoolOptions {
-    /// Most connections held at once.
+    /// Most connections the pool holds at once (units of work and everything else).
     pub max_connections: u32,
+    /// Most connections kept apart, beside the pool's, for the statements sent on their
+    /// own (`statement_lane`: one round trip instead of the pool's two); 0 for none (those
+    /// statements then take the pool).
+    pub statement_connections: u32,
     /// How long a request waits for a free connection before answering 503, while the
     /// database answers (an unreachable one is answered 503 at once: see
     /// `availability`).
@@ -62,6 +67,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
+            statement_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             idle_in_transaction_timeout: Duration::from_secs(15),
             prefer_local_socket: true,
@@ -120,6 +126,8 @@ pub struct PgStore {
     pub(crate) availability: Arc<Availability>,
     /// Which tenant each recently resolved API key belongs to (see `key_cache`).
     pub(crate) keys: Arc<KeyCache>,
+    /// The connections of the statements sent on their own, if kept apart.
+    pub(crate) lane: Option<Arc<StatementLane>>,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -214,10 +222,18 @@ impl PgStore {
             tracing::info!(socket = %dir.display(), "reaching the local PostgreSQL through its Unix socket");
             target = target.socket(dir);
         }
+        let idle_in_transaction = options.idle_in_transaction_timeout.as_millis().to_string();
+        let lane = StatementLane::new(
+            target.clone().options([(
+                "idle_in_transaction_session_timeout",
+                idle_in_transaction.clone(),
+            )]),
+            options.statement_connections,
+            options.acquire_timeout,
+        );
         let availability =
             Availability::new(target, options.max_connections, options.acquire_timeout);
         let discard = Arc::clone(&availability);
-        let idle_in_transaction = options.idle_in_transaction_timeout.as_millis().to_string();
         let mut connect = ConnectOptions::new(url.to_owned());
         connect
             .max_connections(options.max_connections)
@@ -252,6 +268,7 @@ impl PgStore {
             db,
             availability,
             keys: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY)),
+            lane,
         })
     }
 
@@ -468,7 +485,7 @@ impl Drop for Waiting {
     }
 }
 
-/// What the pool looks like, for `/metrics`.
+/// What the pool looks like, for `/metrics` (with the statement lane's connections).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolStats {
     /// Connections open (busy or idle).
@@ -486,10 +503,20 @@ impl PgStore {
     #[must_use]
     pub fn pool_stats(&self) -> PoolStats {
         let pool = self.db.get_postgres_connection_pool();
+        let lane = self
+            .lane
+            .as_ref()
+            .map(|lane| lane.stats())
+            .unwrap_or_default();
         PoolStats {
-            size: pool.size(),
-            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-            max: pool.options().get_max_connections(),
+            size: pool.size().saturating_add(lane.open),
+            idle: u32::try_from(pool.num_idle())
+                .unwrap_or(u32::MAX)
+                .saturating_add(lane.idle),
+            max: pool
+                .options()
+                .get_max_connections()
+                .saturating_add(lane.size),
             waiting: WAITING_FOR_CONNECTION.load(Ordering::Relaxed),
         }
     }

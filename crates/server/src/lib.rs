@@ -95,10 +95,14 @@ pub async fn start_with_sender(
         let applied = adapters_postgres::migrate(url).await?;
         tracing::info!(count = applied.len(), "migrations up to date");
     }
+    // DB_POOL_SIZE bounds the process's connections: half of them (rounded down) are kept
+    // for the statements sent on their own, the rest are the pool's.
+    let statement_connections = config.pool_size / 2;
     let mut store = PgStore::connect(
         &config.database_url,
         &PoolOptions {
-            max_connections: config.pool_size,
+            max_connections: config.pool_size - statement_connections,
+            statement_connections,
             acquire_timeout: Duration::from_secs(5),
             ..PoolOptions::default()
         },
