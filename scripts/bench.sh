@@ -15,7 +15,8 @@
 # activities; 10: ten times that per tenant), BENCH_DURATION (seconds per run, default 10:
 # about 7 minutes in all), BENCH_CLIENTS (32), BENCH_WARMUP (5 s), BENCH_SCENARIOS (all:
 # "get list list_q post patch leads mix"), BENCH_ROUNDS (30, the batch ratio),
-# BENCH_OPEN_CONNECTIONS (64), BENCH_CRITERION (0; 1 also runs cargo bench at the end),
+# BENCH_OPEN_CONNECTIONS (64), BENCH_PAIRS (3: API and pgbench -j 1 runs taken in turn
+# per scenario; the ratio reported is the median of the pairs'), BENCH_CRITERION (0; 1 also runs cargo bench at the end),
 # BENCH_PROFILE (none; e.g. "get post": after those scenarios' runs, `perf record` of the
 # whole machine during one more API run and one more pgbench -j 1 run of BENCH_PROFILE_SECONDS
 # (5), folded into flame graphs and summaries under target/bench/profile/).
@@ -28,6 +29,7 @@ CLIENTS="${BENCH_CLIENTS:-32}"
 WARMUP="${BENCH_WARMUP:-5}"
 SCENARIOS="${BENCH_SCENARIOS:-get list list_q post patch leads mix}"
 ROUNDS="${BENCH_ROUNDS:-30}"
+PAIRS="${BENCH_PAIRS:-3}"
 OPEN_CONNECTIONS="${BENCH_OPEN_CONNECTIONS:-64}"
 TENANTS="${BENCH_TENANTS:-50}"
 KEYS_PER_TENANT=4
@@ -209,12 +211,18 @@ wrk_rps() { python3 -c 'import json, re, sys; print(re.search(r"Requests/sec:\s+
 log "warm-up: mix for $WARMUP s"
 wrk_run warmup mix "$WARMUP"
 for scenario in $SCENARIOS; do
-    log "$scenario: API closed loop, c=$CLIENTS, $DURATION s"
-    wrk_run "$scenario-api" "$scenario" "$DURATION"
-    log "$scenario: pgbench -j 1, then -j 2"
-    pgbench_run "$scenario-pgbench-j1" "$scenario" 1
+    # The host's speed drifts by tens of per cent within a minute (a shared machine): the
+    # API and pgbench -j 1 take turns, PAIRS times, and each pair gives one ratio.
+    rates=()
+    for pair in $(seq 1 "$PAIRS"); do
+        log "$scenario: API closed loop, c=$CLIENTS, $DURATION s, then pgbench -j 1 (pair $pair of $PAIRS)"
+        wrk_run "$scenario-api-$pair" "$scenario" "$DURATION"
+        pgbench_run "$scenario-pgbench-j1-$pair" "$scenario" 1
+        rates+=("$(wrk_rps "$scenario-api-$pair")")
+    done
+    log "$scenario: pgbench -j 2"
     pgbench_run "$scenario-pgbench-j2" "$scenario" 2
-    max="$(wrk_rps "$scenario-api")"
+    max="$(python3 -c 'import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))' "${rates[@]}")"
     for share in 50 80; do
         rate="$(python3 -c "print(max(1.0, $max * $share / 100))")"
         log "$scenario: open loop at $share% ($rate/s)"

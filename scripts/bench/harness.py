@@ -173,24 +173,51 @@ def report(results_dir):
     scenarios = []
     for name in meta["scenarios"]:
         entry = {"scenario": name, "title": meta["titles"].get(name, name)}
-        api = runs.get(f"{name}-api")
-        if api:
-            wrk = parse_wrk(api["stdout"])
-            entry["api"] = {
+
+        def api_of(record):
+            wrk = parse_wrk(record["stdout"])
+            return {
                 **wrk,
-                "server_cpu_ms_per_request": per_request(api["server_cpu_ms"], wrk["requests"]),
-                "postgres_cpu_ms_per_request": per_request(api["postgres_cpu_ms"], wrk["requests"]),
-                "server_rss_max_kib": api["server_rss_max_kib"],
+                "server_cpu_ms_per_request": per_request(record["server_cpu_ms"], wrk["requests"]),
+                "postgres_cpu_ms_per_request": per_request(record["postgres_cpu_ms"], wrk["requests"]),
+                "server_rss_max_kib": record["server_rss_max_kib"],
             }
-        for jobs in ("j1", "j2"):
-            pg = runs.get(f"{name}-pgbench-{jobs}")
-            if pg:
-                parsed = parse_pgbench(pg["stdout"])
-                entry[f"pgbench_{jobs}"] = {
-                    **parsed,
-                    "postgres_cpu_ms_per_transaction": per_request(
-                        pg["postgres_cpu_ms"], parsed["transactions"]),
-                }
+
+        def pgbench_of(record):
+            parsed = parse_pgbench(record["stdout"])
+            return {
+                **parsed,
+                "postgres_cpu_ms_per_transaction": per_request(
+                    record["postgres_cpu_ms"], parsed["transactions"]),
+            }
+
+        # The API and pgbench -j 1 in turn (`<name>-api-<n>`, `<name>-pgbench-j1-<n>`; a
+        # single unnumbered pair from older runs reads the same): each pair's ratio, their
+        # median, and the pair whose ratio is the median as the figures shown.
+        pairs = []
+        for n in range(1, 100):
+            api, pg = runs.get(f"{name}-api-{n}"), runs.get(f"{name}-pgbench-j1-{n}")
+            if not (api and pg):
+                break
+            pairs.append((api_of(api), pgbench_of(pg)))
+        if not pairs and runs.get(f"{name}-api") and runs.get(f"{name}-pgbench-j1"):
+            pairs.append((api_of(runs[f"{name}-api"]), pgbench_of(runs[f"{name}-pgbench-j1"])))
+        ratios = [round(a["rps"] / p["tps"], 3) if a.get("rps") and p.get("tps") else None
+                  for a, p in pairs]
+        if pairs:
+            known = sorted((r, i) for i, r in enumerate(ratios) if r is not None)
+            middle = known[(len(known) - 1) // 2][1] if known else 0
+            entry["api"], entry["pgbench_j1"] = pairs[middle]
+            entry["pairs"] = [{"api_rps": a.get("rps"), "pgbench_j1_tps": p.get("tps"),
+                               "ratio_j1": r,
+                               "server_cpu_ms_per_request": a.get("server_cpu_ms_per_request"),
+                               "postgres_cpu_ms_per_request": a.get("postgres_cpu_ms_per_request"),
+                               "pgbench_postgres_cpu_ms_per_transaction":
+                                   p.get("postgres_cpu_ms_per_transaction")}
+                              for (a, p), r in zip(pairs, ratios)]
+        j2 = runs.get(f"{name}-pgbench-j2")
+        if j2:
+            entry["pgbench_j2"] = pgbench_of(j2)
         for share in ("50", "80"):
             run_ = runs.get(f"{name}-open-{share}")
             if run_:
@@ -229,7 +256,7 @@ def markdown(results):
         f"start-up to first 200 on /healthz: {fmt(results['startup_ms'], 0)} ms; "
         f"server peak RSS (VmHWM): {fmt((results['server_hwm_kib'] or 0) / 1024, 1)} MiB.",
         "",
-        "| scenario | API req/s | pgbench -j1 tps | -j2 tps | API / -j1 | API / -j2 "
+        "| scenario | API req/s | pgbench -j1 tps | -j2 tps | API / -j1 (median pair) | API / -j2 "
         "| CPU-ms/req server + PostgreSQL (pgbench PostgreSQL) "
         "| p50 / p99 / p99.9 ms at 50% | at 80% | RSS MiB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -250,10 +277,13 @@ def markdown(results):
                f"{fmt(api.get('postgres_cpu_ms_per_request'), 3)} "
                f"({fmt(j1.get('postgres_cpu_ms_per_transaction'), 3)})")
         rss = api.get("server_rss_max_kib")
+        pair_ratios = [p["ratio_j1"] for p in s.get("pairs", []) if p.get("ratio_j1") is not None]
+        spread = (f" ({min(pair_ratios):.2f}-{max(pair_ratios):.2f} in {len(pair_ratios)} pairs)"
+                  if len(pair_ratios) > 1 else "")
         api_errors = f" ({api['errors']} errors)" if api.get("errors") else ""
         lines.append(
             f"| {s['title']} | {fmt(api.get('rps'))}{api_errors} | {fmt(j1.get('tps'))} "
-            f"| {fmt(j2.get('tps'))} | {fmt(s.get('ratio_j1'), 2)} | {fmt(s.get('ratio_j2'), 2)} "
+            f"| {fmt(j2.get('tps'))} | {fmt(s.get('ratio_j1'), 2)}{spread} | {fmt(s.get('ratio_j2'), 2)} "
             f"| {cpu} | {lat('open_loop_50')} | {lat('open_loop_80')} "
             f"| {fmt(rss / 1024 if rss else None, 1)} |")
     batch = results.get("batch")

@@ -434,6 +434,10 @@ impl PgStore {
 /// would be ended by `idle_in_transaction_session_timeout`, and `tests/api/cancellation.rs`
 /// asks the server (`pg_stat_activity`, nested-`BEGIN` warnings) under clients that reset
 /// mid-request.
+///
+/// sqlx still tests the connection itself after this (its `return_to_pool` sends a `Sync`
+/// and waits for `ReadyForQuery`), a round trip no option turns off; the statements sent on
+/// their own avoid it on connections of their own (`statement_lane`).
 async fn outside_transaction(connection: &mut PgConnection) -> Result<bool, sea_orm::sqlx::Error> {
     let outside = !connection.is_in_transaction();
     if !outside {
