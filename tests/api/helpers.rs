@@ -286,6 +286,17 @@ pub fn serve_config(
 }
 
 impl TestApp {
+    /// `running` (started on `db`) served in the background, with a client for it.
+    pub fn serving(db: TestDb, running: server::Running) -> Self {
+        let address = format!("http://{}", running.address);
+        actix_rt::spawn(running.server);
+        Self {
+            address,
+            client: Client::builder().timeout(Duration::from_secs(30)).finish(),
+            db,
+        }
+    }
+
     pub async fn tenant(&self, name: &str) -> TestTenant {
         let made = server::create_tenant(&self.db.owner_url, name, None)
             .await

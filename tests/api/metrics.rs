@@ -78,15 +78,7 @@ async fn spawn(token: Option<&str>, authenticated_quota: u32) -> TestApp {
     let mut config = serve_config(&db, limits, test_webhooks());
     config.metrics_token = token.map(str::to_owned);
     let running = server::start(&config).await.expect("server starts");
-    let address = format!("http://{}", running.address);
-    actix_rt::spawn(running.server);
-    TestApp {
-        address,
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish(),
-        db,
-    }
+    TestApp::serving(db, running)
 }
 
 #[actix_rt::test]

@@ -12,7 +12,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::helpers::{
-    TestApp, TestDb, count, generous_limits, idle_after, serve_config, test_webhooks,
+    TestApp, TestDb, TestTenant, count, generous_limits, idle_after, serve_config, test_webhooks,
 };
 
 /// An application whose statement lane holds one connection (`DB_POOL_SIZE` 2: one for
@@ -22,15 +22,7 @@ async fn spawn_with_one_lane_connection() -> TestApp {
     let mut config = serve_config(&db, generous_limits(), test_webhooks());
     config.pool_size = 2;
     let running = server::start(&config).await.expect("server starts");
-    let address = format!("http://{}", running.address);
-    actix_rt::spawn(running.server);
-    TestApp {
-        address,
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish(),
-        db,
-    }
+    TestApp::serving(db, running)
 }
 
 /// The backend of the application's session whose last statement was a one-statement
@@ -56,10 +48,12 @@ fn sleeps_of(pid: i64) -> Option<u64> {
         .and_then(|n| n.trim().parse().ok())
 }
 
-#[actix_rt::test]
-async fn a_read_with_a_remembered_key_is_one_exchange_with_postgresql() {
-    let app = spawn_with_one_lane_connection().await;
-    let owner = app.db.owner().await;
+/// A tenant with one contact whose key is remembered (its first read resolved it), the
+/// contact's path, and the lane's one session (named by a one-statement list).
+async fn remembered_contact(
+    app: &TestApp,
+    owner: &DatabaseConnection,
+) -> (TestTenant, String, i64) {
     let tenant = app.tenant("Acme").await;
     let made = app
         .post(
@@ -70,14 +64,20 @@ async fn a_read_with_a_remembered_key_is_one_exchange_with_postgresql() {
         .await;
     assert_eq!(made.status, 201, "{}", made.body);
     let path = format!("/v1/contacts/{}", made.id());
-    // The first read resolves the key and remembers it; the list, sent on its own as the
-    // key is remembered now, names the lane's session.
     assert_eq!(app.get(&path, &tenant.key).await.status, 200);
     assert_eq!(
         app.get("/v1/contacts?limit=5", &tenant.key).await.status,
         200
     );
-    let pid = lane_backend(&owner).await;
+    let pid = lane_backend(owner).await;
+    (tenant, path, pid)
+}
+
+#[actix_rt::test]
+async fn a_read_with_a_remembered_key_is_one_exchange_with_postgresql() {
+    let app = spawn_with_one_lane_connection().await;
+    let owner = app.db.owner().await;
+    let (tenant, path, pid) = remembered_contact(&app, &owner).await;
     let Some(before) = sleeps_of(pid) else {
         // PostgreSQL runs elsewhere (a remote DATABASE_URL): its system calls are not ours
         // to count. `make test` on this machine always reaches here.
@@ -212,22 +212,7 @@ async fn a_lane_connection_lent_to_one_tenant_gives_the_next_tenant_only_its_own
 async fn a_lane_connection_ended_by_postgresql_costs_one_503_and_is_replaced() {
     let app = spawn_with_one_lane_connection().await;
     let owner = app.db.owner().await;
-    let tenant = app.tenant("Acme").await;
-    let made = app
-        .post(
-            "/v1/contacts",
-            &tenant.key,
-            &json!({"firstName": "Ada", "lastName": "Lovelace"}),
-        )
-        .await;
-    assert_eq!(made.status, 201, "{}", made.body);
-    let path = format!("/v1/contacts/{}", made.id());
-    assert_eq!(app.get(&path, &tenant.key).await.status, 200);
-    assert_eq!(
-        app.get("/v1/contacts?limit=5", &tenant.key).await.status,
-        200
-    );
-    let pid = lane_backend(&owner).await;
+    let (tenant, path, pid) = remembered_contact(&app, &owner).await;
     // An operator (or a restart, a pooler, a firewall) ends the idle session.
     assert_eq!(
         count(

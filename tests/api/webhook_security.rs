@@ -67,15 +67,7 @@ async fn spawn_with_sender(pool_size: u32, sender: SlowNameServer) -> TestApp {
     let running = server::start_with_sender(&config, Some(make_sender))
         .await
         .expect("server starts");
-    let address = format!("http://{}", running.address);
-    actix_rt::spawn(running.server);
-    TestApp {
-        address,
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish(),
-        db,
-    }
+    TestApp::serving(db, running)
 }
 
 #[actix_rt::test]
