@@ -15,7 +15,8 @@
 # activities; 10: ten times that per tenant), BENCH_DURATION (seconds per run, default 10:
 # about 7 minutes in all), BENCH_CLIENTS (32), BENCH_WARMUP (5 s), BENCH_SCENARIOS (all:
 # "get list list_q post patch leads mix"), BENCH_ROUNDS (30, the batch ratio),
-# BENCH_OPEN_CONNECTIONS (64), BENCH_PAIRS (3: API and pgbench -j 1 runs taken in turn
+# BENCH_OPEN_CONNECTIONS (64), BENCH_POOL_SIZE (the server's DB_POOL_SIZE; default
+# BENCH_CLIENTS, the connections pgbench uses), BENCH_PAIRS (3: API and pgbench -j 1 runs taken in turn
 # per scenario; the ratio reported is the median of the pairs'), BENCH_CRITERION (0; 1 also runs cargo bench at the end),
 # BENCH_PROFILE (none; e.g. "get post": after those scenarios' runs, `perf record` of the
 # whole machine during one more API run and one more pgbench -j 1 run of BENCH_PROFILE_SECONDS
@@ -137,8 +138,13 @@ PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 ADDR="127.0.0.1:$PORT"
 # The benchmark measures the API, not its rate limits: lifted. The webhook worker is off
 # (deliveries are written, as the outbox requires, but not sent): it is not what we measure.
+# The server may hold as many database connections as pgbench has (one per client; half
+# of them the statement lane's): with the default 16, a GET waited for one of 8 lane
+# connections and the API served 10-15% fewer requests (docs/benchmarks.md). HTTP_WORKERS
+# is left to its default (half the cores here, PostgreSQL being local).
 started_ns=$(date +%s%N)
 DATABASE_URL="$APP_URL" BIND_ADDR="$ADDR" RUST_LOG=warn WEBHOOK_DELIVER_IN_SERVE=false \
+    DB_POOL_SIZE="${BENCH_POOL_SIZE:-$CLIENTS}" \
     RATE_LIMIT_PUBLIC=1000000/1 RATE_LIMIT_AUTH=1000000/1 RATE_LIMIT_QR=1000000/1 \
     RATE_LIMIT_AUTHENTICATED=1000000/1 RATE_LIMIT_TENANT=1000000/1 \
     "$BIN" serve >"$OUT/server.log" 2>&1 &
