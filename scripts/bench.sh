@@ -15,7 +15,8 @@
 # activities; 10: ten times that per tenant), BENCH_DURATION (seconds per run, default 10:
 # about 7 minutes in all), BENCH_CLIENTS (32), BENCH_WARMUP (5 s), BENCH_SCENARIOS (all:
 # "get list list_q post patch leads mix"), BENCH_ROUNDS (30, the batch ratio),
-# BENCH_OPEN_CONNECTIONS (64), BENCH_POOL_SIZE (the server's DB_POOL_SIZE; default
+# BENCH_STATEMENT_COST (0; 1 also measures what PostgreSQL spends per statement of
+# scripts/bench/statement-cost/, a minute more), BENCH_OPEN_CONNECTIONS (64), BENCH_POOL_SIZE (the server's DB_POOL_SIZE; default
 # BENCH_CLIENTS, the connections pgbench uses), BENCH_PAIRS (3: API and pgbench -j 1 runs taken in turn
 # per scenario; the ratio reported is the median of the pairs'), BENCH_CRITERION (0; 1 also runs cargo bench at the end),
 # BENCH_PROFILE (none; e.g. "get post": after those scenarios' runs, `perf record` of the
@@ -139,9 +140,8 @@ ADDR="127.0.0.1:$PORT"
 # The benchmark measures the API, not its rate limits: lifted. The webhook worker is off
 # (deliveries are written, as the outbox requires, but not sent): it is not what we measure.
 # The server may hold as many database connections as pgbench has (one per client; half
-# of them the statement lane's): with the default 16, a GET waited for one of 8 lane
-# connections and the API served 10-15% fewer requests (docs/benchmarks.md). HTTP_WORKERS
-# is left to its default (half the cores here, PostgreSQL being local).
+# of them the statement lane's): with the default 16, a GET or a list waited for one of 8
+# lane connections and the API served 5-25% fewer requests (docs/benchmarks.md).
 started_ns=$(date +%s%N)
 DATABASE_URL="$APP_URL" BIND_ADDR="$ADDR" RUST_LOG=warn WEBHOOK_DELIVER_IN_SERVE=false \
     DB_POOL_SIZE="${BENCH_POOL_SIZE:-$CLIENTS}" \
@@ -236,6 +236,23 @@ for scenario in $SCENARIOS; do
     done
     if [[ " $PROFILE " == *" $scenario "* ]]; then profile_run "$scenario"; fi
 done
+if [[ "${BENCH_STATEMENT_COST:-0}" == 1 ]]; then
+    # What PostgreSQL spends on one statement, apart from any HTTP: a bare round trip, the
+    # read without its key check, the API's GET statement alone and pipelined
+    # (docs/benchmarks.md, "where PostgreSQL's time goes").
+    order=0
+    for variant in trivial:1 read-no-key:1 read-known-key:1 read-known-key-pipelined-4:4 \
+        read-known-key-pipelined-8:8; do
+        name="${variant%%:*}" per="${variant##*:}"
+        clients=$(( CLIENTS / per > 0 ? CLIENTS / per : 1 ))
+        order=$((order + 1))
+        log "statement cost: $name, $per per exchange, $clients clients, $DURATION s"
+        python3 "$HARNESS" run "cost-$order-$name-x$per-c$clients" pgbench "$SERVER_PID" "$POSTMASTER" -- \
+            "$PGBENCH" -n -M prepared -j 1 -c "$clients" -T "$DURATION" \
+            -D tenants="$TENANTS" -D contacts="$CONTACTS" \
+            -f "scripts/bench/statement-cost/$name.sql" "$PGBENCH_URL"
+    done
+fi
 log "batch of 100 against 5 single POSTs, $ROUNDS rounds"
 python3 "$HARNESS" run batch batch "$SERVER_PID" "$POSTMASTER" -- \
     python3 "$HARNESS" batch "$PORT" "$first_key" "$ROUNDS"

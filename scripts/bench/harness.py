@@ -12,7 +12,9 @@
     harness.py batch PORT KEY ROUNDS
         The batch-of-100 against 5 single POSTs ratio (docs/benchmarks.md, issue 4).
     harness.py report RESULTS_DIR
-        Reads runs/*.json and meta.json, writes results.json, prints the markdown table.
+        Reads runs/*.json and meta.json, writes results.json, prints the markdown table
+        (and, after BENCH_STATEMENT_COST=1, the cost of each statement of
+        scripts/bench/statement-cost/).
 """
 import glob
 import json
@@ -232,12 +234,32 @@ def report(results_dir):
         scenarios.append(entry)
     hwm = [r.get("server_hwm_kib") for r in runs.values() if r.get("server_hwm_kib")]
     batch = runs.get("batch")
+    # BENCH_STATEMENT_COST: pgbench runs labelled `cost-<order>-<variant>-x<statements per
+    # exchange>-c<clients>`, each figure per statement, not per pgbench transaction.
+    statement_cost = []
+    for label in sorted(l for l in runs if l.startswith("cost-")):
+        found = re.fullmatch(r"cost-\d+-(.+)-x(\d+)-c(\d+)", label)
+        if not found:
+            continue
+        record, per_exchange = runs[label], int(found.group(2))
+        parsed = parse_pgbench(record["stdout"])
+        statements = (parsed["transactions"] or 0) * per_exchange
+        statement_cost.append({
+            "variant": found.group(1),
+            "statements_per_exchange": per_exchange,
+            "clients": int(found.group(3)),
+            "statements_per_s": round(parsed["tps"] * per_exchange) if parsed["tps"] else None,
+            "postgres_cpu_ms_per_statement": per_request(record["postgres_cpu_ms"], statements),
+            "client_cpu_ms_per_statement": per_request(record["client_cpu_ms"], statements),
+        })
     results = {
         **{k: v for k, v in meta.items() if k not in ("scenarios", "titles")},
         "server_hwm_kib": max(hwm) if hwm else None,
         "scenarios": scenarios,
         "batch": json.loads(batch["stdout"]) if batch and batch["stdout"].strip() else None,
     }
+    if statement_cost:
+        results["statement_cost"] = statement_cost
     with open(os.path.join(results_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     print(markdown(results))
@@ -296,6 +318,18 @@ def markdown(results):
                           f"(custom fields): median {batch['large_post_ms']:.2f} ms, slowest "
                           f"{batch['large_post_max_ms']:.2f} ms; a small POST: median "
                           f"{batch['small_post_ms']:.2f} ms ({batch['rounds']} of each)."]
+    cost = results.get("statement_cost")
+    if cost:
+        lines += ["", "What PostgreSQL spends per statement (pgbench -M prepared, as crm_app; "
+                      "scripts/bench/statement-cost/):", "",
+                  "| statement | per exchange | clients | statements/s "
+                  "| PostgreSQL CPU-ms per statement | pgbench CPU-ms per statement |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for c in cost:
+            lines.append(
+                f"| {c['variant']} | {c['statements_per_exchange']} | {c['clients']} "
+                f"| {fmt(c['statements_per_s'])} | {fmt(c['postgres_cpu_ms_per_statement'], 4)} "
+                f"| {fmt(c['client_cpu_ms_per_statement'], 4)} |")
     return "\n".join(lines)
 
 

@@ -29,7 +29,6 @@ mod statement_lane;
 mod store;
 mod webhooks;
 
-pub use local_socket::database_on_this_host;
 pub use migrate::{MigrateError, migrate};
 pub use provisioning::PgProvisioning;
 pub use store::{ConnectError, PgStore, PgUnitOfWork, PoolOptions, PoolStats, RoleCheckError};

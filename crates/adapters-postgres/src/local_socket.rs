@@ -76,13 +76,6 @@ async fn facts(options: &PgConnectOptions) -> Option<ServerFacts> {
     Some(facts)
 }
 
-/// Whether `url` names a PostgreSQL on this machine: a Unix socket, or a loopback host.
-/// A URL that does not parse is not (the pool reports it when it connects).
-pub fn database_on_this_host(url: &str) -> bool {
-    url.parse::<PgConnectOptions>()
-        .is_ok_and(|options| options.get_socket().is_some() || is_loopback(options.get_host()))
-}
-
 fn is_loopback(host: &str) -> bool {
     matches!(host, "localhost" | "[::1]")
         || host
@@ -115,25 +108,6 @@ mod tests {
             "/var/run/postgresql",
         ] {
             assert!(!is_loopback(host), "{host}");
-        }
-    }
-
-    #[test]
-    fn a_socket_or_a_loopback_url_is_this_host_and_a_named_server_is_not() {
-        for url in [
-            "postgres://crm_app@127.0.0.1:5432/crm",
-            "postgres://crm_app@localhost/crm",
-            "postgres://crm_app@[::1]:5433/crm",
-            "postgresql:///crm?host=/var/run/postgresql&user=crm_app",
-        ] {
-            assert!(database_on_this_host(url), "{url}");
-        }
-        for url in [
-            "postgres://crm_app@db.internal:5432/crm",
-            "postgres://crm_app@10.0.0.5/crm",
-            "not a url",
-        ] {
-            assert!(!database_on_this_host(url), "{url}");
         }
     }
 

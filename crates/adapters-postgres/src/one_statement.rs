@@ -396,8 +396,55 @@ fn contact(row: &QueryResult) -> Result<Option<Contact>, RepoError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{CONTACT_COLUMNS, KEY_COLUMNS};
+    use super::{CONTACT_COLUMNS, CONTACT_WITH_KNOWN_KEY, KEY_COLUMNS};
     use crate::contacts::COLUMNS;
+
+    fn one_line(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// `make bench`'s measure of this statement (`BENCH_STATEMENT_COST`) sends the same
+    /// SQL with pgbench's variables for the parameters: a change here that the script
+    /// does not follow would measure a statement the API no longer sends.
+    #[test]
+    fn the_bench_measures_the_known_key_read_the_api_sends() {
+        let expected = one_line(
+            &CONTACT_WITH_KNOWN_KEY
+                .replace("$1", "md5('t' || :t::text)::uuid::text")
+                .replace("$2", "md5('ki' || :t::text || ':' || :k::text)::uuid")
+                .replace("$3", "md5('c' || :t::text || ':' || :n::text)::uuid"),
+        );
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/bench/statement-cost"
+        );
+        let alone = std::fs::read_to_string(format!("{dir}/read-known-key.sql"))
+            .expect("scripts/bench/statement-cost/read-known-key.sql");
+        let statements: Vec<String> = alone
+            .lines()
+            .filter(|line| !line.starts_with("--") && !line.starts_with('\\'))
+            .map(|line| one_line(line.trim_end_matches(';')))
+            .collect();
+        assert_eq!(statements, [expected.clone()]);
+        for depth in [4, 8] {
+            let piped =
+                std::fs::read_to_string(format!("{dir}/read-known-key-pipelined-{depth}.sql"))
+                    .expect("a pipelined script");
+            let statements: Vec<String> = piped
+                .lines()
+                .filter(|line| !line.starts_with("--") && !line.starts_with('\\'))
+                .map(|line| one_line(line.trim_end_matches(';')))
+                .collect();
+            assert_eq!(statements.len(), depth);
+            for (i, statement) in statements.iter().enumerate() {
+                let renamed = expected
+                    .replace(":t::", &format!(":t{i}::"))
+                    .replace(":k::", &format!(":k{i}::"))
+                    .replace(":n::", &format!(":n{i}::"));
+                assert_eq!(statement, &renamed, "statement {i} of {depth}");
+            }
+        }
+    }
 
     #[test]
     fn the_contact_columns_follow_the_keys_in_the_order_they_are_decoded() {

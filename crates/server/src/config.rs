@@ -29,8 +29,7 @@ pub struct ServeConfig {
     pub bind_addr: String,
     /// Most database connections.
     pub pool_size: u32,
-    /// HTTP worker threads; unset: one per core, half of them with PostgreSQL on this
-    /// machine (`default_http_workers`).
+    /// HTTP worker threads (actix default: one per core).
     pub workers: Option<usize>,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout: Duration,

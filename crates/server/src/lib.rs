@@ -149,14 +149,9 @@ pub async fn start_with_sender(
         // HTTP server together (see main.rs); an embedding stops it through its handle.
         .disable_signals()
         .max_connection_rate(1024);
-    let workers = config.workers.unwrap_or_else(|| {
-        default_http_workers(
-            std::thread::available_parallelism().map_or(1, usize::from),
-            adapters_postgres::database_on_this_host(&config.database_url),
-        )
-    });
-    tracing::info!(workers, "HTTP workers");
-    server = server.workers(workers);
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
     let server = server
         .bind(&config.bind_addr)
         .map_err(|e| StartError::Bind(config.bind_addr.clone(), e))?;
@@ -197,19 +192,6 @@ pub async fn connect_worker(url: &str, config: &WebhookConfig) -> Result<PgStore
     })?;
     store.verify_worker_role().await?;
     Ok(store)
-}
-
-/// How many HTTP workers to run when `HTTP_WORKERS` is not set: one per core, or half of
-/// the cores (at least one) when PostgreSQL runs on this machine too. There the database's
-/// backends need the other cores: on 2 cores, two workers were preempted by PostgreSQL
-/// twice as often as they slept, and one worker served the same GETs with a quarter less
-/// of the server's CPU per request (docs/benchmarks.md, "2026-12-03, evening").
-fn default_http_workers(cores: usize, database_on_this_host: bool) -> usize {
-    if database_on_this_host {
-        (cores / 2).max(1)
-    } else {
-        cores.max(1)
-    }
 }
 
 /// `url` without the password of its user, for messages.
@@ -384,24 +366,4 @@ pub async fn create_tenant(
         "tenantId": made.tenant.tenant_id.to_string(),
         "apiKey": made.api_key.expose(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::default_http_workers;
-
-    #[test]
-    fn a_database_on_this_host_leaves_half_the_cores_to_it() {
-        assert_eq!(default_http_workers(2, true), 1);
-        assert_eq!(default_http_workers(8, true), 4);
-        assert_eq!(default_http_workers(1, true), 1);
-        assert_eq!(default_http_workers(3, true), 1);
-    }
-
-    #[test]
-    fn a_remote_database_leaves_every_core_to_the_workers() {
-        assert_eq!(default_http_workers(2, false), 2);
-        assert_eq!(default_http_workers(8, false), 8);
-        assert_eq!(default_http_workers(0, false), 1);
-    }
 }
