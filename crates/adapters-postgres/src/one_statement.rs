@@ -403,6 +403,16 @@ mod tests {
         sql.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
+    /// The SQL statements of a pgbench script, one line each, without comments or
+    /// meta-commands.
+    fn statements_of(script: &str) -> Vec<String> {
+        script
+            .lines()
+            .filter(|line| !line.starts_with("--") && !line.starts_with('\\'))
+            .map(|line| one_line(line.trim_end_matches(';')))
+            .collect()
+    }
+
     /// `make bench`'s measure of this statement (`BENCH_STATEMENT_COST`) sends the same
     /// SQL with pgbench's variables for the parameters: a change here that the script
     /// does not follow would measure a statement the API no longer sends.
@@ -420,21 +430,12 @@ mod tests {
         );
         let alone = std::fs::read_to_string(format!("{dir}/read-known-key.sql"))
             .expect("scripts/bench/statement-cost/read-known-key.sql");
-        let statements: Vec<String> = alone
-            .lines()
-            .filter(|line| !line.starts_with("--") && !line.starts_with('\\'))
-            .map(|line| one_line(line.trim_end_matches(';')))
-            .collect();
-        assert_eq!(statements, [expected.clone()]);
+        assert_eq!(statements_of(&alone), std::slice::from_ref(&expected));
         for depth in [4, 8] {
             let piped =
                 std::fs::read_to_string(format!("{dir}/read-known-key-pipelined-{depth}.sql"))
                     .expect("a pipelined script");
-            let statements: Vec<String> = piped
-                .lines()
-                .filter(|line| !line.starts_with("--") && !line.starts_with('\\'))
-                .map(|line| one_line(line.trim_end_matches(';')))
-                .collect();
+            let statements = statements_of(&piped);
             assert_eq!(statements.len(), depth);
             for (i, statement) in statements.iter().enumerate() {
                 let renamed = expected
