@@ -240,17 +240,38 @@ if [[ "${BENCH_STATEMENT_COST:-0}" == 1 ]]; then
     # What PostgreSQL spends on one statement, apart from any HTTP: a bare round trip, the
     # read without its key check, the API's GET statement alone and pipelined
     # (docs/benchmarks.md, "where PostgreSQL's time goes").
+    # The pipelined scripts are made from read-known-key.sql: its statement `depth` times,
+    # each with ids of its own, in one pipeline (one Sync at its end: pgbench 15 has no
+    # \syncpipeline; a lane would end each statement with one).
+    for depth in 4 8; do
+        python3 - "$depth" scripts/bench/statement-cost/read-known-key.sql \
+            >"$OUT/fixtures/read-known-key-pipelined-$depth.sql" <<'PY'
+import re, sys
+depth, lines = int(sys.argv[1]), open(sys.argv[2]).read().splitlines()
+meta = [line for line in lines if line.startswith("\\set ")]
+sql = [line for line in lines if line.strip() and not line.startswith(("--", "\\"))]
+out = []
+for i in range(depth):
+    out += [re.sub(r"^\\set (\w+)", rf"\\set \g<1>{i}", line) for line in meta]
+out.append("\\startpipeline")
+for i in range(depth):
+    out += [re.sub(r":([tnk])::", rf":\g<1>{i}::", line) for line in sql]
+out.append("\\endpipeline")
+print("\n".join(out))
+PY
+    done
     order=0
     for variant in trivial:1 read-no-key:1 read-known-key:1 read-known-key-pipelined-4:4 \
         read-known-key-pipelined-8:8; do
         name="${variant%%:*}" per="${variant##*:}"
         clients=$(( CLIENTS / per > 0 ? CLIENTS / per : 1 ))
+        script="scripts/bench/statement-cost/$name.sql"
+        [[ -f "$script" ]] || script="$OUT/fixtures/$name.sql"
         order=$((order + 1))
         log "statement cost: $name, $per per exchange, $clients clients, $DURATION s"
         python3 "$HARNESS" run "cost-$order-$name-x$per-c$clients" pgbench "$SERVER_PID" "$POSTMASTER" -- \
             "$PGBENCH" -n -M prepared -j 1 -c "$clients" -T "$DURATION" \
-            -D tenants="$TENANTS" -D contacts="$CONTACTS" \
-            -f "scripts/bench/statement-cost/$name.sql" "$PGBENCH_URL"
+            -D tenants="$TENANTS" -D contacts="$CONTACTS" -f "$script" "$PGBENCH_URL"
     done
 fi
 log "batch of 100 against 5 single POSTs, $ROUNDS rounds"
