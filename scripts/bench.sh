@@ -16,8 +16,9 @@
 # about 7 minutes in all), BENCH_CLIENTS (32), BENCH_WARMUP (5 s), BENCH_SCENARIOS (all:
 # "get list list_q post patch leads mix"), BENCH_ROUNDS (30, the batch ratio),
 # BENCH_STATEMENT_COST (0; 1 also measures what PostgreSQL spends per statement of
-# scripts/bench/statement-cost/, a minute more), BENCH_OPEN_CONNECTIONS (64), BENCH_POOL_SIZE (the server's DB_POOL_SIZE; default
-# BENCH_CLIENTS, the connections pgbench uses), BENCH_PAIRS (3: API and pgbench -j 1 runs taken in turn
+# scripts/bench/statement-cost/, a minute more), BENCH_OPEN_CONNECTIONS (64),
+# BENCH_POOL_SIZE (the server's DB_POOL_SIZE; default BENCH_CLIENTS, the connections
+# pgbench uses), BENCH_PAIRS (3: API and pgbench -j 1 runs taken in turn
 # per scenario; the ratio reported is the median of the pairs'), BENCH_CRITERION (0; 1 also runs cargo bench at the end),
 # BENCH_PROFILE (none; e.g. "get post": after those scenarios' runs, `perf record` of the
 # whole machine during one more API run and one more pgbench -j 1 run of BENCH_PROFILE_SECONDS
