@@ -272,6 +272,7 @@ pub fn serve_config(
         migration_database_url: None,
         bind_addr: "127.0.0.1:0".to_owned(),
         pool_size: 4,
+        pipelined_connections: 2,
         workers: Some(1),
         shutdown_timeout: Duration::from_secs(1),
         auth: app::auth::AuthSettings {

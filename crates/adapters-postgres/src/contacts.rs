@@ -10,10 +10,11 @@ use ports::{ContactRepository, ContactWriteError, RepoError};
 use sea_orm::sea_query::{Expr, extension::postgres::PgFunc};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait as _, DbErr, EntityTrait as _,
-    FromQueryResult, QueryFilter as _, QueryResult, QuerySelect as _, Set,
+    FromQueryResult, QueryFilter as _, QuerySelect as _, Set,
 };
 use uuid::Uuid;
 
+use crate::columns::Columns;
 use crate::entities::contacts::{self, Column, Entity as Contacts};
 use crate::entities::touched;
 use crate::errors::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, repo_error, violated_constraint};
@@ -125,22 +126,22 @@ pub(crate) fn contact_list(
 /// A contact decoded by position: the columns of [`COLUMNS`], in that order, from `at` on.
 /// By name, each of the 14 columns of every row of a page cost a formatted column name and
 /// a map look-up (a quarter of the server's time on a one-statement list).
-pub(crate) fn model_at(row: &QueryResult, at: usize) -> Result<contacts::Model, DbErr> {
+pub(crate) fn model_at(row: &impl Columns, at: usize) -> Result<contacts::Model, DbErr> {
     Ok(contacts::Model {
-        tenant_id: row.try_get_by_index(at)?,
-        id: row.try_get_by_index(at + 1)?,
-        first_name: row.try_get_by_index(at + 2)?,
-        last_name: row.try_get_by_index(at + 3)?,
-        email: row.try_get_by_index(at + 4)?,
-        phone: row.try_get_by_index(at + 5)?,
-        title: row.try_get_by_index(at + 6)?,
-        tags: row.try_get_by_index(at + 7)?,
-        custom_fields: row.try_get_by_index(at + 8)?,
-        owner_id: row.try_get_by_index(at + 9)?,
-        company_id: row.try_get_by_index(at + 10)?,
-        created_at: row.try_get_by_index(at + 11)?,
-        updated_at: row.try_get_by_index(at + 12)?,
-        version: row.try_get_by_index(at + 13)?,
+        tenant_id: row.column(at)?,
+        id: row.column(at + 1)?,
+        first_name: row.column(at + 2)?,
+        last_name: row.column(at + 3)?,
+        email: row.column(at + 4)?,
+        phone: row.column(at + 5)?,
+        title: row.column(at + 6)?,
+        tags: row.column(at + 7)?,
+        custom_fields: row.column(at + 8)?,
+        owner_id: row.column(at + 9)?,
+        company_id: row.column(at + 10)?,
+        created_at: row.column(at + 11)?,
+        updated_at: row.column(at + 12)?,
+        version: row.column(at + 13)?,
     })
 }
 

@@ -9,6 +9,7 @@
 //! trip of its own.
 
 mod availability;
+mod columns;
 mod companies;
 mod contacts;
 mod entities;
@@ -23,6 +24,7 @@ mod leads;
 mod local_socket;
 pub mod migrate;
 mod one_statement;
+mod pipelined_lane;
 mod pipelines;
 mod provisioning;
 mod statement_lane;

@@ -57,11 +57,12 @@ use ports::{
     ContactCreateByApiKey, ContactListByApiKey, ContactReadByApiKey, ContactWriteError,
     RememberedKeys, RepoError,
 };
-use sea_orm::{DbErr, FromQueryResult, QueryResult};
+use sea_orm::DbErr;
 use uuid::Uuid;
 
 use std::sync::{Arc, LazyLock};
 
+use crate::columns::{Columns, LaneRow};
 use crate::contacts::{
     COLUMNS, contact_list, contact_page, model_at, sort_expression, write_error,
 };
@@ -294,7 +295,7 @@ impl PgStore {
         &self,
         sql: String,
         values: Vec<sea_orm::Value>,
-    ) -> Result<Vec<QueryResult>, RepoError> {
+    ) -> Result<Vec<LaneRow>, RepoError> {
         match self
             .send_alone::<std::convert::Infallible>(sql, values, |error| Err(repo_error(error)))
             .await?
@@ -331,7 +332,7 @@ impl PgStore {
         sql: &'static str,
         values: Vec<sea_orm::Value>,
         refusal: fn(DbErr) -> Result<E, RepoError>,
-    ) -> Result<Result<Option<QueryResult>, E>, RepoError> {
+    ) -> Result<Result<Option<LaneRow>, E>, RepoError> {
         let rows = self.send_alone(sql.to_owned(), values, refusal).await?;
         Ok(rows.map(|rows| rows.into_iter().next()))
     }
@@ -344,13 +345,13 @@ impl PgStore {
         sql: String,
         values: Vec<sea_orm::Value>,
         refusal: fn(DbErr) -> Result<E, RepoError>,
-    ) -> Result<Result<Vec<QueryResult>, E>, RepoError> {
-        let answer = move |rows: Result<Vec<QueryResult>, DbErr>| match rows {
+    ) -> Result<Result<Vec<LaneRow>, E>, RepoError> {
+        let answer = move |rows: Result<Vec<LaneRow>, DbErr>| match rows {
             Ok(rows) => Ok(Ok(rows)),
             Err(error) => refusal(error).map(Err),
         };
         if let Some(lane) = &self.lane {
-            let (work_lane, availability) = (Arc::clone(lane), Arc::clone(&self.availability));
+            let (work_lane, availability) = (lane.clone(), Arc::clone(&self.availability));
             return self
                 .availability
                 .run_in(lane.slots(), async move {
@@ -366,7 +367,8 @@ impl PgStore {
         self.availability
             .run_acquiring(async move {
                 use sea_orm::ConnectionTrait as _;
-                answer(db.query_all_raw(statement(&sql, values)).await)
+                let rows = db.query_all_raw(statement(&sql, values)).await;
+                answer(rows.map(|rows| rows.into_iter().map(LaneRow::Sqlx).collect()))
             })
             .await
     }
@@ -375,18 +377,18 @@ impl PgStore {
 /// The caller (the key's columns; `remembered` as for `AuthenticatedKey::into_principal`)
 /// and the contact half of a row.
 fn caller_and_contact(
-    row: &QueryResult,
+    row: &impl Columns,
     remembered: Option<&Principal>,
 ) -> Result<(Principal, Option<Contact>), RepoError> {
-    let principal = AuthenticatedKey::from_query_result(row, "")
+    let principal = AuthenticatedKey::at(row)
         .map_err(repo_error)?
         .into_principal(remembered)?;
     Ok((principal, contact(row)?))
 }
 
 /// The contact half of the row: absent (all nulls) when the tenant has no such contact.
-fn contact(row: &QueryResult) -> Result<Option<Contact>, RepoError> {
-    let id: Option<Uuid> = row.try_get_by_index(KEY_COLUMNS + 1).map_err(repo_error)?;
+fn contact(row: &impl Columns) -> Result<Option<Contact>, RepoError> {
+    let id: Option<Uuid> = row.column(KEY_COLUMNS + 1).map_err(repo_error)?;
     if id.is_none() {
         return Ok(None);
     }

@@ -39,6 +39,8 @@ use sea_query_sqlx::SqlxValues;
 use tokio::sync::Semaphore;
 
 use crate::availability::Availability;
+use crate::columns::LaneRow;
+use crate::pipelined_lane::PipelinedLane;
 
 /// How long a lane connection is used before it is replaced (sqlx's pool default).
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -198,10 +200,60 @@ impl StatementLane {
     }
 }
 
+/// Where the statements sent on their own go: connections lent one statement at a time
+/// (this module), or a few pipelined ones (`pipelined_lane`, when PostgreSQL is reached
+/// through its Unix socket).
+#[derive(Clone, Debug)]
+pub(crate) enum Lane {
+    Connections(Arc<StatementLane>),
+    Pipelined(Arc<PipelinedLane>),
+}
+
+impl Lane {
+    /// The slots a statement holds while it is in flight on the lane.
+    pub(crate) fn slots(&self) -> &Arc<Semaphore> {
+        match self {
+            Self::Connections(lane) => lane.slots(),
+            Self::Pipelined(lane) => lane.slots(),
+        }
+    }
+
+    /// The lane's figures now.
+    pub(crate) fn stats(&self) -> LaneStats {
+        match self {
+            Self::Connections(lane) => lane.stats(),
+            Self::Pipelined(lane) => lane.stats(),
+        }
+    }
+
+    /// Sends `sql` on its own and takes every row (see each lane's `fetch_all`).
+    pub(crate) async fn fetch_all(
+        &self,
+        availability: &Availability,
+        sql: String,
+        values: Values,
+    ) -> Result<Vec<LaneRow>, DbErr> {
+        Ok(match self {
+            Self::Connections(lane) => lane
+                .fetch_all(availability, sql, values)
+                .await?
+                .into_iter()
+                .map(LaneRow::Sqlx)
+                .collect(),
+            Self::Pipelined(lane) => lane
+                .fetch_all(availability, sql, values)
+                .await?
+                .into_iter()
+                .map(LaneRow::Piped)
+                .collect(),
+        })
+    }
+}
+
 /// Whether a database error (by SQLSTATE) says the session is over: a connection
 /// exception (class 08) or an operator's intervention (57P01-57P05: a terminated backend, a
 /// shutdown), after which the server closes the connection.
-fn ends_the_session(code: Option<&str>) -> bool {
+pub(crate) fn ends_the_session(code: Option<&str>) -> bool {
     code.is_none_or(|code| code.starts_with("08") || code.starts_with("57P"))
 }
 

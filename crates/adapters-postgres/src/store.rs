@@ -18,10 +18,12 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::availability::Availability;
+use crate::columns::Columns;
 use crate::errors::repo_error;
 use crate::key_cache::{CHECKED_KEY_CTE, KeyCache, KnownKey};
 use crate::local_socket;
-use crate::statement_lane::StatementLane;
+use crate::pipelined_lane::PipelinedLane;
+use crate::statement_lane::{Lane, StatementLane};
 
 /// Keys remembered per process (about 100 bytes each).
 const KEY_CACHE_CAPACITY: usize = 10_000;
@@ -49,6 +51,11 @@ pub struct PoolOptions {
     /// own (`statement_lane`: one round trip instead of the pool's two); 0 for none (those
     /// statements then take the pool).
     pub statement_connections: u32,
+    /// When the pool reaches PostgreSQL through its Unix socket, the statement lane is this
+    /// many connections, each carrying many statements at once (`pipelined_lane`), and
+    /// `statement_connections` bounds the statements in flight; 0 keeps the lane one
+    /// statement per connection.
+    pub pipelined_connections: u32,
     /// How long a request waits for a free connection before answering 503, while the
     /// database answers (an unreachable one is answered 503 at once: see
     /// `availability`).
@@ -68,6 +75,7 @@ impl Default for PoolOptions {
         Self {
             max_connections: 16,
             statement_connections: 0,
+            pipelined_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             idle_in_transaction_timeout: Duration::from_secs(15),
             prefer_local_socket: true,
@@ -127,7 +135,7 @@ pub struct PgStore {
     /// Which tenant each recently resolved API key belongs to (see `key_cache`).
     pub(crate) keys: Arc<KeyCache>,
     /// The connections of the statements sent on their own, if kept apart.
-    pub(crate) lane: Option<Arc<StatementLane>>,
+    pub(crate) lane: Option<Lane>,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -168,6 +176,20 @@ pub(crate) struct AuthenticatedKey {
 }
 
 impl AuthenticatedKey {
+    /// The key's columns, in this struct's order, at the start of `row`.
+    pub(crate) fn at(row: &impl Columns) -> Result<Self, sea_orm::DbErr> {
+        Ok(Self {
+            tenant_id: row.column(0)?,
+            tenant_name: row.column(1)?,
+            key_id: row.column(2)?,
+            key_name: row.column(3)?,
+            key_prefix: row.column(4)?,
+            role: row.column(5)?,
+            scopes: row.column(6)?,
+            acts_for: row.column(7)?,
+        })
+    }
+
     /// The caller this key acts as; `remembered` is the caller the key was last found to
     /// be, whose tenant's name a check of a remembered key does not read again.
     pub(crate) fn into_principal(
@@ -223,14 +245,28 @@ impl PgStore {
             target = target.socket(dir);
         }
         let idle_in_transaction = options.idle_in_transaction_timeout.as_millis().to_string();
-        let lane = StatementLane::new(
-            target.clone().options([(
-                "idle_in_transaction_session_timeout",
-                idle_in_transaction.clone(),
-            )]),
-            options.statement_connections,
-            options.acquire_timeout,
-        );
+        let pipelined = socket.as_deref().and_then(|dir| {
+            PipelinedLane::new(
+                url,
+                dir,
+                &idle_in_transaction,
+                options.pipelined_connections,
+                options.statement_connections,
+                options.acquire_timeout,
+            )
+        });
+        let lane = match pipelined {
+            Some(pipelined) => Some(Lane::Pipelined(pipelined)),
+            None => StatementLane::new(
+                target.clone().options([(
+                    "idle_in_transaction_session_timeout",
+                    idle_in_transaction.clone(),
+                )]),
+                options.statement_connections,
+                options.acquire_timeout,
+            )
+            .map(Lane::Connections),
+        };
         let availability =
             Availability::new(target, options.max_connections, options.acquire_timeout);
         let discard = Arc::clone(&availability);

@@ -29,6 +29,10 @@ pub struct ServeConfig {
     pub bind_addr: String,
     /// Most database connections.
     pub pool_size: u32,
+    /// When PostgreSQL is reached through its Unix socket, the statements sent on their
+    /// own share this many pipelined connections (`DB_PIPELINES`, default one per core,
+    /// at most half of `pool_size`; 0 for one statement per connection).
+    pub pipelined_connections: u32,
     /// HTTP worker threads (actix default: one per core).
     pub workers: Option<usize>,
     /// How long in-flight requests may take to finish on shutdown.
@@ -434,6 +438,14 @@ impl ServeConfig {
                 "expected 1-1000",
             ));
         }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let pipelined_connections = u32::try_from(bounded(
+            "DB_PIPELINES",
+            u64::try_from(cores).unwrap_or(1),
+            0..=64,
+            "expected a number of connections, 0-64",
+        )?)
+        .unwrap_or(1);
         let workers = match var("HTTP_WORKERS") {
             None => None,
             Some(raw) => Some(
@@ -470,6 +482,7 @@ impl ServeConfig {
             migration_database_url,
             bind_addr,
             pool_size,
+            pipelined_connections,
             workers,
             shutdown_timeout: Duration::from_secs(shutdown_secs),
             auth,

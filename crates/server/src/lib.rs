@@ -103,6 +103,7 @@ pub async fn start_with_sender(
         &PoolOptions {
             max_connections: config.pool_size - statement_connections,
             statement_connections,
+            pipelined_connections: config.pipelined_connections.min(statement_connections),
             acquire_timeout: Duration::from_secs(5),
             ..PoolOptions::default()
         },
