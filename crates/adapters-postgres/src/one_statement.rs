@@ -201,7 +201,7 @@ impl ContactCreateByApiKey for PgStore {
             refused => Ok(refused),
         };
         let read = self
-            .run_one(&CREATE_CONTACT_WITH_KNOWN_KEY, values, refusal)
+            .run_one(&CREATE_CONTACT_WITH_KNOWN_KEY, values, Sent::Write, refusal)
             .await??;
         match read {
             Some(row) => {
@@ -297,7 +297,9 @@ impl PgStore {
         values: Vec<sea_orm::Value>,
     ) -> Result<Vec<LaneRow>, RepoError> {
         match self
-            .send_alone::<std::convert::Infallible>(sql, values, |error| Err(repo_error(error)))
+            .send_alone::<std::convert::Infallible>(sql, values, Sent::Read, |error| {
+                Err(repo_error(error))
+            })
             .await?
         {
             Ok(rows) => Ok(rows),
@@ -314,7 +316,9 @@ impl PgStore {
         remembered: Option<&Principal>,
     ) -> Result<Option<(Principal, Option<Contact>)>, RepoError> {
         let read =
-            self.run_one::<std::convert::Infallible>(sql, values, |error| Err(repo_error(error)));
+            self.run_one::<std::convert::Infallible>(sql, values, Sent::Read, |error| {
+                Err(repo_error(error))
+            });
         let row = match read.await? {
             Ok(row) => row,
             Err(never) => match never {},
@@ -331,35 +335,47 @@ impl PgStore {
         &self,
         sql: &'static str,
         values: Vec<sea_orm::Value>,
+        sent: Sent,
         refusal: fn(DbErr) -> Result<E, RepoError>,
     ) -> Result<Result<Option<LaneRow>, E>, RepoError> {
-        let rows = self.send_alone(sql.to_owned(), values, refusal).await?;
+        let rows = self.send_alone(sql.to_owned(), values, sent, refusal).await?;
         Ok(rows.map(|rows| rows.into_iter().next()))
     }
 
-    /// Sends one statement on its own and takes every row: on a connection of the
-    /// statement lane when there is one (one round trip), else on the pool's. Runs to
-    /// completion like every other piece of database work (see `availability`).
+    /// Sends one statement on its own and takes every row: a read on the pipelined lane
+    /// when there is one, else (and a write always) on a connection of the statement lane
+    /// when there is one (one round trip), else on the pool's. Runs to completion like
+    /// every other piece of database work (see `availability`).
     async fn send_alone<E: Send + 'static>(
         &self,
         sql: String,
         values: Vec<sea_orm::Value>,
+        sent: Sent,
         refusal: fn(DbErr) -> Result<E, RepoError>,
     ) -> Result<Result<Vec<LaneRow>, E>, RepoError> {
         let answer = move |rows: Result<Vec<LaneRow>, DbErr>| match rows {
             Ok(rows) => Ok(Ok(rows)),
             Err(error) => refusal(error).map(Err),
         };
-        if let Some(lane) = &self.lane {
-            let (work_lane, availability) = (lane.clone(), Arc::clone(&self.availability));
+        let availability = Arc::clone(&self.availability);
+        let values = sea_orm::Values(values);
+        if let (Sent::Read, Some(lane)) = (sent, &self.pipelined) {
+            let work_lane = Arc::clone(lane);
             return self
                 .availability
                 .run_in(lane.slots(), async move {
-                    answer(
-                        work_lane
-                            .fetch_all(&availability, sql, sea_orm::Values(values))
-                            .await,
-                    )
+                    let rows = work_lane.fetch_all(&availability, sql, values).await;
+                    answer(rows.map(|rows| rows.into_iter().map(LaneRow::Piped).collect()))
+                })
+                .await;
+        }
+        if let Some(lane) = &self.lane {
+            let work_lane = Arc::clone(lane);
+            return self
+                .availability
+                .run_in(lane.slots(), async move {
+                    let rows = work_lane.fetch_all(&availability, sql, values).await;
+                    answer(rows.map(|rows| rows.into_iter().map(LaneRow::Sqlx).collect()))
                 })
                 .await;
         }
@@ -367,11 +383,20 @@ impl PgStore {
         self.availability
             .run_acquiring(async move {
                 use sea_orm::ConnectionTrait as _;
-                let rows = db.query_all_raw(statement(&sql, values)).await;
+                let rows = db.query_all_raw(statement(&sql, values.0)).await;
                 answer(rows.map(|rows| rows.into_iter().map(LaneRow::Sqlx).collect()))
             })
             .await
     }
+}
+
+/// What a statement sent on its own does: a read may share a pipelined connection; a
+/// write keeps a connection to itself, so that its commit (a WAL flush) holds up no
+/// statement queued behind it, and concurrent writes' commits are flushed together.
+#[derive(Clone, Copy, Debug)]
+enum Sent {
+    Read,
+    Write,
 }
 
 /// The caller (the key's columns; `remembered` as for `AuthenticatedKey::into_principal`)

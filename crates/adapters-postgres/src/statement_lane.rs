@@ -39,8 +39,6 @@ use sea_query_sqlx::SqlxValues;
 use tokio::sync::Semaphore;
 
 use crate::availability::Availability;
-use crate::columns::LaneRow;
-use crate::pipelined_lane::PipelinedLane;
 
 /// How long a lane connection is used before it is replaced (sqlx's pool default).
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -197,56 +195,6 @@ impl StatementLane {
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(1), kept.connection.close()).await;
         });
-    }
-}
-
-/// Where the statements sent on their own go: connections lent one statement at a time
-/// (this module), or a few pipelined ones (`pipelined_lane`, when PostgreSQL is reached
-/// through its Unix socket).
-#[derive(Clone, Debug)]
-pub(crate) enum Lane {
-    Connections(Arc<StatementLane>),
-    Pipelined(Arc<PipelinedLane>),
-}
-
-impl Lane {
-    /// The slots a statement holds while it is in flight on the lane.
-    pub(crate) fn slots(&self) -> &Arc<Semaphore> {
-        match self {
-            Self::Connections(lane) => lane.slots(),
-            Self::Pipelined(lane) => lane.slots(),
-        }
-    }
-
-    /// The lane's figures now.
-    pub(crate) fn stats(&self) -> LaneStats {
-        match self {
-            Self::Connections(lane) => lane.stats(),
-            Self::Pipelined(lane) => lane.stats(),
-        }
-    }
-
-    /// Sends `sql` on its own and takes every row (see each lane's `fetch_all`).
-    pub(crate) async fn fetch_all(
-        &self,
-        availability: &Availability,
-        sql: String,
-        values: Values,
-    ) -> Result<Vec<LaneRow>, DbErr> {
-        Ok(match self {
-            Self::Connections(lane) => lane
-                .fetch_all(availability, sql, values)
-                .await?
-                .into_iter()
-                .map(LaneRow::Sqlx)
-                .collect(),
-            Self::Pipelined(lane) => lane
-                .fetch_all(availability, sql, values)
-                .await?
-                .into_iter()
-                .map(LaneRow::Piped)
-                .collect(),
-        })
     }
 }
 

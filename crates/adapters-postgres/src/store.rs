@@ -23,7 +23,7 @@ use crate::errors::repo_error;
 use crate::key_cache::{CHECKED_KEY_CTE, KeyCache, KnownKey};
 use crate::local_socket;
 use crate::pipelined_lane::PipelinedLane;
-use crate::statement_lane::{Lane, StatementLane};
+use crate::statement_lane::{LaneStats, StatementLane};
 
 /// Keys remembered per process (about 100 bytes each).
 const KEY_CACHE_CAPACITY: usize = 10_000;
@@ -51,10 +51,9 @@ pub struct PoolOptions {
     /// own (`statement_lane`: one round trip instead of the pool's two); 0 for none (those
     /// statements then take the pool).
     pub statement_connections: u32,
-    /// When the pool reaches PostgreSQL through its Unix socket, the statement lane is this
-    /// many connections, each carrying many statements at once (`pipelined_lane`), and
-    /// `statement_connections` bounds the statements in flight; 0 keeps the lane one
-    /// statement per connection.
+    /// When the pool reaches PostgreSQL through its Unix socket, this many of the
+    /// `statement_connections` carry the reads among those statements, many at once each
+    /// (`pipelined_lane`); the writes keep a connection each. 0 for none.
     pub pipelined_connections: u32,
     /// How long a request waits for a free connection before answering 503, while the
     /// database answers (an unreachable one is answered 503 at once: see
@@ -135,7 +134,9 @@ pub struct PgStore {
     /// Which tenant each recently resolved API key belongs to (see `key_cache`).
     pub(crate) keys: Arc<KeyCache>,
     /// The connections of the statements sent on their own, if kept apart.
-    pub(crate) lane: Option<Lane>,
+    pub(crate) lane: Option<Arc<StatementLane>>,
+    /// The pipelined connections of the reads among them, if any.
+    pub(crate) pipelined: Option<Arc<PipelinedLane>>,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -255,18 +256,15 @@ impl PgStore {
                 options.acquire_timeout,
             )
         });
-        let lane = match pipelined {
-            Some(pipelined) => Some(Lane::Pipelined(pipelined)),
-            None => StatementLane::new(
-                target.clone().options([(
-                    "idle_in_transaction_session_timeout",
-                    idle_in_transaction.clone(),
-                )]),
-                options.statement_connections,
-                options.acquire_timeout,
-            )
-            .map(Lane::Connections),
-        };
+        let pipes = pipelined.as_ref().map_or(0, |lane| lane.stats().size);
+        let lane = StatementLane::new(
+            target.clone().options([(
+                "idle_in_transaction_session_timeout",
+                idle_in_transaction.clone(),
+            )]),
+            options.statement_connections.saturating_sub(pipes),
+            options.acquire_timeout,
+        );
         let availability =
             Availability::new(target, options.max_connections, options.acquire_timeout);
         let discard = Arc::clone(&availability);
@@ -305,6 +303,7 @@ impl PgStore {
             availability,
             keys: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY)),
             lane,
+            pipelined,
         })
     }
 
@@ -543,11 +542,16 @@ impl PgStore {
     #[must_use]
     pub fn pool_stats(&self) -> PoolStats {
         let pool = self.db.get_postgres_connection_pool();
-        let lane = self
-            .lane
-            .as_ref()
-            .map(|lane| lane.stats())
-            .unwrap_or_default();
+        let one_at_a_time = self.lane.as_ref().map(|lane| lane.stats());
+        let pipelined = self.pipelined.as_ref().map(|lane| lane.stats());
+        let lane = [one_at_a_time, pipelined]
+            .into_iter()
+            .flatten()
+            .fold(LaneStats::default(), |sum, lane| LaneStats {
+                open: sum.open.saturating_add(lane.open),
+                idle: sum.idle.saturating_add(lane.idle),
+                size: sum.size.saturating_add(lane.size),
+            });
         PoolStats {
             size: pool.size().saturating_add(lane.open),
             idle: u32::try_from(pool.num_idle())
