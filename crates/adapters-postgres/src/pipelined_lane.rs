@@ -1,6 +1,8 @@
-//! The statement lane pipelined: the statements sent on their own (`one_statement`) share a
-//! few connections, each carrying many requests' statements at once, back to back, instead
-//! of one connection per statement in flight (`statement_lane`).
+//! The statement lane pipelined: the reads sent on their own (`one_statement`) share a few
+//! connections, each carrying many requests' statements at once, back to back, instead of
+//! one connection per statement in flight (`statement_lane`, which keeps the writes: a
+//! commit's WAL flush on a shared pipeline would hold up the reads queued behind it, and
+//! concurrent writes on connections of their own have their commits flushed together).
 //!
 //! Why: on a machine where PostgreSQL and the server share the cores, what a request costs
 //! is CPU, and a backend that is woken for every statement spends a quarter to a third of

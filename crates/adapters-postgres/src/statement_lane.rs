@@ -1,6 +1,9 @@
 //! Connections kept apart for the statements sent on their own (`one_statement`: a read,
 //! a list or a create with a remembered key), so that such a request costs PostgreSQL one
-//! round trip, not two.
+//! round trip, not two. When PostgreSQL is local, the reads among them go pipelined
+//! instead (`pipelined_lane`) and this lane carries the writes, one at a time: a commit
+//! waits for its WAL flush, which on a shared pipeline would hold up every statement
+//! queued behind it.
 //!
 //! Why not the pool: sqlx 0.9 tests every connection it takes back. Dropping a
 //! `PoolConnection` spawns `return_to_pool`, which sends a `Sync` and waits for
