@@ -369,3 +369,75 @@ async fn two_tenants_reads_in_flight_together_on_one_pipelined_session_each_see_
         }
     }
 }
+
+#[actix_rt::test]
+async fn a_search_keeps_a_connection_of_its_own_so_no_read_queues_behind_it() {
+    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+
+    let app = spawn_with_one_pipelined_connection().await;
+    let owner = app.db.owner().await;
+    let a = app.tenant("A").await;
+    let made = app
+        .post(
+            "/v1/contacts",
+            &a.key,
+            &json!({"firstName": "Ada", "lastName": "Lovelace"}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let ada = made.id();
+    let read = app.get(&format!("/v1/contacts/{ada}"), &a.key).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    let hold = owner.begin().await.expect("a transaction");
+    hold.execute_unprepared("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("the lock");
+    let (app, key) = (&app, a.key.as_str());
+    // Reads of one row and a plain page share the pipelined connection; the search waits
+    // on a connection of its own.
+    let paths = [
+        format!("/v1/contacts/{ada}"),
+        "/v1/contacts?limit=5".to_owned(),
+        "/v1/contacts?q=lovel".to_owned(),
+        format!("/v1/contacts/{ada}"),
+    ];
+    let requests: Vec<_> = paths
+        .iter()
+        .map(|path| async move { (path, app.get(path, key).await) })
+        .collect();
+    let waiting_for_the_lock = || {
+        count(
+            &owner,
+            "SELECT count(*) FROM pg_stat_activity \
+              WHERE datname = current_database() AND usename = 'crm_app' \
+                AND wait_event_type = 'Lock'",
+        )
+    };
+    let watch = async {
+        let mut waiting = 0;
+        for _ in 0..100 {
+            waiting = waiting_for_the_lock().await;
+            if waiting >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let settled = waiting_for_the_lock().await;
+        hold.commit().await.expect("the lock released");
+        (waiting, settled)
+    };
+    let (answers, (waiting, settled)) =
+        futures_util::future::join(futures_util::future::join_all(requests), watch).await;
+    assert_eq!(
+        (waiting, settled),
+        (2, 2),
+        "the pipelined session and the search's own waited for the lock"
+    );
+    for (path, answer) in answers {
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        if path.contains('?') {
+            assert_eq!(answer.body["data"][0]["id"], ada.as_str(), "{path}");
+        }
+    }
+}

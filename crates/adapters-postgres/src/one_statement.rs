@@ -267,7 +267,7 @@ impl ContactListByApiKey for PgStore {
         let list = ListSql::following(check, &columns, "contacts", known.tenant_id);
         let (page, values) = contact_list(list, query);
         let sql = contact_list_with_known_key(&page, query.sort.descending);
-        let rows = self.run_all(sql, values).await?;
+        let rows = self.run_all(sql, values, Sent::list(query)).await?;
         let Some(first) = rows.first() else {
             // Revoked, expired, or no longer a member: the function decides.
             self.keys.forget(hash);
@@ -295,9 +295,10 @@ impl PgStore {
         &self,
         sql: String,
         values: Vec<sea_orm::Value>,
+        sent: Sent,
     ) -> Result<Vec<LaneRow>, RepoError> {
         match self
-            .send_alone::<std::convert::Infallible>(sql, values, Sent::Read, |error| {
+            .send_alone::<std::convert::Infallible>(sql, values, sent, |error| {
                 Err(repo_error(error))
             })
             .await?
@@ -315,10 +316,9 @@ impl PgStore {
         values: Vec<sea_orm::Value>,
         remembered: Option<&Principal>,
     ) -> Result<Option<(Principal, Option<Contact>)>, RepoError> {
-        let read =
-            self.run_one::<std::convert::Infallible>(sql, values, Sent::Read, |error| {
-                Err(repo_error(error))
-            });
+        let read = self.run_one::<std::convert::Infallible>(sql, values, Sent::Read, |error| {
+            Err(repo_error(error))
+        });
         let row = match read.await? {
             Ok(row) => row,
             Err(never) => match never {},
@@ -338,14 +338,16 @@ impl PgStore {
         sent: Sent,
         refusal: fn(DbErr) -> Result<E, RepoError>,
     ) -> Result<Result<Option<LaneRow>, E>, RepoError> {
-        let rows = self.send_alone(sql.to_owned(), values, sent, refusal).await?;
+        let rows = self
+            .send_alone(sql.to_owned(), values, sent, refusal)
+            .await?;
         Ok(rows.map(|rows| rows.into_iter().next()))
     }
 
-    /// Sends one statement on its own and takes every row: a read on the pipelined lane
-    /// when there is one, else (and a write always) on a connection of the statement lane
-    /// when there is one (one round trip), else on the pool's. Runs to completion like
-    /// every other piece of database work (see `availability`).
+    /// Sends one statement on its own and takes every row: a short read on the pipelined
+    /// lane when there is one, else (and a search or a write always) on a connection of
+    /// the statement lane when there is one (one round trip), else on the pool's. Runs to
+    /// completion like every other piece of database work (see `availability`).
     async fn send_alone<E: Send + 'static>(
         &self,
         sql: String,
@@ -390,13 +392,48 @@ impl PgStore {
     }
 }
 
-/// What a statement sent on its own does: a read may share a pipelined connection; a
-/// write keeps a connection to itself, so that its commit (a WAL flush) holds up no
-/// statement queued behind it, and concurrent writes' commits are flushed together.
-#[derive(Clone, Copy, Debug)]
+/// What a statement sent on its own does, and so where it goes. Statements on a pipelined
+/// connection run one after another, so only those whose cost is bounded share one: a
+/// read of one row, or a page walked along an index. A search or a filtered list may read
+/// as many rows as its tenant has (and a tenant's slow search must hold up no other
+/// tenant's read queued behind it); a write waits for its commit's WAL flush, and
+/// concurrent writes on connections of their own have their commits flushed together.
+/// Those keep a connection to themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sent {
+    /// Bounded by an index: may share a pipelined connection.
     Read,
+    /// A read whose cost grows with the tenant's rows.
+    Search,
+    /// A write.
     Write,
+}
+
+impl Sent {
+    /// A list is a bounded read when nothing but an index walk decides its page: no
+    /// filter, or only the exact e-mail (a unique index). `q`, a tag, a company, an
+    /// owner or a time may have the page read many rows to find a few.
+    fn list(query: &ContactQuery) -> Self {
+        let ContactQuery {
+            limit: _,
+            sort: _,
+            cursor: _,
+            q,
+            email: _,
+            company_id,
+            owner_id,
+            tag,
+            created_after,
+            updated_after,
+        } = query;
+        let narrowed = q.is_some()
+            || company_id.is_some()
+            || owner_id.is_some()
+            || tag.is_some()
+            || created_after.is_some()
+            || updated_after.is_some();
+        if narrowed { Self::Search } else { Self::Read }
+    }
 }
 
 /// The caller (the key's columns; `remembered` as for `AuthenticatedKey::into_principal`)
@@ -423,8 +460,40 @@ fn contact(row: &impl Columns) -> Result<Option<Contact>, RepoError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{CONTACT_COLUMNS, CONTACT_WITH_KNOWN_KEY, KEY_COLUMNS};
+    use domain::contact::ContactQuery;
+
+    use super::{CONTACT_COLUMNS, CONTACT_WITH_KNOWN_KEY, KEY_COLUMNS, Sent};
     use crate::contacts::COLUMNS;
+
+    /// Only a page an index walk decides shares a pipelined connection: a search, or a
+    /// filter that may read many rows to find a few, keeps a connection to itself.
+    #[test]
+    fn only_an_index_walk_list_is_sent_as_a_bounded_read() {
+        let plain = ContactQuery::default();
+        assert_eq!(Sent::list(&plain), Sent::Read);
+        let by_email = ContactQuery {
+            email: Some(domain::contact::Email::parse("ada@example.com").expect("an address")),
+            ..ContactQuery::default()
+        };
+        assert_eq!(Sent::list(&by_email), Sent::Read);
+        let narrowed = [
+            ContactQuery {
+                q: Some("ada".to_owned()),
+                ..ContactQuery::default()
+            },
+            ContactQuery {
+                tag: Some("vip".to_owned()),
+                ..ContactQuery::default()
+            },
+            ContactQuery {
+                created_after: Some(time::OffsetDateTime::UNIX_EPOCH),
+                ..ContactQuery::default()
+            },
+        ];
+        for query in narrowed {
+            assert_eq!(Sent::list(&query), Sent::Search, "{query:?}");
+        }
+    }
 
     fn one_line(sql: &str) -> String {
         sql.split_whitespace().collect::<Vec<_>>().join(" ")

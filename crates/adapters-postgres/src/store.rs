@@ -544,14 +544,14 @@ impl PgStore {
         let pool = self.db.get_postgres_connection_pool();
         let one_at_a_time = self.lane.as_ref().map(|lane| lane.stats());
         let pipelined = self.pipelined.as_ref().map(|lane| lane.stats());
-        let lane = [one_at_a_time, pipelined]
-            .into_iter()
-            .flatten()
-            .fold(LaneStats::default(), |sum, lane| LaneStats {
+        let lane = [one_at_a_time, pipelined].into_iter().flatten().fold(
+            LaneStats::default(),
+            |sum, lane| LaneStats {
                 open: sum.open.saturating_add(lane.open),
                 idle: sum.idle.saturating_add(lane.idle),
                 size: sum.size.saturating_add(lane.size),
-            });
+            },
+        );
         PoolStats {
             size: pool.size().saturating_add(lane.open),
             idle: u32::try_from(pool.num_idle())
