@@ -19,6 +19,13 @@ use crate::helpers::{
 /// TCP), and pipelined ones (through the local socket, as `make test` reaches PostgreSQL).
 const LANES: [u32; 2] = [0, 1];
 
+/// Runs `test` on each lane in turn.
+async fn on_both_lanes<F: Future<Output = ()>>(test: impl Fn(u32) -> F) {
+    for pipelined in LANES {
+        test(pipelined).await;
+    }
+}
+
 /// An application whose statement lane holds one connection (`DB_POOL_SIZE` 2: one for
 /// the pool, one for the lane), so every statement sent on its own shares one session;
 /// pipelined when `pipelined` is 1.
@@ -81,9 +88,7 @@ async fn remembered_contact(
 
 #[actix_rt::test]
 async fn a_read_with_a_remembered_key_is_one_exchange_with_postgresql() {
-    for pipelined in LANES {
-        a_read_with_a_remembered_key_is_one_exchange_with_postgresql_on(pipelined).await;
-    }
+    on_both_lanes(a_read_with_a_remembered_key_is_one_exchange_with_postgresql_on).await;
 }
 
 async fn a_read_with_a_remembered_key_is_one_exchange_with_postgresql_on(pipelined: u32) {
@@ -131,10 +136,8 @@ async fn a_read_with_a_remembered_key_is_one_exchange_with_postgresql_on(pipelin
 
 #[actix_rt::test]
 async fn a_lane_connection_lent_to_one_tenant_gives_the_next_tenant_only_its_own_rows() {
-    for pipelined in LANES {
-        a_lane_connection_lent_to_one_tenant_gives_the_next_tenant_only_its_own_rows_on(pipelined)
-            .await;
-    }
+    on_both_lanes(a_lane_connection_lent_to_one_tenant_gives_the_next_tenant_only_its_own_rows_on)
+        .await;
 }
 
 async fn a_lane_connection_lent_to_one_tenant_gives_the_next_tenant_only_its_own_rows_on(
@@ -231,10 +234,8 @@ async fn a_lane_connection_lent_to_one_tenant_gives_the_next_tenant_only_its_own
 
 #[actix_rt::test]
 async fn a_lane_connection_ended_by_postgresql_costs_at_most_one_503_and_is_replaced() {
-    for pipelined in LANES {
-        a_lane_connection_ended_by_postgresql_costs_at_most_one_503_and_is_replaced_on(pipelined)
-            .await;
-    }
+    on_both_lanes(a_lane_connection_ended_by_postgresql_costs_at_most_one_503_and_is_replaced_on)
+        .await;
 }
 
 async fn a_lane_connection_ended_by_postgresql_costs_at_most_one_503_and_is_replaced_on(
