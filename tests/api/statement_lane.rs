@@ -377,18 +377,8 @@ async fn a_search_keeps_a_connection_of_its_own_so_no_read_queues_behind_it() {
 
     let app = spawn_with_one_pipelined_connection().await;
     let owner = app.db.owner().await;
-    let a = app.tenant("A").await;
-    let made = app
-        .post(
-            "/v1/contacts",
-            &a.key,
-            &json!({"firstName": "Ada", "lastName": "Lovelace"}),
-        )
-        .await;
-    assert_eq!(made.status, 201, "{}", made.body);
-    let ada = made.id();
-    let read = app.get(&format!("/v1/contacts/{ada}"), &a.key).await;
-    assert_eq!(read.status, 200, "{}", read.body);
+    let (a, ada_path, _) = remembered_contact(&app, &owner).await;
+    let ada = ada_path.trim_start_matches("/v1/contacts/").to_owned();
     let hold = owner.begin().await.expect("a transaction");
     hold.execute_unprepared("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
         .await
